@@ -1,0 +1,292 @@
+//! Command-line definitions (clap) and their translation into validated library settings; `run` executes a command.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::dtype::{DType, Endian, Order};
+use crate::error::{Error, Result};
+use crate::geom::Rect;
+use crate::headless::{self, LimitsSpec, RenderSpec, Session};
+use crate::palette::{parse_rgba, Scale};
+use crate::source::{self, raw::parse_shape, OpenSpec, RawSpec};
+
+/// vastview: look at arrays larger than memory, on the GPU.
+#[derive(Debug, Parser)]
+#[command(name = "vastview", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Render an image (or a region of it) to PNG, or export its values to .npy
+    Render(RenderArgs),
+    /// Describe a data file: format, shape, dtype, byte and memory order, sizes
+    Info(InfoArgs),
+    /// Print the exact stored value at column X, row Y (as numpy's str() shows it)
+    Probe(ProbeArgs),
+}
+
+/// Where the data comes from: a file (.npy, or raw binary with a layout) or the procedural demo.
+#[derive(Debug, Args, Clone, Default)]
+pub struct InputArgs {
+    /// Raw binary: element type (f32, u16, float32, '<u2', ...). Needs --shape
+    #[arg(long)]
+    pub dtype: Option<String>,
+    /// Raw binary: HxW, NxHxW (stack) or HxWxC (uint8 RGB/RGBA)
+    #[arg(long)]
+    pub shape: Option<String>,
+    /// Raw binary: bytes to skip before the data
+    #[arg(long, default_value_t = 0)]
+    pub offset: u64,
+    /// Raw binary: memory order, C (row-major) or F (column-major)
+    #[arg(long, default_value = "C")]
+    pub order: String,
+    /// Raw binary: byte order, little or big (a '<' or '>' in --dtype also sets it)
+    #[arg(long)]
+    pub endian: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// The data file (.npy, or raw with --dtype/--shape); omit with --demo
+    #[arg(required_unless_present = "demo")]
+    pub input: Option<PathBuf>,
+    /// Use the procedural 1,000,000 x 1,000,000 float32 demo field instead of a file
+    #[arg(long, conflicts_with = "input")]
+    pub demo: bool,
+    /// Output: .png for an image, .npy for the (downsampled) data values
+    #[arg(short = 'o', long = "output")]
+    pub output: PathBuf,
+    /// Region X0,Y0,X1,Y1 (columns, rows; half-open; row 0 at the top). Default: the whole image
+    #[arg(long, allow_hyphen_values = true)]
+    pub region: Option<String>,
+    /// Output size WxH. Default: the region's size, capped at 4096 on the long side
+    #[arg(long)]
+    pub size: Option<String>,
+    /// Colormap (gray, viridis, magma, inferno, plasma, cividis, turbo, twilight, coolwarm, hot, RdBu, Greys; add _r to reverse)
+    #[arg(long, default_value = "viridis")]
+    pub colormap: String,
+    /// Contrast limits LO,HI in data units
+    #[arg(long, allow_hyphen_values = true, conflicts_with = "percentiles")]
+    pub limits: Option<String>,
+    /// Contrast limits as percentiles P_LO,P_HI of an evenly spread sample [default: 0.5,99.5]
+    #[arg(long)]
+    pub percentiles: Option<String>,
+    /// Stretch after the limits: linear, log, sqrt or asinh
+    #[arg(long, default_value = "linear")]
+    pub scale: String,
+    /// Exponent applied after the stretch (t -> t^gamma)
+    #[arg(long, default_value_t = 1.0)]
+    pub gamma: f64,
+    /// Slice of an (N, H, W) stack
+    #[arg(long, default_value_t = 0)]
+    pub slice: u64,
+    /// Color of NaN pixels as RRGGBBAA hex
+    #[arg(long, default_value = "00000000")]
+    pub nan_color: String,
+    /// Print the adapter, the plan, timings and bytes uploaded to stderr
+    #[arg(short, long)]
+    pub verbose: bool,
+    #[command(flatten)]
+    pub input_args: InputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// The data file (.npy, or raw with --dtype/--shape)
+    #[arg(required_unless_present = "demo")]
+    pub input: Option<PathBuf>,
+    /// Describe the procedural demo source
+    #[arg(long, conflicts_with = "input")]
+    pub demo: bool,
+    /// Print a JSON object instead of text
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub input_args: InputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The data file (.npy, or raw with --dtype/--shape)
+    pub input: PathBuf,
+    /// Column
+    pub x: u64,
+    /// Row (0 at the top)
+    pub y: u64,
+    /// Slice of an (N, H, W) stack
+    #[arg(long, default_value_t = 0)]
+    pub slice: u64,
+    #[command(flatten)]
+    pub input_args: InputArgs,
+}
+
+/// Turns input flags into an `OpenSpec`, checking the raw layout flags.
+pub fn open_spec(path: Option<PathBuf>, demo: bool, a: &InputArgs) -> Result<OpenSpec> {
+    let p = path.clone().unwrap_or_else(|| PathBuf::from("<demo>"));
+    let raw = match (&a.dtype, &a.shape) {
+        (None, None) => None,
+        (Some(d), Some(s)) => {
+            let (dtype, e1) = DType::parse_user(d).ok_or_else(|| {
+                Error::request(&p, format!("--dtype '{d}' is not a supported type (bool, i8, u8, i16, u16, f16, i32, u32, f32, i64, u64, f64 or numpy spellings like '<u2')"))
+            })?;
+            let shape = parse_shape(s)
+                .ok_or_else(|| Error::request(&p, format!("--shape '{s}' is not HxW, NxHxW or HxWxC")))?;
+            let e2 = match &a.endian {
+                Some(e) => Some(
+                    Endian::parse(e)
+                        .ok_or_else(|| Error::request(&p, format!("--endian '{e}' is not little or big")))?,
+                ),
+                None => None,
+            };
+            if let (Some(x), Some(y)) = (e1, e2) {
+                if x != y {
+                    return Err(Error::request(&p, "--dtype and --endian name different byte orders"));
+                }
+            }
+            let order = Order::parse(&a.order)
+                .ok_or_else(|| Error::request(&p, format!("--order '{}' is not C or F", a.order)))?;
+            Some(RawSpec { dtype, endian: e1.or(e2).unwrap_or(Endian::Little), shape, offset: a.offset, order })
+        }
+        _ => return Err(Error::request(&p, "raw input needs both --dtype and --shape")),
+    };
+    Ok(OpenSpec { path: path.unwrap_or_default(), raw, demo })
+}
+
+fn pair<T: std::str::FromStr>(p: &std::path::Path, flag: &str, s: &str, n: usize) -> Result<Vec<T>> {
+    let v: Option<Vec<T>> = s.split(',').map(|x| x.trim().parse::<T>().ok()).collect();
+    v.filter(|v| v.len() == n)
+        .ok_or_else(|| Error::request(p, format!("{flag} '{s}' must be {n} comma-separated numbers")))
+}
+
+/// Validates render flags into a `RenderSpec`.
+pub fn render_spec(a: &RenderArgs, path: &std::path::Path) -> Result<RenderSpec> {
+    let region = match &a.region {
+        Some(s) => {
+            let v: Vec<u64> = pair(path, "--region", s, 4)?;
+            if v[2] <= v[0] || v[3] <= v[1] {
+                return Err(Error::request(path, format!("--region '{s}' is empty: need X0 < X1 and Y0 < Y1")));
+            }
+            Some(Rect::new(v[0], v[1], v[2], v[3]))
+        }
+        None => None,
+    };
+    let size = match &a.size {
+        Some(s) => {
+            let v: Vec<u64> = s
+                .split(['x', 'X'])
+                .map(|x| x.trim().parse().ok())
+                .collect::<Option<Vec<u64>>>()
+                .filter(|v| v.len() == 2)
+                .ok_or_else(|| Error::request(path, format!("--size '{s}' is not WxH")))?;
+            Some((v[0], v[1]))
+        }
+        None => None,
+    };
+    let limits = match (&a.limits, &a.percentiles) {
+        (Some(s), _) => {
+            let v: Vec<f64> = pair(path, "--limits", s, 2)?;
+            if !v.iter().all(|x| x.is_finite()) {
+                return Err(Error::request(path, "--limits must be finite numbers"));
+            }
+            LimitsSpec::Explicit(v[0], v[1])
+        }
+        (None, Some(s)) => {
+            let v: Vec<f64> = pair(path, "--percentiles", s, 2)?;
+            if !(0.0..=100.0).contains(&v[0]) || !(0.0..=100.0).contains(&v[1]) {
+                return Err(Error::request(path, "--percentiles must lie in 0..100"));
+            }
+            LimitsSpec::Percentiles(v[0], v[1])
+        }
+        (None, None) => LimitsSpec::Percentiles(0.5, 99.5),
+    };
+    let scale = Scale::parse(&a.scale)
+        .ok_or_else(|| Error::request(path, format!("--scale '{}' is not linear, log, sqrt or asinh", a.scale)))?;
+    if !(a.gamma.is_finite() && a.gamma > 0.0) {
+        return Err(Error::request(path, "--gamma must be a positive number"));
+    }
+    let nan_color = parse_rgba(&a.nan_color)
+        .ok_or_else(|| Error::request(path, format!("--nan-color '{}' is not RRGGBBAA hex", a.nan_color)))?;
+    Ok(RenderSpec {
+        slice: a.slice,
+        region,
+        size,
+        colormap: a.colormap.clone(),
+        limits,
+        scale,
+        gamma: a.gamma,
+        nan_color,
+    })
+}
+
+/// Runs a parsed command, writing its normal output to `out`.
+pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
+    match cli.command {
+        Command::Info(a) => {
+            let src = source::open(&open_spec(a.input, a.demo, &a.input_args)?)?;
+            let text =
+                if a.json { format!("{}\n", headless::info_json(src.info())) } else { headless::info_text(src.info()) };
+            write_out(out, &text)
+        }
+        Command::Probe(a) => {
+            let src = source::open(&open_spec(Some(a.input), false, &a.input_args)?)?;
+            let v = headless::probe_text(src.as_ref(), a.slice, a.x, a.y)?;
+            write_out(
+                out,
+                &format!("{} [{}, {}] (x={}, y={}, slice {}): {v}\n", src.info().dtype, a.y, a.x, a.x, a.y, a.slice),
+            )
+        }
+        Command::Render(a) => {
+            let t0 = Instant::now();
+            let src = source::open(&open_spec(a.input.clone(), a.demo, &a.input_args)?)?;
+            let spec = render_spec(&a, &src.info().path)?;
+            let plan = headless::plan(src.as_ref(), &spec)?;
+            let is_npy = a.output.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
+            let t_plan = t0.elapsed();
+            if is_npy {
+                headless::export_npy(src.as_ref(), &plan, &a.output)?;
+            } else {
+                let mut session = Session::new()?;
+                if a.verbose {
+                    eprintln!("adapter: {}", session.gpu.describe());
+                }
+                headless::render_png(&mut session, src.as_ref(), &plan, &a.output)?;
+                if a.verbose {
+                    let s = session.tiles.stats;
+                    eprintln!(
+                        "uploaded: {} tiles, {} tile bytes, {} palette bytes, {} uniform bytes",
+                        s.tiles, s.tile_bytes, s.lut_bytes, s.uniform_bytes
+                    );
+                }
+            }
+            if a.verbose {
+                let r = plan.region;
+                eprintln!(
+                    "region {},{},{},{} -> {}x{} ({}), limits {} .. {}, plan {:.3} s, total {:.3} s",
+                    r.x0,
+                    r.y0,
+                    r.x1,
+                    r.y1,
+                    plan.out_w,
+                    plan.out_h,
+                    if plan.is_reduced() { "block means" } else { "data pixels" },
+                    plan.display.lo,
+                    plan.display.hi,
+                    t_plan.as_secs_f64(),
+                    t0.elapsed().as_secs_f64()
+                );
+                eprintln!("memory: {}", crate::headless::memory_report());
+            }
+            Ok(())
+        }
+    }
+}
+
+fn write_out(out: &mut dyn Write, s: &str) -> Result<()> {
+    out.write_all(s.as_bytes()).map_err(|e| Error::io("<stdout>", e))
+}

@@ -1,0 +1,7 @@
+//! Resolution levels of an image: box-filter downsampling and statistics from bounded samples.
+
+pub mod downsample;
+pub mod stats;
+
+pub use downsample::{bins, block_means};
+pub use stats::{percentile_limits, Limits};

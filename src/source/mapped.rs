@@ -1,0 +1,203 @@
+//! A read-only memory-mapped array of any supported dtype, byte order and memory order: the reader behind `.npy` and raw files.
+
+use std::path::Path;
+
+use super::guard::GuardedMap;
+use super::{ArraySource, ImageShape, RegionBuf, SourceInfo};
+use crate::dtype::{Endian, Order};
+use crate::error::{Error, Result};
+use crate::geom::Rect;
+
+/// A memory-mapped array. Reads copy just the requested elements out of the map.
+pub struct MappedArray {
+    info: SourceInfo,
+    map: GuardedMap,
+    /// Byte offset of element 0 in the map.
+    offset: usize,
+    /// Element strides (not bytes) of the slice, row, column and channel axes.
+    stride_s: usize,
+    stride_y: usize,
+    stride_x: usize,
+    stride_c: usize,
+}
+
+impl MappedArray {
+    /// Maps `file` and checks that `info.shape` at `offset` fits in it.
+    /// `info.image` must already be derived from `info.shape`.
+    pub fn new(file: &std::fs::File, info: SourceInfo, offset: u64) -> Result<MappedArray> {
+        let path = info.path.clone();
+        let esz = info.dtype.size() as u64;
+        let count = info.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).and_then(|n| n.checked_mul(esz));
+        let need = count.and_then(|n| n.checked_add(offset));
+        let need = need.ok_or_else(|| Error::bad_input(&path, "the shape's size overflows 64 bits"))?;
+        if need > info.file_size {
+            return Err(Error::bad_input(
+                &path,
+                format!(
+                    "the data needs {need} bytes ({} header + shape {} x {} bytes) but the file has only {}",
+                    offset,
+                    super::fmt_shape(&info.shape),
+                    esz,
+                    info.file_size
+                ),
+            ));
+        }
+        if usize::try_from(need).is_err() {
+            return Err(Error::bad_input(&path, "the file is too large for this platform's address space"));
+        }
+        let map = GuardedMap::map(file).map_err(|e| Error::io(&path, e))?;
+        if (map.len() as u64) < need {
+            return Err(Error::FileShrank { path });
+        }
+        let strides = element_strides(&info.shape, info.order);
+        let im = info.image;
+        let (stride_s, stride_y, stride_x, stride_c) = match info.shape.len() {
+            2 => (0, strides[0], strides[1], 0),
+            3 if im.channels > 1 => (0, strides[0], strides[1], strides[2]),
+            _ => (strides[0], strides[1], strides[2], 0),
+        };
+        Ok(MappedArray { info, map, offset: offset as usize, stride_s, stride_y, stride_x, stride_c })
+    }
+
+    fn path(&self) -> &Path {
+        &self.info.path
+    }
+
+    fn check_fault(&self) -> Result<()> {
+        if self.map.faulted() {
+            Err(Error::FileShrank { path: self.info.path.clone() })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Element strides of each axis for C (last axis fastest) or Fortran (first axis fastest) order.
+fn element_strides(shape: &[u64], order: Order) -> Vec<usize> {
+    let n = shape.len();
+    let mut s = vec![1usize; n];
+    match order {
+        Order::C => {
+            for i in (0..n.saturating_sub(1)).rev() {
+                s[i] = s[i + 1] * shape[i + 1] as usize;
+            }
+        }
+        Order::F => {
+            for i in 1..n {
+                s[i] = s[i - 1] * shape[i - 1] as usize;
+            }
+        }
+    }
+    s
+}
+
+/// Reverses the bytes of every `esz`-byte element in place.
+fn swap_elements(bytes: &mut [u8], esz: usize) {
+    if esz > 1 {
+        for e in bytes.chunks_exact_mut(esz) {
+            e.reverse();
+        }
+    }
+}
+
+impl ArraySource for MappedArray {
+    fn info(&self) -> &SourceInfo {
+        &self.info
+    }
+
+    fn read_region(&self, slice: u64, rect: Rect, out: &mut RegionBuf) -> Result<()> {
+        self.check_request(slice, &rect)?;
+        let ImageShape { channels, .. } = self.info.image;
+        let (w, h, c) = (rect.width() as usize, rect.height() as usize, channels as usize);
+        let esz = self.info.dtype.size();
+        let src = self.map.bytes();
+        let dst = out.reset(self.info.dtype, w, h, c);
+        let base = self.offset + slice as usize * self.stride_s * esz;
+        let (x0, y0) = (rect.x0 as usize, rect.y0 as usize);
+        if self.stride_x == c && (c == 1 || self.stride_c == 1) {
+            // Rows are contiguous runs of w·c elements (C order): one copy per row.
+            let run = w * c * esz;
+            for (j, row) in dst.chunks_exact_mut(run).enumerate() {
+                let at = base + ((y0 + j) * self.stride_y + x0 * self.stride_x) * esz;
+                row.copy_from_slice(&src[at..at + run]);
+            }
+        } else if self.stride_y == 1 && c == 1 {
+            // Columns are contiguous (Fortran order): copy each column run, scatter into rows.
+            let run = h * esz;
+            for i in 0..w {
+                let at = base + (y0 + (x0 + i) * self.stride_x) * esz;
+                let col = &src[at..at + run];
+                for (j, e) in col.chunks_exact(esz).enumerate() {
+                    let d = (j * w + i) * esz;
+                    dst[d..d + esz].copy_from_slice(e);
+                }
+            }
+        } else {
+            // General strides (Fortran-order colour): element by element.
+            for j in 0..h {
+                for i in 0..w {
+                    for k in 0..c {
+                        let at = base + ((y0 + j) * self.stride_y + (x0 + i) * self.stride_x + k * self.stride_c) * esz;
+                        let d = ((j * w + i) * c + k) * esz;
+                        dst[d..d + esz].copy_from_slice(&src[at..at + esz]);
+                    }
+                }
+            }
+        }
+        if self.info.endian != Endian::NATIVE {
+            swap_elements(out.bytes_mut(), esz);
+        }
+        self.check_fault()
+    }
+
+    fn sample_grid(&self, slice: u64, xs: &[u64], ys: &[u64]) -> Result<Vec<f64>> {
+        let im = self.info.image;
+        if xs.iter().any(|&x| x >= im.width) || ys.iter().any(|&y| y >= im.height) || slice >= im.slices {
+            return Err(Error::request(self.path(), "sample outside the image"));
+        }
+        let esz = self.info.dtype.size();
+        let src = self.map.bytes();
+        let base = self.offset + slice as usize * self.stride_s * esz;
+        let mut vals = Vec::with_capacity(xs.len() * ys.len());
+        let mut row = RegionBuf::default();
+        for &y in ys {
+            // Gather the row's samples into one buffer, then convert them all at once.
+            let dst = row.reset(self.info.dtype, xs.len(), 1, 1);
+            for (i, &x) in xs.iter().enumerate() {
+                let at = base + (y as usize * self.stride_y + x as usize * self.stride_x) * esz;
+                dst[i * esz..(i + 1) * esz].copy_from_slice(&src[at..at + esz]);
+            }
+            if self.info.endian != Endian::NATIVE {
+                swap_elements(row.bytes_mut(), esz);
+            }
+            vals.extend(row.to_f64());
+        }
+        self.check_fault()?;
+        Ok(vals)
+    }
+}
+
+/// Builds the `SourceInfo` common to npy and raw files.
+pub(crate) struct Layout {
+    pub shape: Vec<u64>,
+    pub dtype: crate::dtype::DType,
+    pub endian: Endian,
+    pub order: Order,
+}
+
+impl Layout {
+    pub fn into_info(self, path: &Path, format: super::Format, file_size: u64, header_size: u64) -> Result<SourceInfo> {
+        let image = super::image_shape(path, &self.shape, self.dtype)?;
+        Ok(SourceInfo {
+            path: path.to_path_buf(),
+            format,
+            shape: self.shape,
+            dtype: self.dtype,
+            endian: self.endian,
+            order: self.order,
+            file_size,
+            header_size,
+            image,
+        })
+    }
+}

@@ -1,0 +1,200 @@
+//! Data sources: the `ArraySource` trait and opening a file (`.npy`, raw binary) or the procedural demo.
+
+pub mod buf;
+pub mod demo;
+pub mod guard;
+pub mod mapped;
+pub mod npy;
+pub mod raw;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use buf::{Element, RegionBuf, Scalar};
+pub use raw::RawSpec;
+
+use crate::dtype::{DType, Endian, Order};
+use crate::error::{Error, Result};
+use crate::geom::Rect;
+
+/// What kind of container the data came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Format {
+    Npy { major: u8, minor: u8 },
+    Raw,
+    Demo,
+}
+
+impl Format {
+    pub fn name(&self) -> String {
+        match self {
+            Format::Npy { major, minor } => format!("npy {major}.{minor}"),
+            Format::Raw => "raw".into(),
+            Format::Demo => "demo".into(),
+        }
+    }
+}
+
+/// How the stored array is seen as images: `slices` images of `height × width` pixels with
+/// `channels` values each (1 = scalar data through a colormap, 3/4 = uint8 RGB(A) shown as is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageShape {
+    pub slices: u64,
+    pub height: u64,
+    pub width: u64,
+    pub channels: u64,
+}
+
+impl ImageShape {
+    pub fn is_color(&self) -> bool {
+        self.channels > 1
+    }
+    pub fn rect(&self) -> Rect {
+        Rect::of_size(self.width, self.height)
+    }
+}
+
+/// Everything `info` reports about a source.
+#[derive(Debug, Clone)]
+pub struct SourceInfo {
+    /// The file, or a name like `<demo>` for procedural sources.
+    pub path: PathBuf,
+    pub format: Format,
+    /// The stored shape, outermost axis first.
+    pub shape: Vec<u64>,
+    pub dtype: DType,
+    pub endian: Endian,
+    pub order: Order,
+    pub file_size: u64,
+    pub header_size: u64,
+    pub image: ImageShape,
+}
+
+/// A 2-D (or stack of 2-D) array that can be read a rectangle at a time.
+///
+/// Implementations never read more than the bytes a request needs, and hold no copy of the data.
+pub trait ArraySource: Send + Sync {
+    fn info(&self) -> &SourceInfo;
+
+    /// Reads `rect` of slice `slice` into `out` (resized to fit), row-major, channels interleaved,
+    /// values of `info().dtype` in native byte order. `rect` must lie inside the image.
+    fn read_region(&self, slice: u64, rect: Rect, out: &mut RegionBuf) -> Result<()>;
+
+    /// The values at the grid `xs × ys` (all channels averaged away: scalar sources only), as f64,
+    /// row by row. Used for percentile estimates from an evenly spread sample.
+    fn sample_grid(&self, slice: u64, xs: &[u64], ys: &[u64]) -> Result<Vec<f64>>;
+
+    /// A source that can compute the mean of any block of its pixels directly (procedural data)
+    /// returns `Some`: the means over the pixel ranges `x_bins[i]` × `y_bins[j]` (half-open), row by row.
+    fn exact_block_means(
+        &self,
+        _slice: u64,
+        _x_bins: &[(u64, u64)],
+        _y_bins: &[(u64, u64)],
+    ) -> Option<Result<Vec<f64>>> {
+        None
+    }
+
+    /// The stored value(s) at column `x`, row `y`.
+    fn probe(&self, slice: u64, x: u64, y: u64) -> Result<Vec<Scalar>> {
+        let mut b = RegionBuf::default();
+        self.read_region(slice, Rect::new(x, y, x + 1, y + 1), &mut b)?;
+        Ok(b.scalars())
+    }
+
+    /// Checks a request against the image and names the source in the error.
+    fn check_request(&self, slice: u64, rect: &Rect) -> Result<()> {
+        let info = self.info();
+        let im = info.image;
+        if slice >= im.slices {
+            return Err(Error::request(
+                &info.path,
+                format!("slice {slice} is out of range (the stack has {} slices)", im.slices),
+            ));
+        }
+        if rect.is_empty() || !im.rect().contains_rect(rect) {
+            return Err(Error::request(
+                &info.path,
+                format!(
+                    "region {},{},{},{} is empty or outside the {}x{} image (x0,y0,x1,y1, half-open)",
+                    rect.x0, rect.y0, rect.x1, rect.y1, im.width, im.height
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How to open an input: a path plus, for raw binary, the layout the user gave.
+#[derive(Debug, Clone, Default)]
+pub struct OpenSpec {
+    pub path: PathBuf,
+    pub raw: Option<RawSpec>,
+    /// Open the procedural demo field instead of a file.
+    pub demo: bool,
+}
+
+/// Opens a source as the spec says: the demo, raw binary (when a layout is given) or `.npy`.
+pub fn open(spec: &OpenSpec) -> Result<Arc<dyn ArraySource>> {
+    if spec.demo {
+        return Ok(Arc::new(demo::DemoSource::new(demo::DEMO_SIZE, demo::DEMO_SIZE)));
+    }
+    match &spec.raw {
+        Some(raw) => Ok(Arc::new(raw::open_raw(&spec.path, raw)?)),
+        None => Ok(Arc::new(npy::open_npy(&spec.path)?)),
+    }
+}
+
+/// Opens `path` read-only, with errors that say what is wrong in user terms.
+pub(crate) fn open_file(path: &Path) -> Result<(std::fs::File, u64)> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::bad_input(path, "no such file"),
+        std::io::ErrorKind::PermissionDenied => Error::bad_input(path, "permission denied"),
+        _ => Error::io(path, e),
+    })?;
+    if meta.is_dir() {
+        return Err(Error::bad_input(path, "is a directory, not a data file"));
+    }
+    let file = std::fs::File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => Error::bad_input(path, "permission denied (cannot open for reading)"),
+        _ => Error::io(path, e),
+    })?;
+    let len = meta.len();
+    if len == 0 {
+        return Err(Error::bad_input(path, "the file is empty"));
+    }
+    Ok((file, len))
+}
+
+/// Interprets a stored shape as images, per the rules in the README:
+/// `(H, W)`; `(N, H, W)` a stack; `(H, W, 3|4)` of uint8 is RGB(A).
+pub(crate) fn image_shape(path: &Path, shape: &[u64], dtype: DType) -> Result<ImageShape> {
+    if let Some(i) = shape.iter().position(|&d| d == 0) {
+        return Err(Error::bad_input(
+            path,
+            format!("shape {} has a zero-sized dimension (axis {i}): nothing to show", fmt_shape(shape)),
+        ));
+    }
+    match *shape {
+        [h, w] => Ok(ImageShape { slices: 1, height: h, width: w, channels: 1 }),
+        [h, w, c] if (c == 3 || c == 4) && dtype == DType::U8 => {
+            Ok(ImageShape { slices: 1, height: h, width: w, channels: c })
+        }
+        [n, h, w] => Ok(ImageShape { slices: n, height: h, width: w, channels: 1 }),
+        _ => Err(Error::bad_input(
+            path,
+            format!(
+                "shape {} is not an image: expected (H, W), a stack (N, H, W) or uint8 RGB(A) (H, W, 3|4)",
+                fmt_shape(shape)
+            ),
+        )),
+    }
+}
+
+/// numpy's spelling of a shape: `(3,)`, `(20000, 20000)`.
+pub fn fmt_shape(shape: &[u64]) -> String {
+    match shape {
+        [one] => format!("({one},)"),
+        _ => format!("({})", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+    }
+}
