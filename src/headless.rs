@@ -159,6 +159,7 @@ impl Session {
             for cx in (0..plan.out_w).step_by(side as usize) {
                 let cw = side.min(plan.out_w - cx);
                 let chunk = Rect::new(cx, cy, cx + cw, cy + ch);
+                self.tiles.begin_frame();
                 let draws = self.prepare(src, plan, &levels, &chunk)?;
                 let (w, h) = (cw as u32, ch as u32);
                 if self.offscreen.as_ref().map(|o| o.size()) != Some((w, h)) {

@@ -1,1 +1,8 @@
+//! vastview's one integration-test binary: command-line behaviour and GPU pixels checked against
+//! numpy and matplotlib (tests/oracle.py writes the inputs and the expected values).
 
+mod common;
+
+mod cli;
+mod library;
+mod render;

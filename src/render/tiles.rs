@@ -54,15 +54,15 @@ pub struct TileData {
     pub offset: f64,
 }
 
-/// Midpoint of the finite values (0 when none): the per-tile offset of 64-bit data.
-fn finite_mid(vals: impl Iterator<Item = f64>) -> f64 {
-    let (lo, hi) =
-        vals.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
-    if lo <= hi {
-        lo + (hi - lo) * 0.5
-    } else {
-        0.0
+/// Median of the finite values (0 when none): the per-tile offset of 64-bit data. The median keeps
+/// full precision for the bulk of the tile even when a few values are huge (a midpoint would not).
+fn finite_median(vals: &[f64]) -> f64 {
+    let mut f: Vec<f64> = vals.iter().copied().filter(|v| v.is_finite()).collect();
+    if f.is_empty() {
+        return 0.0;
     }
+    let mid = f.len() / 2;
+    *f.select_nth_unstable_by(mid, f64::total_cmp).1
 }
 
 impl TileData {
@@ -120,7 +120,7 @@ impl TileData {
     }
 
     fn residual(vals: &[f64], width: u32, height: u32) -> TileData {
-        let offset = finite_mid(vals.iter().copied());
+        let offset = finite_median(vals);
         let f: Vec<f32> = vals.iter().map(|&v| (v - offset) as f32).collect();
         TileData {
             kind: TexelKind::Float,
@@ -182,6 +182,8 @@ pub struct TileRenderer {
     resident: u64,
     budget: u64,
     clock: u64,
+    /// Tiles used at or after this clock value belong to the frame being built and are never evicted.
+    frame_start: u64,
     lut_name: Option<String>,
     globals: Option<GpuGlobals>,
     instances: Vec<GpuTileInstance>,
@@ -317,6 +319,7 @@ impl TileRenderer {
             resident: 0,
             budget,
             clock: 0,
+            frame_start: 0,
             lut_name: None,
             globals: None,
             instances: Vec::new(),
@@ -331,6 +334,15 @@ impl TileRenderer {
             usage: wgpu::BufferUsages::VERTEX | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         })
+    }
+
+    /// Starts a frame: tiles touched from now on are pinned until the next `begin_frame`, so a frame
+    /// that needs more than the budget still draws completely (the store then exceeds its budget by
+    /// at most that frame's tiles, and shrinks back at the next frame).
+    pub fn begin_frame(&mut self) {
+        self.clock += 1;
+        self.frame_start = self.clock;
+        self.evict_to(self.budget);
     }
 
     /// Whether the tile is resident (and marks it used).
@@ -418,17 +430,18 @@ impl TileRenderer {
             self.resident -= old.bytes;
         }
         self.resident += bytes;
-        self.evict_to(self.budget, Some(key));
+        self.evict_to(self.budget);
         Ok(())
     }
 
-    /// Evicts least-recently-used tiles until at most `bytes` are resident (sparing `keep`).
-    pub fn evict_to(&mut self, bytes: u64, keep: Option<TileKey>) {
+    /// Evicts least-recently-used tiles until at most `bytes` are resident, sparing the current frame's.
+    pub fn evict_to(&mut self, bytes: u64) {
         if self.resident <= bytes {
             return;
         }
+        let start = self.frame_start;
         let mut order: Vec<(u64, TileKey)> =
-            self.tiles.iter().filter(|(k, _)| Some(**k) != keep).map(|(k, t)| (t.last_used, *k)).collect();
+            self.tiles.iter().filter(|(_, t)| t.last_used < start).map(|(k, t)| (t.last_used, *k)).collect();
         order.sort_unstable_by_key(|(t, _)| *t);
         for (_, k) in order {
             if self.resident <= bytes {

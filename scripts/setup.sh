@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what vastview needs on a fresh Debian/Ubuntu machine beyond the Rust toolchain:
+# a software Vulkan driver (lavapipe) so wgpu has an adapter without a GPU, Xvfb for the window,
+# and numpy + matplotlib for the test oracles. Idempotent; needs root (or sudo) for apt.
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi
+missing=()
+for p in mesa-vulkan-drivers xvfb xauth; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+PY="${VASTVIEW_PYTHON:-python3}"
+if ! "$PY" -c "import numpy, matplotlib" >/dev/null 2>&1; then
+  "$PY" -m pip install -q numpy matplotlib
+fi
+mkdir -p -m 700 "${XDG_RUNTIME_DIR:-/tmp/vastview-xdg}"

@@ -1,0 +1,103 @@
+//! Shared helpers: the oracle's files (generated once per test run), running the binary, reading PNGs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+/// The python with numpy and matplotlib (override with VASTVIEW_PYTHON).
+pub fn python() -> String {
+    std::env::var("VASTVIEW_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// Runs tests/oracle.py once into a fresh directory and returns (dir, manifest).
+pub fn oracle() -> &'static (PathBuf, Value) {
+    static ORACLE: OnceLock<(PathBuf, Value)> = OnceLock::new();
+    ORACLE.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("vastview-oracle-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle.py");
+        let out = Command::new(python())
+            .arg(&script)
+            .arg(&dir)
+            .output()
+            .expect("run python3 (numpy and matplotlib are needed)");
+        assert!(out.status.success(), "oracle.py failed: {}", String::from_utf8_lossy(&out.stderr));
+        let text = std::fs::read_to_string(dir.join("manifest.json")).expect("manifest");
+        (dir, serde_json::from_str(&text).expect("manifest json"))
+    })
+}
+
+/// Runs the vastview binary with `args`.
+pub fn vastview(args: &[&str]) -> Output {
+    let xdg = std::env::temp_dir().join("vastview-test-xdg");
+    let _ = std::fs::create_dir_all(&xdg);
+    Command::new(env!("CARGO_BIN_EXE_vastview")).args(args).env("XDG_RUNTIME_DIR", &xdg).output().expect("run vastview")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Strings of a JSON array.
+pub fn strs(v: &Value) -> Vec<String> {
+    v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect()).unwrap_or_default()
+}
+
+/// A decoded 8-bit RGBA PNG: (width, height, pixels).
+pub fn read_png(p: &Path) -> (u32, u32, Vec<u8>) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(p).expect("open png")));
+    let mut reader = decoder.read_info().expect("png header");
+    let mut buf = vec![0; reader.output_buffer_size().expect("png size")];
+    let info = reader.next_frame(&mut buf).expect("png frame");
+    assert_eq!(info.color_type, png::ColorType::Rgba, "{}", p.display());
+    assert_eq!(info.bit_depth, png::BitDepth::Eight);
+    buf.truncate(info.buffer_size());
+    (info.width, info.height, buf)
+}
+
+/// An .npy the oracle wrote, read with vastview's reader: (shape, values as f64).
+pub fn read_npy(p: &Path) -> (Vec<u64>, Vec<f64>) {
+    use vastview::source::ArraySource;
+    let src = vastview::source::npy::open_npy(p).expect("open npy");
+    let info = src.info().clone();
+    let mut buf = vastview::source::RegionBuf::default();
+    src.read_region(0, info.image.rect(), &mut buf).expect("read npy");
+    (info.shape, buf.to_f64())
+}
+
+/// Compares RGBA pixels; returns a description of the first mismatches, or None.
+pub fn compare_rgba(got: &[u8], want: &[u8], width: usize, tol: i32) -> Option<String> {
+    if got.len() != want.len() {
+        return Some(format!("size differs: {} vs {} bytes", got.len(), want.len()));
+    }
+    let mut bad = Vec::new();
+    let mut count = 0;
+    for (i, (g, w)) in got.chunks_exact(4).zip(want.chunks_exact(4)).enumerate() {
+        if g.iter().zip(w).any(|(a, b)| (i32::from(*a) - i32::from(*b)).abs() > tol) {
+            count += 1;
+            if bad.len() < 5 {
+                bad.push(format!("(x={}, y={}) got {:?} want {:?}", i % width, i / width, g, w));
+            }
+        }
+    }
+    (count > 0).then(|| format!("{count} pixels differ by more than {tol}: {}", bad.join("; ")))
+}
+
+/// A headless GPU session. With no adapter: fails when CI is set (CI has the software adapter),
+/// otherwise prints why and returns None so a developer without drivers can run the rest.
+pub fn gpu_session() -> Option<vastview::headless::Session> {
+    match vastview::headless::Session::new() {
+        Ok(s) => Some(s),
+        Err(e) => {
+            assert!(std::env::var_os("CI").is_none(), "CI is set but no GPU adapter could be created: {e}");
+            eprintln!("no GPU adapter ({e}); GPU checks not run (set CI=1 to make this a failure)");
+            None
+        }
+    }
+}
