@@ -2,6 +2,7 @@
 
 pub mod downsample;
 pub mod stats;
+pub mod texels;
 
 pub use downsample::{bins, block_means};
 pub use stats::{percentile_limits, Limits};

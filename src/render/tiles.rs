@@ -5,131 +5,45 @@ use std::collections::HashMap;
 
 use super::gpu::GpuContext;
 use super::gpu_types::{GpuGlobals, GpuTileInstance};
-use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::palette::Display;
-use crate::source::RegionBuf;
+pub use crate::pyramid::texels::{TexelFormat, TexelKind, TileData};
 
 /// The tile shader's source (`shaders/tile.wgsl`).
 pub const TILE_WGSL: &str = include_str!("../../shaders/tile.wgsl");
 
-/// How a tile's texels are read in the shader.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TexelKind {
-    Float = 0,
-    Uint = 1,
-    Sint = 2,
-    Rgba = 3,
-}
-
 const KINDS: [TexelKind; 4] = [TexelKind::Float, TexelKind::Uint, TexelKind::Sint, TexelKind::Rgba];
 
-impl TexelKind {
-    fn sample_type(self) -> wgpu::TextureSampleType {
-        match self {
-            TexelKind::Float => wgpu::TextureSampleType::Float { filterable: false },
-            TexelKind::Uint | TexelKind::Rgba => wgpu::TextureSampleType::Uint,
-            TexelKind::Sint => wgpu::TextureSampleType::Sint,
-        }
-    }
-    fn entry_point(self) -> &'static str {
-        match self {
-            TexelKind::Float => "fs_float",
-            TexelKind::Uint => "fs_uint",
-            TexelKind::Sint => "fs_sint",
-            TexelKind::Rgba => "fs_rgba",
-        }
+fn sample_type(k: TexelKind) -> wgpu::TextureSampleType {
+    match k {
+        TexelKind::Float => wgpu::TextureSampleType::Float { filterable: false },
+        TexelKind::Uint | TexelKind::Rgba => wgpu::TextureSampleType::Uint,
+        TexelKind::Sint => wgpu::TextureSampleType::Sint,
     }
 }
 
-/// A tile ready for upload: texels in the texture format's own width, plus the value offset that
-/// 64-bit data travels with (texel value + offset = data value).
-#[derive(Debug, Clone)]
-pub struct TileData {
-    pub kind: TexelKind,
-    pub format: wgpu::TextureFormat,
-    pub width: u32,
-    pub height: u32,
-    pub bytes: Vec<u8>,
-    pub offset: f64,
+fn entry_point(k: TexelKind) -> &'static str {
+    match k {
+        TexelKind::Float => "fs_float",
+        TexelKind::Uint => "fs_uint",
+        TexelKind::Sint => "fs_sint",
+        TexelKind::Rgba => "fs_rgba",
+    }
 }
 
-/// Median of the finite values (0 when none): the per-tile offset of 64-bit data. The median keeps
-/// full precision for the bulk of the tile even when a few values are huge (a midpoint would not).
-fn finite_median(vals: &[f64]) -> f64 {
-    let mut f: Vec<f64> = vals.iter().copied().filter(|v| v.is_finite()).collect();
-    if f.is_empty() {
-        return 0.0;
-    }
-    let mid = f.len() / 2;
-    *f.select_nth_unstable_by(mid, f64::total_cmp).1
-}
-
-impl TileData {
-    /// Texels straight from a source region, in the dtype's own width (u8 → R8, u16 → R16, f32 → R32F …).
-    /// 64-bit types become a float32 residual around the tile's own offset; RGB gets an opaque alpha.
-    pub fn from_region(buf: &RegionBuf) -> TileData {
-        let (w, h) = (buf.width as u32, buf.height as u32);
-        use wgpu::TextureFormat as F;
-        let plain =
-            |kind, format| TileData { kind, format, width: w, height: h, bytes: buf.bytes().to_vec(), offset: 0.0 };
-        if buf.channels > 1 {
-            let mut bytes = Vec::with_capacity(buf.width * buf.height * 4);
-            for px in buf.bytes().chunks_exact(buf.channels) {
-                bytes.extend_from_slice(&[px[0], px[1], px[2], if buf.channels == 4 { px[3] } else { 255 }]);
-            }
-            return TileData { kind: TexelKind::Rgba, format: F::Rgba8Uint, width: w, height: h, bytes, offset: 0.0 };
-        }
-        match buf.dtype() {
-            DType::Bool | DType::U8 => plain(TexelKind::Uint, F::R8Uint),
-            DType::I8 => plain(TexelKind::Sint, F::R8Sint),
-            DType::U16 => plain(TexelKind::Uint, F::R16Uint),
-            DType::I16 => plain(TexelKind::Sint, F::R16Sint),
-            DType::F16 => plain(TexelKind::Float, F::R16Float),
-            DType::U32 => plain(TexelKind::Uint, F::R32Uint),
-            DType::I32 => plain(TexelKind::Sint, F::R32Sint),
-            DType::F32 => plain(TexelKind::Float, F::R32Float),
-            DType::I64 | DType::U64 | DType::F64 => Self::residual(&buf.to_f64(), w, h),
-        }
-    }
-
-    /// Float texels from computed values (block means): float32, or offset + residual when `wide`.
-    pub fn from_values(vals: &[f64], width: u32, height: u32, wide: bool) -> TileData {
-        if wide {
-            return Self::residual(vals, width, height);
-        }
-        let f: Vec<f32> = vals.iter().map(|&v| v as f32).collect();
-        TileData {
-            kind: TexelKind::Float,
-            format: wgpu::TextureFormat::R32Float,
-            width,
-            height,
-            bytes: bytemuck::cast_slice(&f).to_vec(),
-            offset: 0.0,
-        }
-    }
-
-    /// RGB(A) texels from per-channel block means (`channels` values per pixel), rounded to u8.
-    pub fn from_color_means(vals: &[f64], width: u32, height: u32, channels: usize) -> TileData {
-        let mut bytes = Vec::with_capacity(width as usize * height as usize * 4);
-        for px in vals.chunks_exact(channels) {
-            let ch = |k: usize| px.get(k).map_or(255, |v| v.round().clamp(0.0, 255.0) as u8);
-            bytes.extend_from_slice(&[ch(0), ch(1), ch(2), if channels == 4 { ch(3) } else { 255 }]);
-        }
-        TileData { kind: TexelKind::Rgba, format: wgpu::TextureFormat::Rgba8Uint, width, height, bytes, offset: 0.0 }
-    }
-
-    fn residual(vals: &[f64], width: u32, height: u32) -> TileData {
-        let offset = finite_median(vals);
-        let f: Vec<f32> = vals.iter().map(|&v| (v - offset) as f32).collect();
-        TileData {
-            kind: TexelKind::Float,
-            format: wgpu::TextureFormat::R32Float,
-            width,
-            height,
-            bytes: bytemuck::cast_slice(&f).to_vec(),
-            offset,
-        }
+/// The GPU texture format of a texel format.
+pub fn wgpu_format(f: TexelFormat) -> wgpu::TextureFormat {
+    use wgpu::TextureFormat as W;
+    match f {
+        TexelFormat::R8Uint => W::R8Uint,
+        TexelFormat::R8Sint => W::R8Sint,
+        TexelFormat::R16Uint => W::R16Uint,
+        TexelFormat::R16Sint => W::R16Sint,
+        TexelFormat::R16Float => W::R16Float,
+        TexelFormat::R32Uint => W::R32Uint,
+        TexelFormat::R32Sint => W::R32Sint,
+        TexelFormat::R32Float => W::R32Float,
+        TexelFormat::Rgba8Uint => W::Rgba8Uint,
     }
 }
 
@@ -232,7 +146,7 @@ impl TileRenderer {
                         binding: *k as u32,
                         visibility: wgpu::ShaderStages::FRAGMENT,
                         ty: wgpu::BindingType::Texture {
-                            sample_type: k.sample_type(),
+                            sample_type: sample_type(*k),
                             view_dimension: wgpu::TextureViewDimension::D2,
                             multisampled: false,
                         },
@@ -250,7 +164,7 @@ impl TileRenderer {
                     immediate_size: 0,
                 });
                 device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-                    label: Some(k.entry_point()),
+                    label: Some(entry_point(*k)),
                     layout: Some(&layout),
                     vertex: wgpu::VertexState {
                         module: &module,
@@ -267,7 +181,7 @@ impl TileRenderer {
                     multisample: wgpu::MultisampleState::default(),
                     fragment: Some(wgpu::FragmentState {
                         module: &module,
-                        entry_point: Some(k.entry_point()),
+                        entry_point: Some(entry_point(*k)),
                         compilation_options: Default::default(),
                         targets: &[Some(wgpu::ColorTargetState {
                             format: target,
@@ -383,11 +297,11 @@ impl TileRenderer {
             mip_level_count: 1,
             sample_count: 1,
             dimension: wgpu::TextureDimension::D2,
-            format: data.format,
+            format: wgpu_format(data.format),
             usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
             view_formats: &[],
         });
-        let bpp = data.format.block_copy_size(None).unwrap_or(4);
+        let bpp = data.format.size();
         gpu.queue.write_texture(
             wgpu::TexelCopyTextureInfo {
                 texture: &texture,
