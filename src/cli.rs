@@ -14,11 +14,58 @@ use crate::palette::{parse_rgba, Scale};
 use crate::source::{self, raw::parse_shape, OpenSpec, RawSpec};
 
 /// vastview: look at arrays larger than memory, on the GPU.
+///
+/// `vastview FILE` opens a window on the file; `vastview` alone opens a welcome screen; `vastview --demo`
+/// opens a procedural 1,000,000 x 1,000,000 image. The subcommands work with no window.
 #[derive(Debug, Parser)]
-#[command(name = "vastview", version, about, long_about = None)]
+#[command(name = "vastview", version, about, long_about = None, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub view: ViewArgs,
+}
+
+/// Flags of the window (no subcommand).
+#[derive(Debug, Args)]
+pub struct ViewArgs {
+    /// The data file to open (.npy, or raw with --dtype/--shape)
+    pub input: Option<PathBuf>,
+    /// Open the procedural 1,000,000 x 1,000,000 float32 demo field
+    #[arg(long, conflicts_with = "input")]
+    pub demo: bool,
+    /// Colormap (add _r to reverse)
+    #[arg(long, default_value = "viridis")]
+    pub colormap: String,
+    /// Contrast limits LO,HI in data units [default: 0.5 and 99.5 percentiles of a sample]
+    #[arg(long, allow_hyphen_values = true)]
+    pub limits: Option<String>,
+    /// Stretch after the limits: linear, log, sqrt or asinh
+    #[arg(long, default_value = "linear")]
+    pub scale: String,
+    /// Exponent applied after the stretch (t -> t^gamma)
+    #[arg(long, default_value_t = 1.0)]
+    pub gamma: f64,
+    /// Slice of an (N, H, W) stack to show first
+    #[arg(long, default_value_t = 0)]
+    pub slice: u64,
+    /// Color of NaN pixels as RRGGBBAA hex
+    #[arg(long, default_value = "00000000")]
+    pub nan_color: String,
+    /// Save a screenshot of the whole window once every visible tile is drawn, then exit
+    #[arg(long)]
+    pub screenshot: Option<PathBuf>,
+    /// Window size WxH in points
+    #[arg(long, default_value = "1280x800")]
+    pub window_size: String,
+    /// Byte budget for tiles held in CPU memory, in MB
+    #[arg(long, default_value_t = 1024)]
+    pub cpu_budget_mb: u64,
+    /// Byte budget for tile textures on the GPU, in MB
+    #[arg(long, default_value_t = 512)]
+    pub gpu_budget_mb: u64,
+    #[command(flatten)]
+    pub input_args: InputArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -176,18 +223,7 @@ pub fn render_spec(a: &RenderArgs, path: &std::path::Path) -> Result<RenderSpec>
         }
         None => None,
     };
-    let size = match &a.size {
-        Some(s) => {
-            let v: Vec<u64> = s
-                .split(['x', 'X'])
-                .map(|x| x.trim().parse().ok())
-                .collect::<Option<Vec<u64>>>()
-                .filter(|v| v.len() == 2)
-                .ok_or_else(|| Error::request(path, format!("--size '{s}' is not WxH")))?;
-            Some((v[0], v[1]))
-        }
-        None => None,
-    };
+    let size = a.size.as_deref().map(|s| parse_wxh(path, "--size", s)).transpose()?;
     let limits = match (&a.limits, &a.percentiles) {
         (Some(s), _) => {
             let v: Vec<f64> = pair(path, "--limits", s, 2)?;
@@ -224,9 +260,72 @@ pub fn render_spec(a: &RenderArgs, path: &std::path::Path) -> Result<RenderSpec>
     })
 }
 
-/// Runs a parsed command, writing its normal output to `out`.
-pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
-    match cli.command {
+fn parse_wxh(p: &std::path::Path, flag: &str, s: &str) -> Result<(u64, u64)> {
+    let v: Option<Vec<u64>> = s.split(['x', 'X']).map(|x| x.trim().parse().ok()).collect();
+    match v.as_deref() {
+        Some([w, h]) if *w > 0 && *h > 0 => Ok((*w, *h)),
+        _ => Err(Error::request(p, format!("{flag} '{s}' is not WxH"))),
+    }
+}
+
+/// Validates the window's flags (the data file is opened by the window, so a bad file shows there).
+#[cfg(feature = "gui")]
+pub fn launch_options(a: &ViewArgs) -> Result<crate::app::LaunchOptions> {
+    let p = a.input.clone().unwrap_or_else(|| PathBuf::from("<window>"));
+    let open =
+        if a.demo || a.input.is_some() { Some(open_spec(a.input.clone(), a.demo, &a.input_args)?) } else { None };
+    let limits = match &a.limits {
+        Some(s) => {
+            let v: Vec<f64> = pair(&p, "--limits", s, 2)?;
+            Some((v[0], v[1]))
+        }
+        None => None,
+    };
+    let scale = Scale::parse(&a.scale)
+        .ok_or_else(|| Error::request(&p, format!("--scale '{}' is not linear, log, sqrt or asinh", a.scale)))?;
+    if crate::palette::Colormap::by_name(&a.colormap).is_none() {
+        return Err(Error::request(&p, format!("unknown colormap '{}'", a.colormap)));
+    }
+    let nan_color = parse_rgba(&a.nan_color)
+        .ok_or_else(|| Error::request(&p, format!("--nan-color '{}' is not RRGGBBAA hex", a.nan_color)))?;
+    let (w, h) = parse_wxh(&p, "--window-size", &a.window_size)?;
+    Ok(crate::app::LaunchOptions {
+        open,
+        colormap: a.colormap.clone(),
+        limits,
+        scale,
+        gamma: a.gamma,
+        slice: a.slice,
+        nan_color,
+        screenshot: a.screenshot.clone(),
+        window_size: (w as u32, h as u32),
+        cpu_budget: a.cpu_budget_mb << 20,
+        gpu_budget: a.gpu_budget_mb << 20,
+    })
+}
+
+/// Runs a parsed command, writing its normal output to `out`; returns the exit code.
+pub fn run(cli: Cli, out: &mut dyn Write) -> Result<i32> {
+    let Some(command) = cli.command else {
+        #[cfg(feature = "gui")]
+        {
+            let opts = launch_options(&cli.view)?;
+            return Ok(crate::app::run(opts));
+        }
+        #[cfg(not(feature = "gui"))]
+        {
+            let _ = cli.view;
+            return Err(Error::request(
+                "<window>",
+                "this vastview was built without the window (feature `gui`); use render, info or probe",
+            ));
+        }
+    };
+    run_command(command, out).map(|_| 0)
+}
+
+fn run_command(command: Command, out: &mut dyn Write) -> Result<()> {
+    match command {
         Command::Info(a) => {
             let src = source::open(&open_spec(a.input, a.demo, &a.input_args)?)?;
             let text =

@@ -6,6 +6,9 @@
 //! samples; `render` uploads tiles in their own dtype width and colors them in a fragment shader;
 //! `headless` is the API behind the command line.
 
+#[cfg(feature = "gui")]
+pub mod app;
+pub mod cache;
 pub mod cli;
 pub mod dtype;
 pub mod error;
@@ -16,5 +19,6 @@ pub mod palette;
 pub mod pyramid;
 pub mod render;
 pub mod source;
+pub mod view;
 
 pub use error::{Error, Result};

@@ -6,8 +6,12 @@ fn main() {
     let cli = vastview::cli::Cli::parse();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    if let Err(e) = vastview::cli::run(cli, &mut out) {
-        eprintln!("vastview: {e}");
-        std::process::exit(if e.is_user_error() { 2 } else { 1 });
+    match vastview::cli::run(cli, &mut out) {
+        Ok(0) => {}
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("vastview: {e}");
+            std::process::exit(if e.is_user_error() { 2 } else { 1 });
+        }
     }
 }

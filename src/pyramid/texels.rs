@@ -127,4 +127,33 @@ impl TileData {
             offset,
         }
     }
+
+    /// The data values of scalar texels (texel + offset), as f64, row by row. Colour tiles give nothing.
+    pub fn values(&self) -> Vec<f64> {
+        let b = &self.bytes;
+        let o = self.offset;
+        match self.format {
+            TexelFormat::R8Uint => b.iter().map(|&v| f64::from(v) + o).collect(),
+            TexelFormat::R8Sint => b.iter().map(|&v| f64::from(v as i8) + o).collect(),
+            TexelFormat::R16Uint => {
+                b.chunks_exact(2).map(|c| f64::from(u16::from_ne_bytes([c[0], c[1]])) + o).collect()
+            }
+            TexelFormat::R16Sint => {
+                b.chunks_exact(2).map(|c| f64::from(i16::from_ne_bytes([c[0], c[1]])) + o).collect()
+            }
+            TexelFormat::R16Float => {
+                b.chunks_exact(2).map(|c| f64::from(half::f16::from_ne_bytes([c[0], c[1]]).to_f32()) + o).collect()
+            }
+            TexelFormat::R32Uint => {
+                b.chunks_exact(4).map(|c| f64::from(u32::from_ne_bytes([c[0], c[1], c[2], c[3]])) + o).collect()
+            }
+            TexelFormat::R32Sint => {
+                b.chunks_exact(4).map(|c| f64::from(i32::from_ne_bytes([c[0], c[1], c[2], c[3]])) + o).collect()
+            }
+            TexelFormat::R32Float => {
+                b.chunks_exact(4).map(|c| f64::from(f32::from_ne_bytes([c[0], c[1], c[2], c[3]])) + o).collect()
+            }
+            TexelFormat::Rgba8Uint => Vec::new(),
+        }
+    }
 }

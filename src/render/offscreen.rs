@@ -54,6 +54,7 @@ impl Offscreen {
         draws: &[TileDraw],
     ) -> Result<Vec<u8>> {
         renderer.set_display(gpu, display, [self.width, self.height]);
+        renderer.prepare(gpu, draws, display.lo);
         let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("offscreen") });
         {
             let mut pass = enc.begin_render_pass(&wgpu::RenderPassDescriptor {
@@ -69,7 +70,7 @@ impl Offscreen {
                 })],
                 ..Default::default()
             });
-            renderer.draw(gpu, &mut pass, draws, display.lo)?;
+            renderer.paint(&mut pass);
         }
         enc.copy_texture_to_buffer(
             wgpu::TexelCopyTextureInfo {

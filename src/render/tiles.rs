@@ -101,6 +101,8 @@ pub struct TileRenderer {
     lut_name: Option<String>,
     globals: Option<GpuGlobals>,
     instances: Vec<GpuTileInstance>,
+    /// Tiles of the prepared instances, in order.
+    pending: Vec<TileKey>,
     pub stats: UploadStats,
 }
 
@@ -237,6 +239,7 @@ impl TileRenderer {
             lut_name: None,
             globals: None,
             instances: Vec::new(),
+            pending: Vec::new(),
             stats: UploadStats::default(),
         }
     }
@@ -402,26 +405,23 @@ impl TileRenderer {
         }
     }
 
-    /// Writes the instance data for `draws` (each must be resident) and records the draw calls.
+    /// Writes the instance data for `draws` (each must be resident; missing ones are skipped) and
+    /// remembers the draw list for `paint`. Call outside the render pass, before it.
     /// `lo` is the lower contrast limit: each tile's shift is its offset − lo, computed in f64.
-    pub fn draw(
-        &mut self,
-        gpu: &GpuContext,
-        pass: &mut wgpu::RenderPass<'_>,
-        draws: &[TileDraw],
-        lo: f64,
-    ) -> Result<()> {
+    pub fn prepare(&mut self, gpu: &GpuContext, draws: &[TileDraw], lo: f64) {
         self.instances.clear();
+        self.pending.clear();
         for d in draws {
-            let t = self.tiles.get(&d.key).ok_or_else(|| Error::Gpu(format!("tile {:?} is not resident", d.key)))?;
+            let Some(t) = self.tiles.get(&d.key) else { continue };
             self.instances.push(GpuTileInstance {
                 rect: d.rect.map(|v| v as f32),
                 texel_map: d.texel_map.map(|v| v as f32),
                 shift: [(t.offset - lo) as f32, 0.0, 0.0, 0.0],
             });
+            self.pending.push(d.key);
         }
         if self.instances.is_empty() {
-            return Ok(());
+            return;
         }
         if self.instances.len() as u64 > self.instance_cap {
             self.instance_cap = (self.instances.len() as u64).next_power_of_two();
@@ -430,11 +430,18 @@ impl TileRenderer {
         let bytes: &[u8] = bytemuck::cast_slice(&self.instances);
         gpu.queue.write_buffer(&self.instance_buf, 0, bytes);
         self.stats.uniform_bytes += bytes.len() as u64;
+    }
+
+    /// Records the draws prepared by `prepare` into `pass`.
+    pub fn paint(&self, pass: &mut wgpu::RenderPass<'_>) {
+        if self.pending.is_empty() {
+            return;
+        }
         pass.set_bind_group(0, &self.globals_bg, &[]);
         pass.set_vertex_buffer(0, self.instance_buf.slice(..));
         let mut bound: Option<TexelKind> = None;
-        for (i, d) in draws.iter().enumerate() {
-            let Some(t) = self.tiles.get(&d.key) else { continue };
+        for (i, key) in self.pending.iter().enumerate() {
+            let Some(t) = self.tiles.get(key) else { continue };
             if bound != Some(t.kind) {
                 pass.set_pipeline(&self.pipelines[t.kind as usize]);
                 bound = Some(t.kind);
@@ -442,6 +449,5 @@ impl TileRenderer {
             pass.set_bind_group(1, &t.bind_group, &[]);
             pass.draw(0..6, i as u32..i as u32 + 1);
         }
-        Ok(())
     }
 }

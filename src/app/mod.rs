@@ -1,0 +1,551 @@
+//! The desktop window (feature `gui`): eframe with the wgpu backend, the tile pipeline drawn in a paint
+//! callback, lazily loaded tiles (coarse first, never a hole), panels for palette and contrast, a status bar
+//! with the exact stored value under the cursor, file dialog, drag-and-drop and `--screenshot`.
+
+mod gpu;
+mod panels;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use eframe::egui;
+
+use crate::cache::{Tier, TileCache, TileId, TileRequest, TileState};
+use crate::headless::TILE;
+use crate::palette::{Colormap, Display, Scale};
+use crate::pyramid::levels::Levels;
+use crate::render::{TileDraw, TileKey};
+use crate::source::{self, ArraySource, OpenSpec};
+use crate::view::View;
+
+use gpu::{TileCallback, ViewerGpu};
+
+/// How the window starts: everything the command line can say.
+#[derive(Debug, Clone)]
+pub struct LaunchOptions {
+    /// What to open at start (None: the welcome screen).
+    pub open: Option<OpenSpec>,
+    pub colormap: String,
+    pub limits: Option<(f64, f64)>,
+    pub scale: Scale,
+    pub gamma: f64,
+    pub slice: u64,
+    pub nan_color: [u8; 4],
+    /// Save a screenshot of the whole window here once every visible tile is drawn, then exit.
+    pub screenshot: Option<PathBuf>,
+    pub window_size: (u32, u32),
+    pub cpu_budget: u64,
+    pub gpu_budget: u64,
+}
+
+impl Default for LaunchOptions {
+    fn default() -> Self {
+        LaunchOptions {
+            open: None,
+            colormap: "viridis".into(),
+            limits: None,
+            scale: Scale::Linear,
+            gamma: 1.0,
+            slice: 0,
+            nan_color: [0, 0, 0, 0],
+            screenshot: None,
+            window_size: (1280, 800),
+            cpu_budget: 1 << 30,
+            gpu_budget: 512 << 20,
+        }
+    }
+}
+
+/// Opens the window and runs until it closes. Returns the process exit code.
+pub fn run(opts: LaunchOptions) -> i32 {
+    let exit = Arc::new(AtomicI32::new(0));
+    let exit2 = exit.clone();
+    let mut setup = eframe::egui_wgpu::WgpuSetupCreateNew::without_display_handle();
+    setup.device_descriptor = Arc::new(gpu::device_descriptor);
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("vastview")
+            .with_inner_size([opts.window_size.0 as f32, opts.window_size.1 as f32])
+            .with_drag_and_drop(true),
+        renderer: eframe::Renderer::Wgpu,
+        wgpu_options: eframe::egui_wgpu::WgpuConfiguration {
+            wgpu_setup: eframe::egui_wgpu::WgpuSetup::CreateNew(setup),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let r = eframe::run_native(
+        "vastview",
+        options,
+        Box::new(move |cc| {
+            let rs = cc.wgpu_render_state.as_ref().ok_or("vastview needs the wgpu renderer")?;
+            ViewerGpu::install(rs, opts.gpu_budget);
+            Ok(Box::new(Viewer::new(cc.egui_ctx.clone(), opts, exit2)))
+        }),
+    );
+    match r {
+        Ok(()) => exit.load(Ordering::SeqCst),
+        Err(e) => {
+            eprintln!("vastview: cannot open the window: {e}");
+            1
+        }
+    }
+}
+
+/// An open data source with its cache and view.
+struct Doc {
+    src: Arc<dyn ArraySource>,
+    cache: TileCache,
+    levels: Levels,
+    slice: u64,
+    view: Option<View>,
+    /// A per-document salt in GPU tile keys, so tiles of a previous file are never drawn.
+    salt: u64,
+    /// Last hovered data pixel and its value text.
+    hover: Option<(u64, u64, String)>,
+    hist: Option<panels::Histogram>,
+    hist_key: u64,
+}
+
+pub(crate) struct Viewer {
+    ctx: egui::Context,
+    opts: LaunchOptions,
+    doc: Option<Doc>,
+    error: Option<String>,
+    pub(crate) display: Display,
+    pub(crate) cmap_base: String,
+    pub(crate) reversed: bool,
+    recent: Vec<PathBuf>,
+    next_salt: u64,
+    exit: Arc<AtomicI32>,
+    shot: ShotState,
+    message: Option<(String, Instant)>,
+    export: panels::ExportState,
+    previews: Vec<(String, egui::TextureHandle)>,
+}
+
+#[derive(PartialEq)]
+enum ShotState {
+    Off,
+    /// Frames drawn since everything became resident.
+    Waiting(u32),
+    Requested,
+}
+
+impl Viewer {
+    fn new(ctx: egui::Context, opts: LaunchOptions, exit: Arc<AtomicI32>) -> Viewer {
+        let (base, reversed) = match opts.colormap.strip_suffix("_r") {
+            Some(b) => (b.to_string(), true),
+            None => (opts.colormap.clone(), false),
+        };
+        let colormap = Colormap::by_name(&opts.colormap).unwrap_or_else(|| {
+            Colormap::by_name("viridis").unwrap_or(Colormap { name: "gray".into(), table: [[0, 0, 0, 255]; 256] })
+        });
+        let display = Display {
+            colormap,
+            lo: opts.limits.map_or(0.0, |l| l.0),
+            hi: opts.limits.map_or(1.0, |l| l.1),
+            scale: opts.scale,
+            gamma: opts.gamma,
+            nan_color: opts.nan_color,
+        };
+        let shot = if opts.screenshot.is_some() { ShotState::Waiting(0) } else { ShotState::Off };
+        let mut v = Viewer {
+            ctx,
+            doc: None,
+            error: None,
+            display,
+            cmap_base: base,
+            reversed,
+            recent: panels::load_recent(),
+            next_salt: 1,
+            exit,
+            shot,
+            message: None,
+            export: panels::ExportState::default(),
+            previews: Vec::new(),
+            opts: opts.clone(),
+        };
+        if let Some(spec) = opts.open {
+            v.open(&spec);
+        }
+        v
+    }
+
+    /// Opens a source, replacing the current one; a failure shows the error panel.
+    pub(crate) fn open(&mut self, spec: &OpenSpec) {
+        match source::open(spec) {
+            Ok(src) => {
+                let info = src.info().clone();
+                let levels = Levels::new(info.image.width, info.image.height, TILE);
+                let ctx = self.ctx.clone();
+                let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(move || ctx.request_repaint());
+                let cache = match TileCache::new(src.clone(), levels, 0, self.opts.cpu_budget, wake) {
+                    Ok(c) => c,
+                    Err(e) => return self.fail(e.to_string()),
+                };
+                if self.opts.limits.is_none() || self.doc.is_some() {
+                    let l = if info.image.is_color() {
+                        Ok(crate::pyramid::Limits { lo: 0.0, hi: 255.0 })
+                    } else {
+                        crate::pyramid::percentile_limits(src.as_ref(), 0, 0.5, 99.5, 1 << 16)
+                    };
+                    match l {
+                        Ok(l) => (self.display.lo, self.display.hi) = (l.lo, l.hi),
+                        Err(e) => return self.fail(e.to_string()),
+                    }
+                }
+                let slice = if self.doc.is_none() { self.opts.slice.min(info.image.slices - 1) } else { 0 };
+                self.next_salt += 1;
+                if !spec.demo {
+                    panels::push_recent(&mut self.recent, &spec.path);
+                }
+                self.doc = Some(Doc {
+                    src,
+                    cache,
+                    levels,
+                    slice,
+                    view: None,
+                    salt: self.next_salt,
+                    hover: None,
+                    hist: None,
+                    hist_key: 0,
+                });
+                self.error = None;
+            }
+            Err(e) => self.fail(e.to_string()),
+        }
+    }
+
+    fn fail(&mut self, msg: String) {
+        eprintln!("vastview: {msg}");
+        self.error = Some(msg);
+        self.doc = None;
+    }
+
+    pub(crate) fn set_colormap(&mut self) {
+        let name = if self.reversed { format!("{}_r", self.cmap_base) } else { self.cmap_base.clone() };
+        if let Some(c) = Colormap::by_name(&name) {
+            self.display.colormap = c;
+        }
+    }
+
+    fn key(doc: &Doc, id: &TileId) -> TileKey {
+        TileKey { level: (doc.salt << 40) ^ (id.slice << 8) ^ u64::from(id.level), tx: id.tx, ty: id.ty }
+    }
+
+    /// Input on the data area: drag pans, wheel zooms about the cursor, keys.
+    fn handle_input(&mut self, resp: &egui::Response, origin: egui::Pos2, ppp: f32) {
+        let Some(doc) = self.doc.as_mut() else { return };
+        let Some(view) = doc.view.as_mut() else { return };
+        let im = doc.src.info().image;
+        if resp.dragged() {
+            let d = resp.drag_delta() * ppp;
+            view.pan(f64::from(d.x), f64::from(d.y));
+        }
+        let (scroll, zoom_delta, hover, keys) = self.ctx.input(|i| {
+            let keys: Vec<egui::Key> = i
+                .events
+                .iter()
+                .filter_map(|e| match e {
+                    egui::Event::Key { key, pressed: true, .. } => Some(*key),
+                    _ => None,
+                })
+                .collect();
+            (i.smooth_scroll_delta.y, i.zoom_delta(), i.pointer.hover_pos(), keys)
+        });
+        if let Some(p) = hover.filter(|p| resp.rect.contains(*p)) {
+            let (sx, sy) = (f64::from((p.x - origin.x) * ppp), f64::from((p.y - origin.y) * ppp));
+            let factor = (f64::from(scroll) / 200.0).exp2() * f64::from(zoom_delta);
+            if (factor - 1.0).abs() > 1e-6 {
+                view.zoom_about(sx, sy, factor);
+            }
+        }
+        let (cw, ch) = (view.vw / 2.0, view.vh / 2.0);
+        for k in keys {
+            match k {
+                egui::Key::F => *view = View::fit(im.width, im.height, view.vw, view.vh),
+                egui::Key::Num1 => view.zoom_about(cw, ch, 1.0 / view.zoom),
+                egui::Key::Plus | egui::Key::Equals => view.zoom_about(cw, ch, 2.0),
+                egui::Key::Minus => view.zoom_about(cw, ch, 0.5),
+                egui::Key::ArrowLeft => view.pan(view.vw * 0.1, 0.0),
+                egui::Key::ArrowRight => view.pan(-view.vw * 0.1, 0.0),
+                egui::Key::ArrowUp => view.pan(0.0, view.vh * 0.1),
+                egui::Key::ArrowDown => view.pan(0.0, -view.vh * 0.1),
+                egui::Key::OpenBracket => doc.slice = doc.slice.saturating_sub(1),
+                egui::Key::CloseBracket => doc.slice = (doc.slice + 1).min(im.slices - 1),
+                _ => {}
+            }
+        }
+    }
+
+    /// The data area: requests tiles, uploads the ready ones, and draws fine tiles over their nearest
+    /// resident ancestors (so loading never shows a hole). Returns (all visible tiles resident, stats).
+    fn data_area(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) -> bool {
+        let rect = ui.max_rect();
+        let ppp = ui.ctx().pixels_per_point();
+        let resp = ui.interact(rect, ui.scope_id().with("data"), egui::Sense::click_and_drag());
+        let origin_px = [(rect.min.x * ppp).round(), (rect.min.y * ppp).round()];
+        let size_px = [
+            ((rect.max.x * ppp).round() - origin_px[0]).max(1.0),
+            ((rect.max.y * ppp).round() - origin_px[1]).max(1.0),
+        ];
+        {
+            let Some(doc) = self.doc.as_mut() else { return false };
+            let im = doc.src.info().image;
+            let (vw, vh) = (f64::from(size_px[0]), f64::from(size_px[1]));
+            let view = doc.view.get_or_insert_with(|| View::fit(im.width, im.height, vw, vh));
+            view.vw = vw;
+            view.vh = vh;
+        }
+        self.handle_input(&resp, rect.min, ppp);
+        let Some(doc) = self.doc.as_mut() else { return false };
+        let Some(view) = doc.view else { return false };
+        let levels = doc.levels;
+        let level = view.level(levels.count);
+        let slice = doc.slice;
+        let id = |level: u32, (tx, ty): (u64, u64)| TileId { slice, level, tx, ty };
+        // Wanted: the coarsest level (always there to fall back on), the visible tiles at `level`
+        // nearest the centre first, then a prefetch ring.
+        let top = levels.count - 1;
+        let mut wanted = Vec::new();
+        for t in view.tiles(&levels.grid(top), top, 0) {
+            wanted.push(TileRequest { id: id(top, t), tier: Tier::Visible, priority: -1.0 });
+        }
+        let visible = view.tiles(&levels.grid(level), level, 0);
+        for (i, t) in visible.iter().enumerate() {
+            wanted.push(TileRequest { id: id(level, *t), tier: Tier::Visible, priority: i as f64 });
+        }
+        let seen: HashSet<(u64, u64)> = visible.iter().copied().collect();
+        for (i, t) in view.tiles(&levels.grid(level), level, 1).into_iter().filter(|t| !seen.contains(t)).enumerate() {
+            wanted.push(TileRequest { id: id(level, t), tier: Tier::Prefetch, priority: i as f64 });
+        }
+        doc.cache.request(&wanted);
+        let _ = doc.cache.take_ready();
+
+        // Upload what is ready and needed, then decide each visible tile's stand-in.
+        let Some(rs) = frame.wgpu_render_state() else { return false };
+        let mut renderer = rs.renderer.write();
+        let Some(vg) = renderer.callback_resources.get_mut::<ViewerGpu>() else { return false };
+        vg.tiles.begin_frame();
+        let mut uploads = 0;
+        let resident = |vg: &mut ViewerGpu, tid: &TileId, uploads: &mut u32| -> bool {
+            let key = Self::key(doc, tid);
+            if vg.tiles.has_tile(&key) {
+                return true;
+            }
+            if *uploads >= 64 {
+                return false; // spread big uploads over frames
+            }
+            match doc.cache.get(tid) {
+                Some(data) => {
+                    *uploads += 1;
+                    vg.tiles.upload(&vg.gpu, key, &data).is_ok()
+                }
+                None => false,
+            }
+        };
+        let mut fine = Vec::new();
+        let mut stand_ins: Vec<TileId> = Vec::new();
+        let mut all_resident = true;
+        for t in &visible {
+            let tid = id(level, *t);
+            if resident(vg, &tid, &mut uploads) {
+                fine.push(tid);
+                continue;
+            }
+            all_resident = false;
+            let mut a = tid;
+            while a.level < top {
+                a = a.parent();
+                if resident(vg, &a, &mut uploads) {
+                    if !stand_ins.contains(&a) {
+                        stand_ins.push(a);
+                    }
+                    break;
+                }
+            }
+        }
+        stand_ins.sort_by_key(|a| std::cmp::Reverse(a.level));
+        let draws: Vec<TileDraw> = stand_ins
+            .iter()
+            .chain(fine.iter())
+            .map(|tid| {
+                let g = levels.grid(tid.level);
+                let r = g.tile_rect(tid.tx, tid.ty);
+                let p = view.place(tid.level, tid.tx, tid.ty, TILE, (r.width(), r.height()));
+                // The shader sees framebuffer pixels; the mapping is relative to the data area's origin.
+                let [mx, bx, my, by] = p.texel_map;
+                let (ox, oy) = (f64::from(origin_px[0]), f64::from(origin_px[1]));
+                TileDraw { key: Self::key(doc, tid), rect: p.rect, texel_map: [mx, bx - ox * mx, my, by - oy * my] }
+            })
+            .collect();
+        drop(renderer);
+        let cb = TileCallback { draws, display: self.display.clone(), size_px: [size_px[0] as u32, size_px[1] as u32] };
+        ui.painter().add(gpu::Callback::new_paint_callback(rect, cb));
+        // Failed tiles are outlined and retried by the cache.
+        for t in &visible {
+            if let TileState::Failed(msg) = doc.cache.state(&id(level, *t)) {
+                let g = levels.grid(level);
+                let r = g.tile_rect(t.0, t.1);
+                let p = view.place(level, t.0, t.1, TILE, (r.width(), r.height()));
+                let tl = rect.min + egui::vec2(p.rect[0] as f32, p.rect[1] as f32) / ppp;
+                let tr = egui::Rect::from_min_size(tl, egui::vec2(p.rect[2] as f32, p.rect[3] as f32) / ppp);
+                ui.painter().rect_stroke(tr, 0.0, egui::Stroke::new(2.0, egui::Color32::RED), egui::StrokeKind::Inside);
+                ui.painter().text(
+                    tr.center(),
+                    egui::Align2::CENTER_CENTER,
+                    format!("failed: {msg}"),
+                    egui::FontId::default(),
+                    egui::Color32::RED,
+                );
+            }
+        }
+        // The exact stored value under the cursor, read from the source (not the texture).
+        let hover = resp.hover_pos().map(|p| {
+            let (sx, sy) = (f64::from((p.x - rect.min.x) * ppp), f64::from((p.y - rect.min.y) * ppp));
+            view.screen_to_data(sx, sy)
+        });
+        let im = doc.src.info().image;
+        doc.hover = match hover {
+            Some((x, y)) if x >= 0.0 && y >= 0.0 && (x as u64) < im.width && (y as u64) < im.height => {
+                let (x, y) = (x as u64, y as u64);
+                match &doc.hover {
+                    Some((hx, hy, s)) if *hx == x && *hy == y => Some((x, y, s.clone())),
+                    _ => {
+                        let s = crate::headless::probe_text(doc.src.as_ref(), slice, x, y)
+                            .unwrap_or_else(|e| e.to_string());
+                        Some((x, y, s))
+                    }
+                }
+            }
+            _ => None,
+        };
+        if self.opts.screenshot.is_some() {
+            eprintln!(
+                "data area: {},{},{},{} px; level {level}; {} of {} visible tiles resident",
+                origin_px[0],
+                origin_px[1],
+                size_px[0],
+                size_px[1],
+                fine.len(),
+                visible.len()
+            );
+        }
+        if !all_resident {
+            ui.ctx().request_repaint();
+        }
+        all_resident
+    }
+
+    fn status_bar(&self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            let Some(doc) = &self.doc else {
+                ui.label("no file open");
+                return;
+            };
+            match &doc.hover {
+                Some((x, y, v)) => ui.monospace(format!("x {x}  y {y}  value {v}")),
+                None => ui.monospace("x –  y –"),
+            };
+            ui.separator();
+            if let Some(v) = &doc.view {
+                ui.label(format!("zoom {:.1} %  level {}", v.zoom * 100.0, v.level(doc.levels.count)));
+            }
+            ui.separator();
+            let s = doc.cache.stats();
+            ui.label(format!(
+                "tiles: {} loading, {} queued, {} resident, {} failed",
+                s.loading, s.queued, s.ready, s.failed
+            ));
+            ui.separator();
+            ui.label(format!("CPU {:.0}/{:.0} MB", s.bytes as f64 / 1e6, s.budget as f64 / 1e6));
+            if let Some((msg, t)) = &self.message {
+                if t.elapsed().as_secs() < 8 {
+                    ui.separator();
+                    ui.label(msg);
+                }
+            }
+        });
+    }
+
+    fn gpu_memory(frame: &eframe::Frame) -> (u64, u64, u64) {
+        frame
+            .wgpu_render_state()
+            .and_then(|rs| {
+                rs.renderer.read().callback_resources.get::<ViewerGpu>().map(|v| {
+                    let (u, b) = v.tiles.resident_bytes();
+                    (u, b, v.tiles.stats.tile_bytes)
+                })
+            })
+            .unwrap_or((0, 0, 0))
+    }
+
+    fn take_screenshot_when_ready(&mut self, ui: &egui::Ui, ready: bool) {
+        let Some(path) = self.opts.screenshot.clone() else { return };
+        match self.shot {
+            ShotState::Waiting(n) if ready || self.error.is_some() => {
+                // Two more frames so the last uploads are on screen, then ask.
+                if n >= 2 {
+                    self.shot = ShotState::Requested;
+                    let exit = self.exit.clone();
+                    let ctx = ui.ctx().clone();
+                    let code = if self.error.is_some() { 2 } else { 0 };
+                    ui.ctx().request_screenshot(move |img| {
+                        let r = panels::save_color_image(&img, &path);
+                        if let Err(e) = &r {
+                            eprintln!("vastview: {}: cannot save screenshot: {e}", path.display());
+                        }
+                        exit.store(if r.is_ok() { code } else { 1 }, Ordering::SeqCst);
+                        ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+                    });
+                } else {
+                    self.shot = ShotState::Waiting(n + 1);
+                }
+                ui.ctx().request_repaint();
+            }
+            ShotState::Waiting(_) => ui.ctx().request_repaint(),
+            _ => {}
+        }
+    }
+}
+
+impl eframe::App for Viewer {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        // Files dropped anywhere on the window replace the view.
+        let dropped: Vec<PathBuf> = ui.ctx().input(|i| {
+            i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).filter(|p| !p.as_os_str().is_empty()).collect()
+        });
+        if let Some(p) = dropped.into_iter().next() {
+            self.open(&OpenSpec { path: p, ..Default::default() });
+        }
+        let gpu_mem = Self::gpu_memory(frame);
+        egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));
+        egui::Panel::bottom("status").show(ui, |ui| {
+            self.status_bar(ui);
+            ui.label(format!(
+                "GPU tiles {:.0}/{:.0} MB, {:.1} MB uploaded in all",
+                gpu_mem.0 as f64 / 1e6,
+                gpu_mem.1 as f64 / 1e6,
+                gpu_mem.2 as f64 / 1e6
+            ));
+        });
+        if self.doc.is_some() {
+            egui::Panel::right("controls").default_size(260.0).show(ui, |ui| self.side_panel(ui));
+        }
+        let mut ready = false;
+        egui::CentralPanel::default().frame(egui::Frame::NONE).show(ui, |ui| {
+            if let Some(err) = self.error.clone() {
+                self.error_panel(ui, &err);
+            } else if self.doc.is_some() {
+                ready = self.data_area(ui, frame);
+            } else {
+                self.welcome(ui);
+            }
+        });
+        self.take_screenshot_when_ready(ui, ready);
+    }
+}
