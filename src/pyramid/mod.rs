@@ -1,6 +1,7 @@
 //! Resolution levels of an image: box-filter downsampling and statistics from bounded samples.
 
 pub mod downsample;
+pub mod levels;
 pub mod stats;
 pub mod texels;
 
