@@ -58,6 +58,12 @@ pub struct ViewArgs {
     /// Window size WxH in points
     #[arg(long, default_value = "1280x800")]
     pub window_size: String,
+    /// Start at this zoom (screen pixels per data pixel; 1 = 100 %) instead of fitting the image
+    #[arg(long)]
+    pub zoom: Option<f64>,
+    /// Start centred on data point X,Y (column, row) instead of the image centre
+    #[arg(long, allow_hyphen_values = true)]
+    pub center: Option<String>,
     /// Byte budget for tiles held in CPU memory, in MB
     #[arg(long, default_value_t = 1024)]
     pub cpu_budget_mb: u64,
@@ -289,7 +295,21 @@ pub fn launch_options(a: &ViewArgs) -> Result<crate::app::LaunchOptions> {
     let nan_color = parse_rgba(&a.nan_color)
         .ok_or_else(|| Error::request(&p, format!("--nan-color '{}' is not RRGGBBAA hex", a.nan_color)))?;
     let (w, h) = parse_wxh(&p, "--window-size", &a.window_size)?;
+    if let Some(z) = a.zoom {
+        if !(z.is_finite() && z > 0.0) {
+            return Err(Error::request(&p, "--zoom must be a positive number"));
+        }
+    }
+    let center = match &a.center {
+        Some(s) => {
+            let v: Vec<f64> = pair(&p, "--center", s, 2)?;
+            Some((v[0], v[1]))
+        }
+        None => None,
+    };
     Ok(crate::app::LaunchOptions {
+        zoom: a.zoom,
+        center,
         open,
         colormap: a.colormap.clone(),
         limits,

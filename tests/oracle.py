@@ -249,6 +249,14 @@ add_render("multi_tile_1to1", "big.npy", ["--limits", "0,1", "--colormap", "turb
            colors("turbo", Normalize(0, 1)(big.astype(np.float64))))
 
 
+# The window: a 64 x 48 uint16 image seen at zoom 4; each data pixel through magma.
+win = rng.integers(0, 4000, (48, 64), dtype=np.uint16)
+np.save(path("window_u16.npy"), win)
+np.save(path("exp_window.npy"), colors("magma", Normalize(500, 3500)(win.astype(np.float64))))
+manifest["window"] = {"file": "window_u16.npy", "expected": "exp_window.npy", "limits": "500,3500",
+                      "colormap": "magma", "zoom": 4, "center": "32,24"}
+
+
 # --- bad input: exit 2, one line naming the file and the problem ---
 def err(name, file, args, expect):
     manifest["errors"].append({"name": name, "file": file, "args": args, "expect": expect})

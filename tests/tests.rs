@@ -6,3 +6,4 @@ mod common;
 mod cli;
 mod library;
 mod render;
+mod window;

@@ -37,6 +37,9 @@ pub struct LaunchOptions {
     /// Save a screenshot of the whole window here once every visible tile is drawn, then exit.
     pub screenshot: Option<PathBuf>,
     pub window_size: (u32, u32),
+    /// Initial zoom (screen pixels per data pixel) and centre (data pixels); default: fit the image.
+    pub zoom: Option<f64>,
+    pub center: Option<(f64, f64)>,
     pub cpu_budget: u64,
     pub gpu_budget: u64,
 }
@@ -53,6 +56,8 @@ impl Default for LaunchOptions {
             nan_color: [0, 0, 0, 0],
             screenshot: None,
             window_size: (1280, 800),
+            zoom: None,
+            center: None,
             cpu_budget: 1 << 30,
             gpu_budget: 512 << 20,
         }
@@ -297,7 +302,17 @@ impl Viewer {
             let Some(doc) = self.doc.as_mut() else { return false };
             let im = doc.src.info().image;
             let (vw, vh) = (f64::from(size_px[0]), f64::from(size_px[1]));
-            let view = doc.view.get_or_insert_with(|| View::fit(im.width, im.height, vw, vh));
+            let (zoom, center) = (self.opts.zoom, self.opts.center);
+            let view = doc.view.get_or_insert_with(|| {
+                let mut v = View::fit(im.width, im.height, vw, vh);
+                if let Some(z) = zoom {
+                    v.zoom = z.clamp(crate::view::MIN_ZOOM, crate::view::MAX_ZOOM);
+                }
+                if let Some((x, y)) = center {
+                    (v.cx, v.cy) = (x, y);
+                }
+                v
+            });
             view.vw = vw;
             view.vh = vh;
         }
@@ -462,7 +477,7 @@ impl Viewer {
                 s.loading, s.queued, s.ready, s.failed
             ));
             ui.separator();
-            ui.label(format!("CPU {:.0}/{:.0} MB", s.bytes as f64 / 1e6, s.budget as f64 / 1e6));
+            ui.label(format!("CPU tiles {:.1}/{:.0} MiB", s.bytes as f64 / 1048576.0, s.budget as f64 / 1048576.0));
             if let Some((msg, t)) = &self.message {
                 if t.elapsed().as_secs() < 8 {
                     ui.separator();
