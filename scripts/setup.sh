@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what vastview needs on a fresh Debian/Ubuntu machine beyond the Rust toolchain:
 # a software Vulkan driver (lavapipe) so wgpu has an adapter without a GPU, Xvfb for the window,
-# and numpy + matplotlib for the test oracles. Idempotent; needs root (or sudo) for apt.
+# the freedesktop tools that install-desktop drives (and its test checks), and numpy + matplotlib for
+# the test oracles. Idempotent; needs root (or sudo) for apt.
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi
 missing=()
-for p in mesa-vulkan-drivers xvfb xauth; do
+for p in mesa-vulkan-drivers xvfb xauth xdg-utils libfile-mimeinfo-perl shared-mime-info desktop-file-utils; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -70,6 +70,9 @@ pub struct ViewArgs {
     /// Byte budget for tile textures on the GPU, in MB
     #[arg(long, default_value_t = 512)]
     pub gpu_budget_mb: u64,
+    /// Benchmark the window: once loaded, 30 still frames, N panning frames, 10 palette changes; print figures and exit
+    #[arg(long)]
+    pub bench_frames: Option<u32>,
     #[command(flatten)]
     pub input_args: InputArgs,
 }
@@ -82,6 +85,10 @@ pub enum Command {
     Info(InfoArgs),
     /// Print the exact stored value at column X, row Y (as numpy's str() shows it)
     Probe(ProbeArgs),
+    /// Register vastview for the current user: .desktop file, application/x-npy MIME type, icon, default app for .npy
+    InstallDesktop,
+    /// Remove what install-desktop wrote
+    UninstallDesktop,
 }
 
 /// Where the data comes from: a file (.npy, or raw binary with a layout) or the procedural demo.
@@ -321,6 +328,7 @@ pub fn launch_options(a: &ViewArgs) -> Result<crate::app::LaunchOptions> {
         window_size: (w as u32, h as u32),
         cpu_budget: a.cpu_budget_mb << 20,
         gpu_budget: a.gpu_budget_mb << 20,
+        bench_frames: a.bench_frames,
     })
 }
 
@@ -344,8 +352,24 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<i32> {
     run_command(command, out).map(|_| 0)
 }
 
+fn report(out: &mut dyn Write, verb: &str, r: &crate::desktop::InstallReport) -> Result<()> {
+    let mut text = String::new();
+    for f in &r.files {
+        text.push_str(&format!("{verb} {}\n", f.display()));
+    }
+    for n in &r.notes {
+        text.push_str(&format!("note: {n}\n"));
+    }
+    write_out(out, &text)
+}
+
 fn run_command(command: Command, out: &mut dyn Write) -> Result<()> {
     match command {
+        Command::InstallDesktop => {
+            let exe = std::env::current_exe().map_err(|e| Error::io("<current executable>", e))?;
+            report(out, "wrote", &crate::desktop::install(&exe)?)
+        }
+        Command::UninstallDesktop => report(out, "removed", &crate::desktop::uninstall()?),
         Command::Info(a) => {
             let src = source::open(&open_spec(a.input, a.demo, &a.input_args)?)?;
             let text =

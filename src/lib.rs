@@ -10,6 +10,7 @@
 pub mod app;
 pub mod cache;
 pub mod cli;
+pub mod desktop;
 pub mod dtype;
 pub mod error;
 pub mod geom;

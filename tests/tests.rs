@@ -4,6 +4,7 @@
 mod common;
 
 mod cli;
+mod desktop;
 mod library;
 mod render;
 mod window;

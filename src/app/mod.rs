@@ -42,6 +42,9 @@ pub struct LaunchOptions {
     pub center: Option<(f64, f64)>,
     pub cpu_budget: u64,
     pub gpu_budget: u64,
+    /// Benchmark: once loaded, draw 30 still frames, pan for this many frames, change the palette 10
+    /// times, print the figures to stderr and exit.
+    pub bench_frames: Option<u32>,
 }
 
 impl Default for LaunchOptions {
@@ -60,6 +63,7 @@ impl Default for LaunchOptions {
             center: None,
             cpu_budget: 1 << 30,
             gpu_budget: 512 << 20,
+            bench_frames: None,
         }
     }
 }
@@ -130,6 +134,30 @@ pub(crate) struct Viewer {
     message: Option<(String, Instant)>,
     export: panels::ExportState,
     previews: Vec<(String, egui::TextureHandle)>,
+    bench: Option<Bench>,
+}
+
+/// The `--bench-frames` run: phases and what was measured.
+struct Bench {
+    phase: u8,
+    n: u32,
+    frames: u32,
+    still_ui: Vec<f64>,
+    pan_ui: Vec<f64>,
+    pan_start: Option<Instant>,
+    palette_bytes: Vec<u64>,
+    last_upload: (u64, u64),
+    rss_anon_peak_kb: u64,
+}
+
+/// RssAnon of this process in kB (0 where /proc is missing).
+fn rss_anon_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("RssAnon:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 #[derive(PartialEq)]
@@ -172,6 +200,17 @@ impl Viewer {
             message: None,
             export: panels::ExportState::default(),
             previews: Vec::new(),
+            bench: opts.bench_frames.map(|n| Bench {
+                phase: 0,
+                n,
+                frames: 0,
+                still_ui: Vec::new(),
+                pan_ui: Vec::new(),
+                pan_start: None,
+                palette_bytes: Vec::new(),
+                last_upload: (0, 0),
+                rss_anon_peak_kb: 0,
+            }),
             opts: opts.clone(),
         };
         if let Some(spec) = opts.open {
@@ -530,6 +569,7 @@ impl Viewer {
 
 impl eframe::App for Viewer {
     fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        let t0 = Instant::now();
         // Files dropped anywhere on the window replace the view.
         let dropped: Vec<PathBuf> = ui.ctx().input(|i| {
             i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).filter(|p| !p.as_os_str().is_empty()).collect()
@@ -542,10 +582,10 @@ impl eframe::App for Viewer {
         egui::Panel::bottom("status").show(ui, |ui| {
             self.status_bar(ui);
             ui.label(format!(
-                "GPU tiles {:.0}/{:.0} MB, {:.1} MB uploaded in all",
-                gpu_mem.0 as f64 / 1e6,
-                gpu_mem.1 as f64 / 1e6,
-                gpu_mem.2 as f64 / 1e6
+                "GPU tiles {:.1}/{:.0} MiB, {:.1} MiB uploaded in all",
+                gpu_mem.0 as f64 / 1048576.0,
+                gpu_mem.1 as f64 / 1048576.0,
+                gpu_mem.2 as f64 / 1048576.0
             ));
         });
         if self.doc.is_some() {
@@ -562,5 +602,79 @@ impl eframe::App for Viewer {
             }
         });
         self.take_screenshot_when_ready(ui, ready);
+        self.bench_step(ui, frame, ready, t0.elapsed().as_secs_f64());
+    }
+}
+
+impl Viewer {
+    /// One frame of `--bench-frames`: 0 wait for the view to load, 1 still frames (warm cache),
+    /// 2 panning, 3 palette changes, then report and close.
+    fn bench_step(&mut self, ui: &egui::Ui, frame: &eframe::Frame, ready: bool, ui_secs: f64) {
+        let Some(mut b) = self.bench.take() else { return };
+        ui.ctx().request_repaint();
+        b.rss_anon_peak_kb = b.rss_anon_peak_kb.max(rss_anon_kb());
+        let (_, _, uploaded) = Self::gpu_memory(frame);
+        let lut_uniform = frame
+            .wgpu_render_state()
+            .and_then(|rs| {
+                rs.renderer
+                    .read()
+                    .callback_resources
+                    .get::<ViewerGpu>()
+                    .map(|v| v.tiles.stats.lut_bytes + v.tiles.stats.uniform_bytes)
+            })
+            .unwrap_or(0);
+        b.frames += 1;
+        match b.phase {
+            0 if ready || b.frames > 2000 => (b.phase, b.frames) = (1, 0),
+            1 => {
+                b.still_ui.push(ui_secs);
+                if b.frames >= 30 {
+                    (b.phase, b.frames) = (2, 0);
+                    b.pan_start = Some(Instant::now());
+                }
+            }
+            2 => {
+                b.pan_ui.push(ui_secs);
+                if let Some(v) = self.doc.as_mut().and_then(|d| d.view.as_mut()) {
+                    v.pan(-v.vw / 8.0, -v.vh / 64.0);
+                }
+                if b.frames >= b.n {
+                    (b.phase, b.frames) = (3, 0);
+                    b.last_upload = (uploaded, lut_uniform);
+                }
+            }
+            3 => {
+                // Bytes since the previous frame, which changed only the palette.
+                b.palette_bytes.push(lut_uniform - b.last_upload.1 + (uploaded - b.last_upload.0));
+                b.last_upload = (uploaded, lut_uniform);
+                let names = ["magma", "gray", "turbo", "cividis", "viridis"];
+                self.cmap_base = names[b.frames as usize % names.len()].to_string();
+                self.set_colormap();
+                if b.frames >= 11 {
+                    let stat = |v: &[f64]| {
+                        let mut s = v.to_vec();
+                        s.sort_by(f64::total_cmp);
+                        let mean = s.iter().sum::<f64>() / s.len().max(1) as f64;
+                        let p95 = s.get((s.len() as f64 * 0.95) as usize).copied().unwrap_or(0.0);
+                        (mean * 1e3, p95 * 1e3)
+                    };
+                    let (sm, sp) = stat(&b.still_ui);
+                    let (pm, pp) = stat(&b.pan_ui);
+                    let pan_secs = b.pan_start.map_or(0.0, |t| t.elapsed().as_secs_f64());
+                    let pal = &b.palette_bytes[1..];
+                    eprintln!(
+                        "bench: still frames ui {sm:.2} ms mean / {sp:.2} ms p95; panning {} frames ui {pm:.2} ms mean / {pp:.2} ms p95, {:.1} fps wall; palette change uploads max {} bytes; peak RssAnon {:.1} MiB",
+                        b.pan_ui.len(),
+                        b.pan_ui.len() as f64 / pan_secs.max(1e-9),
+                        pal.iter().max().copied().unwrap_or(0),
+                        b.rss_anon_peak_kb as f64 / 1024.0
+                    );
+                    ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
+                }
+            }
+            _ => {}
+        }
+        self.bench = Some(b);
     }
 }

@@ -357,27 +357,3 @@ fn parent_is_the_covering_tile_one_level_up() {
     let p = TileId { slice: 0, level: 0, tx: 3, ty: 2 }.parent();
     assert!(l.data_rect(p.level, p.tx, p.ty).contains_rect(&child));
 }
-
-#[test]
-fn zz_scratch_request_cost() {
-    let levels = Levels::new(1_000_000, 1_000_000, 256);
-    let cache = TileCache::new(Arc::new(DemoSource::new(1_000_000, 1_000_000)), levels, 1, u64::MAX, no_wake()).unwrap();
-    let wanted: Vec<TileRequest> = (0..3000).map(|i| prefetch(tile(0, i % 100, i / 100), i as f64)).collect();
-    cache.request(&wanted);
-    let t = Instant::now();
-    for _ in 0..100 {
-        cache.request(&wanted);
-    }
-    eprintln!("request of 3000 queued: {:?}/frame", t.elapsed() / 100);
-    let small: Vec<TileRequest> = wanted[..64].to_vec();
-    cache.request(&small);
-    wait_until("ready", || cache.stats().ready >= 60);
-    let mut w2 = wanted.clone();
-    w2.rotate_left(64);
-    let t = Instant::now();
-    for _ in 0..100 {
-        cache.request(&w2);
-        for r in &w2 { let _ = cache.get(&r.id); }
-    }
-    eprintln!("request+get of 3000: {:?}/frame", t.elapsed() / 100);
-}

@@ -103,6 +103,8 @@ pub struct TileRenderer {
     instances: Vec<GpuTileInstance>,
     /// Tiles of the prepared instances, in order.
     pending: Vec<TileKey>,
+    /// The instances last written to `instance_buf`.
+    written: Vec<GpuTileInstance>,
     pub stats: UploadStats,
 }
 
@@ -240,6 +242,7 @@ impl TileRenderer {
             globals: None,
             instances: Vec::new(),
             pending: Vec::new(),
+            written: Vec::new(),
             stats: UploadStats::default(),
         }
     }
@@ -426,10 +429,15 @@ impl TileRenderer {
         if self.instances.len() as u64 > self.instance_cap {
             self.instance_cap = (self.instances.len() as u64).next_power_of_two();
             self.instance_buf = Self::make_instance_buf(gpu, self.instance_cap);
+            self.written.clear();
         }
-        let bytes: &[u8] = bytemuck::cast_slice(&self.instances);
-        gpu.queue.write_buffer(&self.instance_buf, 0, bytes);
-        self.stats.uniform_bytes += bytes.len() as u64;
+        // Unchanged draws (a still view, a palette change) re-use the buffer as it is.
+        if self.instances != self.written {
+            let bytes: &[u8] = bytemuck::cast_slice(&self.instances);
+            gpu.queue.write_buffer(&self.instance_buf, 0, bytes);
+            self.stats.uniform_bytes += bytes.len() as u64;
+            self.written.clone_from(&self.instances);
+        }
     }
 
     /// Records the draws prepared by `prepare` into `pass`.

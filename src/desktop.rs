@@ -1,0 +1,389 @@
+//! Desktop integration for the current user (freedesktop.org/XDG): installs and removes the
+//! `vastview.desktop` launcher, the `application/x-npy` shared-mime-info package and the hicolor icons,
+//! refreshes the MIME and desktop databases, and makes vastview the default application for `.npy` files.
+//!
+//! Every file this module writes carries [`MARKER`], so uninstalling (and reinstalling) touches only
+//! files vastview wrote; a foreign file at one of its paths makes `install` refuse before writing anything.
+
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::error::{Error, Result};
+
+/// The name of the launcher, as `xdg-mime` and `mimeapps.list` refer to it.
+pub const DESKTOP_ID: &str = "vastview.desktop";
+/// The MIME type vastview registers and handles.
+pub const MIME_TYPE: &str = "application/x-npy";
+/// The text every installed file contains; only files containing it are ever replaced or removed.
+pub const MARKER: &str = "Written by vastview install-desktop";
+
+const DESKTOP_TEMPLATE: &str = include_str!("../assets/vastview.desktop");
+const MIME_XML: &str = include_str!("../assets/mime/vastview-npy.xml");
+const ICON_SVG: &str = include_str!("../assets/icons/vastview.svg");
+const ICON_PNG: &[u8] = include_bytes!("../assets/icons/vastview-256.png");
+
+/// Ownership checks read at most this much of an existing file.
+const MAX_OWNED_FILE: u64 = 1 << 20;
+
+/// What `install` or `uninstall` did: the files it wrote (install) or removed and edited (uninstall),
+/// and one line per thing worth telling the user (programs run, programs missing, files left alone).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InstallReport {
+    pub files: Vec<PathBuf>,
+    pub notes: Vec<String>,
+}
+
+/// Where the user's desktop files live, and where helper programs are looked up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XdgDirs {
+    /// The home directory (given to helper programs as HOME).
+    pub home: PathBuf,
+    /// `$XDG_DATA_HOME`, by default `~/.local/share`: holds applications/, mime/ and icons/.
+    pub data_home: PathBuf,
+    /// `$XDG_CONFIG_HOME`, by default `~/.config`: holds mimeapps.list.
+    pub config_home: PathBuf,
+    /// The PATH searched for update-mime-database, update-desktop-database and xdg-mime
+    /// (and given to them); `None` means this process's PATH.
+    pub search_path: Option<OsString>,
+}
+
+impl XdgDirs {
+    /// The directories the XDG base-directory spec gives this process: `$XDG_DATA_HOME` and
+    /// `$XDG_CONFIG_HOME` when set to absolute paths, otherwise `~/.local/share` and `~/.config`.
+    pub fn from_env() -> Result<Self> {
+        let home =
+            std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from).ok_or_else(|| Error::Output {
+                path: PathBuf::from("~/.local/share"),
+                msg: "HOME is not set, so there is no per-user data directory".into(),
+            })?;
+        let absolute = |var: &str| std::env::var_os(var).map(PathBuf::from).filter(|p| p.is_absolute());
+        let mut dirs = Self::under_home(&home);
+        if let Some(d) = absolute("XDG_DATA_HOME") {
+            dirs.data_home = d;
+        }
+        if let Some(c) = absolute("XDG_CONFIG_HOME") {
+            dirs.config_home = c;
+        }
+        Ok(dirs)
+    }
+
+    /// The default layout under `home`: `home/.local/share` and `home/.config`, helpers on this process's PATH.
+    pub fn under_home(home: &Path) -> Self {
+        XdgDirs {
+            home: home.to_path_buf(),
+            data_home: home.join(".local/share"),
+            config_home: home.join(".config"),
+            search_path: None,
+        }
+    }
+
+    /// `applications/vastview.desktop` under the data home.
+    pub fn desktop_file(&self) -> PathBuf {
+        self.data_home.join("applications").join(DESKTOP_ID)
+    }
+    /// `mime/packages/vastview-npy.xml` under the data home.
+    pub fn mime_package(&self) -> PathBuf {
+        self.data_home.join("mime/packages/vastview-npy.xml")
+    }
+    /// `icons/hicolor/scalable/apps/vastview.svg` under the data home.
+    pub fn icon_svg(&self) -> PathBuf {
+        self.data_home.join("icons/hicolor/scalable/apps/vastview.svg")
+    }
+    /// `icons/hicolor/256x256/apps/vastview.png` under the data home.
+    pub fn icon_png(&self) -> PathBuf {
+        self.data_home.join("icons/hicolor/256x256/apps/vastview.png")
+    }
+    /// `mimeapps.list` under the config home (where `xdg-mime default` records the default application).
+    pub fn mimeapps_list(&self) -> PathBuf {
+        self.config_home.join("mimeapps.list")
+    }
+}
+
+/// Registers vastview for the current user: writes the .desktop file (Exec= the absolute path of the running
+/// binary, `%f`; MimeType=application/x-npy;), the shared-mime-info package (glob *.npy and magic \x93NUMPY at
+/// offset 0, type application/x-npy, comment "NumPy array"), and the icon (hicolor scalable svg + 256x256 png)
+/// under the XDG data home ($XDG_DATA_HOME or ~/.local/share): applications/, mime/packages/, icons/hicolor/...;
+/// then runs update-mime-database, update-desktop-database and `xdg-mime default vastview.desktop application/x-npy`
+/// when those programs exist (a missing one is a note, not an error). Assets are embedded with include_str!/include_bytes!.
+pub fn install(exe: &Path) -> Result<InstallReport> {
+    install_into(&XdgDirs::from_env()?, exe)
+}
+
+/// Removes exactly what install wrote (and the mimeapps.list default entry if it names vastview), re-running the databases.
+pub fn uninstall() -> Result<InstallReport> {
+    uninstall_from(&XdgDirs::from_env()?)
+}
+
+/// [`install`] into explicit directories. Checks every target first: if any exists without [`MARKER`]
+/// (a file vastview did not write), nothing is written and the error names it.
+pub fn install_into(dirs: &XdgDirs, exe: &Path) -> Result<InstallReport> {
+    let exe = std::path::absolute(exe).map_err(|e| Error::io(exe, e))?;
+    if !exe.is_file() {
+        return Err(Error::bad_input(&exe, "not a file: install-desktop needs the path of the vastview binary"));
+    }
+    let desktop = desktop_entry(&exe)?;
+    let files: [(PathBuf, &[u8]); 4] = [
+        (dirs.desktop_file(), desktop.as_bytes()),
+        (dirs.mime_package(), MIME_XML.as_bytes()),
+        (dirs.icon_svg(), ICON_SVG.as_bytes()),
+        (dirs.icon_png(), ICON_PNG),
+    ];
+    for (path, _) in &files {
+        if owned(path)? == Some(false) {
+            return Err(Error::Output {
+                path: path.clone(),
+                msg: "exists and was not written by vastview; move it away and install again".into(),
+            });
+        }
+    }
+    let mut report = InstallReport::default();
+    for (path, bytes) in &files {
+        write_atomic(path, bytes, None)?;
+        report.files.push(path.clone());
+    }
+    refresh_mime_database(dirs, &mut report.notes);
+    refresh_desktop_database(dirs, &mut report.notes);
+    let missing = "xdg-mime not found (package xdg-utils): vastview was not made the default application for \
+                   .npy files; pick it under Open With in a file manager";
+    run_tool(
+        dirs,
+        "xdg-mime",
+        &[OsStr::new("default"), OsStr::new(DESKTOP_ID), OsStr::new(MIME_TYPE)],
+        missing,
+        &mut report.notes,
+    );
+    Ok(report)
+}
+
+/// [`uninstall`] from explicit directories. Removes only files carrying [`MARKER`] (others get a note),
+/// drops `vastview.desktop` from the `application/x-npy` default in mimeapps.list (keeping every other
+/// line), and re-runs the databases whose inputs changed. Nothing installed is not an error.
+pub fn uninstall_from(dirs: &XdgDirs) -> Result<InstallReport> {
+    let mut report = InstallReport::default();
+    let desktop_removed = remove_owned(dirs.desktop_file(), &mut report)?;
+    let mime_removed = remove_owned(dirs.mime_package(), &mut report)?;
+    remove_owned(dirs.icon_svg(), &mut report)?;
+    remove_owned(dirs.icon_png(), &mut report)?;
+
+    let list = dirs.mimeapps_list();
+    if let Some(text) = read_text(&list)? {
+        if let Some(edited) = without_default(&text) {
+            // Edit the file a symlinked mimeapps.list points to, not the link.
+            let target = fs::canonicalize(&list).map_err(|e| Error::io(&list, e))?;
+            let perms = fs::metadata(&target).map_err(|e| Error::io(&target, e))?.permissions();
+            write_atomic(&target, edited.as_bytes(), Some(perms))?;
+            report.notes.push(format!("removed {DESKTOP_ID} as the default for {MIME_TYPE} from {}", list.display()));
+            report.files.push(list);
+        }
+    }
+    if mime_removed {
+        refresh_mime_database(dirs, &mut report.notes);
+    }
+    if desktop_removed {
+        refresh_desktop_database(dirs, &mut report.notes);
+    }
+    Ok(report)
+}
+
+/// Removes `path` if vastview wrote it (recording it in the report); notes a foreign file and leaves it.
+fn remove_owned(path: PathBuf, report: &mut InstallReport) -> Result<bool> {
+    match owned(&path)? {
+        None => Ok(false),
+        Some(false) => {
+            report.notes.push(format!("left {} alone: vastview did not write it", path.display()));
+            Ok(false)
+        }
+        Some(true) => {
+            fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            report.files.push(path);
+            Ok(true)
+        }
+    }
+}
+
+/// The launcher text for `exe`: the asset with its Exec= and TryExec= lines pointing at the binary.
+fn desktop_entry(exe: &Path) -> Result<String> {
+    let s = exe
+        .to_str()
+        .ok_or_else(|| Error::bad_input(exe, "the binary's path is not UTF-8, which a .desktop file cannot hold"))?;
+    if s.chars().any(char::is_control) {
+        return Err(Error::bad_input(exe, "the binary's path holds control characters, which Exec= cannot hold"));
+    }
+    let mut out = String::with_capacity(DESKTOP_TEMPLATE.len() + 2 * s.len());
+    for line in DESKTOP_TEMPLATE.lines() {
+        if line.starts_with("Exec=") {
+            out.push_str(&format!("Exec={} %f", exec_arg(s)));
+        } else if line.starts_with("TryExec=") {
+            out.push_str(&format!("TryExec={}", s.replace('\\', "\\\\")));
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// One Exec= argument, quoted and escaped as the Desktop Entry spec says: double quotes when the
+/// argument holds a reserved character (with `"`, `` ` ``, `$` and `\` backslash-escaped inside them),
+/// `%` doubled, then the string-level escape of `\` applied on top.
+fn exec_arg(arg: &str) -> String {
+    const RESERVED: &str = " \t\n\"'\\><~|&;$*?#()`";
+    let quoted = if arg.is_empty() || arg.chars().any(|c| RESERVED.contains(c)) {
+        let mut q = String::from("\"");
+        for c in arg.chars() {
+            if matches!(c, '"' | '`' | '$' | '\\') {
+                q.push('\\');
+            }
+            q.push(c);
+        }
+        q.push('"');
+        q
+    } else {
+        arg.to_string()
+    };
+    quoted.replace('%', "%%").replace('\\', "\\\\")
+}
+
+/// `None` when nothing is at `path`; `Some(true)` when a regular file there contains [`MARKER`];
+/// `Some(false)` for anything else (another file, a symlink, a directory).
+fn owned(path: &Path) -> Result<Option<bool>> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    if !meta.is_file() {
+        return Ok(Some(false));
+    }
+    let mut bytes = Vec::new();
+    fs::File::open(path)
+        .and_then(|f| f.take(MAX_OWNED_FILE).read_to_end(&mut bytes))
+        .map_err(|e| Error::io(path, e))?;
+    Ok(Some(bytes.windows(MARKER.len()).any(|w| w == MARKER.as_bytes())))
+}
+
+/// The UTF-8 text of `path`, or `None` when it does not exist or is not text.
+fn read_text(path: &Path) -> Result<Option<String>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(String::from_utf8(bytes).ok()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// mimeapps.list text with `vastview.desktop` taken out of the `application/x-npy=` entry of
+/// `[Default Applications]` (the whole line when it named only vastview); `None` when there was nothing to take.
+fn without_default(text: &str) -> Option<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut in_defaults = false;
+    let mut changed = false;
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\n', '\r']);
+        let trimmed = body.trim();
+        if trimmed.starts_with('[') {
+            in_defaults = trimmed == "[Default Applications]";
+        } else if in_defaults {
+            if let Some((key, value)) = body.split_once('=') {
+                if key.trim() == MIME_TYPE {
+                    let apps: Vec<&str> = value.split(';').map(str::trim).filter(|a| !a.is_empty()).collect();
+                    let kept: Vec<&str> = apps.iter().copied().filter(|a| *a != DESKTOP_ID).collect();
+                    if kept.len() != apps.len() {
+                        changed = true;
+                        if !kept.is_empty() {
+                            let end = if value.trim_end().ends_with(';') { ";" } else { "" };
+                            out.push_str(&format!("{key}={}{end}{}", kept.join(";"), &line[body.len()..]));
+                        }
+                        continue;
+                    }
+                }
+            }
+        }
+        out.push_str(line);
+    }
+    changed.then_some(out)
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it over `path` (creating parent directories).
+fn write_atomic(path: &Path, bytes: &[u8], perms: Option<fs::Permissions>) -> Result<()> {
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    let name = path.file_name().unwrap_or(OsStr::new("file")).to_string_lossy();
+    let tmp = parent.join(format!(".{name}.vastview-{}.tmp", std::process::id()));
+    let written = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        if let Some(p) = perms {
+            f.set_permissions(p)?;
+        }
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(Error::Output { path: path.to_path_buf(), msg: e.to_string() });
+    }
+    Ok(())
+}
+
+fn refresh_mime_database(dirs: &XdgDirs, notes: &mut Vec<String>) {
+    let dir = dirs.data_home.join("mime");
+    let missing = "update-mime-database not found (package shared-mime-info): .npy files will be recognised \
+                   once it runs";
+    run_tool(dirs, "update-mime-database", &[dir.as_os_str()], missing, notes);
+}
+
+fn refresh_desktop_database(dirs: &XdgDirs, notes: &mut Vec<String>) {
+    let dir = dirs.data_home.join("applications");
+    let missing = "update-desktop-database not found (package desktop-file-utils): some file managers list \
+                   vastview under Open With only once it runs";
+    run_tool(dirs, "update-desktop-database", &[OsStr::new("-q"), dir.as_os_str()], missing, notes);
+}
+
+/// Runs helper `name` with `args` and the user's directories in its environment; records what happened
+/// (ran, failed, or `missing` when it is not on the search path) as a note.
+fn run_tool(dirs: &XdgDirs, name: &str, args: &[&OsStr], missing: &str, notes: &mut Vec<String>) {
+    let path = dirs.search_path.clone().or_else(|| std::env::var_os("PATH")).unwrap_or_default();
+    let Some(program) = find_program(name, &path) else {
+        notes.push(missing.to_string());
+        return;
+    };
+    let shown = std::iter::once(name.to_string())
+        .chain(args.iter().map(|a| a.to_string_lossy().into_owned()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let output = Command::new(&program)
+        .args(args)
+        .env("HOME", &dirs.home)
+        .env("XDG_DATA_HOME", &dirs.data_home)
+        .env("XDG_CONFIG_HOME", &dirs.config_home)
+        .env("PATH", &path)
+        .output();
+    match output {
+        Ok(o) if o.status.success() => notes.push(format!("ran {shown}")),
+        Ok(o) => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            let first = err.lines().find(|l| !l.trim().is_empty()).unwrap_or("no message");
+            notes.push(format!("{shown} failed ({}): {}", o.status, first.trim()));
+        }
+        Err(e) => notes.push(format!("could not run {}: {e}", program.display())),
+    }
+}
+
+/// The first executable file called `name` in the directories of `path` (a PATH value).
+fn find_program(name: &str, path: &OsStr) -> Option<PathBuf> {
+    std::env::split_paths(path).filter(|d| d.is_absolute()).map(|d| d.join(name)).find(|p| is_executable(p))
+}
+
+#[cfg(unix)]
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+}
+
+#[cfg(not(unix))]
+fn is_executable(p: &Path) -> bool {
+    p.is_file()
+}
