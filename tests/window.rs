@@ -115,3 +115,46 @@ fn a_bad_file_shows_the_error_panel_and_the_same_message() {
     assert_eq!(stderr(&cli).trim(), msg[0]);
     assert!(shot.exists(), "no screenshot of the error panel");
 }
+
+#[test]
+fn panning_a_file_much_larger_than_the_budgets_stays_within_them() {
+    if gpu_session().is_none() {
+        return;
+    }
+    // 4096 x 4096 float32 = 64 MiB of data (and 4096² texels per level-0 pass) against 8 MiB budgets.
+    let dir = std::env::temp_dir().join(format!("vastview-pan-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("big.npy");
+    let mut bytes = vastview::headless::npy_header("<f4", &[4096, 4096]);
+    bytes.extend((0..4096u32 * 4096).flat_map(|i| ((i % 4099) as f32).to_le_bytes()));
+    std::fs::write(&file, &bytes).expect("write");
+    drop(bytes);
+    let args = [
+        file.to_str().unwrap_or_default(),
+        "--window-size",
+        "900x600",
+        "--zoom",
+        "1",
+        "--center",
+        "450,300",
+        "--cpu-budget-mb",
+        "8",
+        "--gpu-budget-mb",
+        "8",
+        "--bench-frames",
+        "60",
+    ];
+    let Some(out) = under_xvfb(&args) else { return };
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let line = err.lines().find(|l| l.starts_with("bench: peak CPU")).unwrap_or_else(|| panic!("no bench line: {err}"));
+    let nums: Vec<u64> =
+        line.split(|c: char| !c.is_ascii_digit()).filter(|t| !t.is_empty()).filter_map(|t| t.parse().ok()).collect();
+    let (cpu, cpu_budget, gpu, gpu_budget, loaded) = (nums[0], nums[1], nums[2], nums[3], nums[4]);
+    assert_eq!(cpu_budget, 8 << 20);
+    assert!(cpu <= cpu_budget, "CPU tiles {cpu} over budget {cpu_budget}");
+    assert!(gpu <= gpu_budget, "GPU tiles {gpu} over budget {gpu_budget}");
+    // Panning 60 frames by an eighth of the view crossed far more tiles than the budgets hold.
+    assert!(loaded * 256 * 256 * 4 > 2 * cpu_budget, "only {loaded} tiles loaded: {line}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -148,6 +148,9 @@ struct Bench {
     palette_bytes: Vec<u64>,
     last_upload: (u64, u64),
     rss_anon_peak_kb: u64,
+    /// Peak CPU-cache and GPU tile bytes seen at the start of a frame, while panning.
+    peak_cpu: u64,
+    peak_gpu: u64,
 }
 
 /// RssAnon of this process in kB (0 where /proc is missing).
@@ -210,6 +213,8 @@ impl Viewer {
                 palette_bytes: Vec::new(),
                 last_upload: (0, 0),
                 rss_anon_peak_kb: 0,
+                peak_cpu: 0,
+                peak_gpu: 0,
             }),
             opts: opts.clone(),
         };
@@ -636,6 +641,8 @@ impl Viewer {
             }
             2 => {
                 b.pan_ui.push(ui_secs);
+                b.peak_cpu = b.peak_cpu.max(self.doc.as_ref().map_or(0, |d| d.cache.stats().bytes));
+                b.peak_gpu = b.peak_gpu.max(Self::gpu_memory(frame).0);
                 if let Some(v) = self.doc.as_mut().and_then(|d| d.view.as_mut()) {
                     v.pan(-v.vw / 8.0, -v.vh / 64.0);
                 }
@@ -663,6 +670,13 @@ impl Viewer {
                     let (pm, pp) = stat(&b.pan_ui);
                     let pan_secs = b.pan_start.map_or(0.0, |t| t.elapsed().as_secs_f64());
                     let pal = &b.palette_bytes[1..];
+                    let (cpu_budget, gpu_budget) = (self.opts.cpu_budget, Self::gpu_memory(frame).1);
+                    eprintln!(
+                        "bench: peak CPU tiles {} bytes (budget {cpu_budget}), peak GPU tiles {} bytes (budget {gpu_budget}), {} tiles loaded",
+                        b.peak_cpu,
+                        b.peak_gpu,
+                        self.doc.as_ref().map_or(0, |d| d.cache.stats().loaded_total)
+                    );
                     eprintln!(
                         "bench: still frames ui {sm:.2} ms mean / {sp:.2} ms p95; panning {} frames ui {pm:.2} ms mean / {pp:.2} ms p95, {:.1} fps wall; palette change uploads max {} bytes; peak RssAnon {:.1} MiB",
                         b.pan_ui.len(),
