@@ -18,7 +18,7 @@ pub const TILE: u64 = 256;
 /// Longest output side when `--size` is not given.
 pub const DEFAULT_MAX_SIDE: u64 = 4096;
 /// Largest render chunk side (also capped by the GPU's texture limit).
-const CHUNK: u32 = 2048;
+const CHUNK: u32 = 1024;
 
 /// How contrast limits are chosen.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -126,8 +126,9 @@ pub struct Session {
     offscreen: Option<Offscreen>,
 }
 
-/// Default byte budget for resident GPU tiles in headless renders.
-pub const GPU_BUDGET: u64 = 256 << 20;
+/// Default byte budget for resident GPU tiles in headless renders. One-shot renders go band by band
+/// and never revisit a band, so a small budget keeps memory flat (a chunk's own tiles are always kept).
+pub const GPU_BUDGET: u64 = 32 << 20;
 
 impl Session {
     pub fn new() -> Result<Session> {

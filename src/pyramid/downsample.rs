@@ -51,6 +51,10 @@ pub fn block_means(
         return Ok(Vec::new());
     };
     let (x0, x1) = (first.0, last.1);
+    if let (Some(ya), Some(yb)) = (y_bins.first(), y_bins.last()) {
+        // Let the disk stream the whole block region while the threads sum.
+        src.prefetch(slice, Rect::new(x0, ya.0, x1, yb.1));
+    }
     let mut out = vec![0.0f64; nx * y_bins.len()];
     out.par_chunks_mut(nx.max(1)).zip(y_bins.par_iter()).try_for_each_init(
         || (RegionBuf::default(), vec![0.0f64; nx], vec![0u64; nx]),

@@ -142,6 +142,23 @@ impl GuardedMap {
     }
 
     /// The length of the map in bytes: the file's length when it was mapped.
+    /// Turns off speculative readahead on faults: a read then brings in only the pages it touches
+    /// (callers announce what they will read with [`GuardedMap::will_need`]). Advice only; errors ignored.
+    pub fn advise_random(&self) {
+        let _ = self.map.advise(memmap2::Advice::Random);
+    }
+
+    /// Starts reading `len` bytes from `offset` into the page cache (asynchronously), so the copy
+    /// that follows finds them there. Advice only; errors ignored.
+    pub fn will_need(&self, offset: usize, len: usize) {
+        const PAGE: usize = 4096;
+        let start = offset / PAGE * PAGE;
+        let end = (offset + len).min(self.map.len());
+        if end > start {
+            let _ = self.map.advise_range(memmap2::Advice::WillNeed, start, end - start);
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.map.len()
     }

@@ -80,6 +80,9 @@ pub trait ArraySource: Send + Sync {
     /// values of `info().dtype` in native byte order. `rect` must lie inside the image.
     fn read_region(&self, slice: u64, rect: Rect, out: &mut RegionBuf) -> Result<()>;
 
+    /// Hints that `rect` of `slice` will be read soon, so its bytes can be fetched in the background.
+    fn prefetch(&self, _slice: u64, _rect: Rect) {}
+
     /// The values at the grid `xs × ys` (all channels averaged away: scalar sources only), as f64,
     /// row by row. Used for percentile estimates from an evenly spread sample.
     fn sample_grid(&self, slice: u64, xs: &[u64], ys: &[u64]) -> Result<Vec<f64>>;
