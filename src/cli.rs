@@ -64,11 +64,11 @@ pub struct ViewArgs {
     /// Start centred on data point X,Y (column, row) instead of the image centre
     #[arg(long, allow_hyphen_values = true)]
     pub center: Option<String>,
-    /// Byte budget for tiles held in CPU memory, in MB
-    #[arg(long, default_value_t = 1024)]
+    /// Byte budget for tiles held in CPU memory, in MiB (the tiles of the current view are always kept)
+    #[arg(long, default_value_t = 128)]
     pub cpu_budget_mb: u64,
-    /// Byte budget for tile textures on the GPU, in MB
-    #[arg(long, default_value_t = 512)]
+    /// Byte budget for tile textures on the GPU, in MiB (the tiles of the current frame are always kept)
+    #[arg(long, default_value_t = 128)]
     pub gpu_budget_mb: u64,
     /// Benchmark the window: once loaded, 30 still frames, N panning frames, 10 palette changes; print figures and exit
     #[arg(long)]

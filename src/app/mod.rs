@@ -61,8 +61,8 @@ impl Default for LaunchOptions {
             window_size: (1280, 800),
             zoom: None,
             center: None,
-            cpu_budget: 1 << 30,
-            gpu_budget: 512 << 20,
+            cpu_budget: 128 << 20,
+            gpu_budget: 128 << 20,
             bench_frames: None,
         }
     }
@@ -117,6 +117,7 @@ struct Doc {
     hover: Option<(u64, u64, String)>,
     hist: Option<panels::Histogram>,
     hist_key: u64,
+    hist_time: Option<Instant>,
 }
 
 pub(crate) struct Viewer {
@@ -262,6 +263,7 @@ impl Viewer {
                     hover: None,
                     hist: None,
                     hist_key: 0,
+                    hist_time: None,
                 });
                 self.error = None;
             }
@@ -613,7 +615,7 @@ impl eframe::App for Viewer {
 
 impl Viewer {
     /// One frame of `--bench-frames`: 0 wait for the view to load, 1 still frames (warm cache),
-    /// 2 panning, 3 palette changes, then report and close.
+    /// 2 panning (1/32 of the view per frame), 4 settle, 3 palette changes, then report and close.
     fn bench_step(&mut self, ui: &egui::Ui, frame: &eframe::Frame, ready: bool, ui_secs: f64) {
         let Some(mut b) = self.bench.take() else { return };
         ui.ctx().request_repaint();
@@ -644,12 +646,18 @@ impl Viewer {
                 b.peak_cpu = b.peak_cpu.max(self.doc.as_ref().map_or(0, |d| d.cache.stats().bytes));
                 b.peak_gpu = b.peak_gpu.max(Self::gpu_memory(frame).0);
                 if let Some(v) = self.doc.as_mut().and_then(|d| d.view.as_mut()) {
-                    v.pan(-v.vw / 8.0, -v.vh / 64.0);
+                    v.pan(-v.vw / 32.0, -v.vh / 256.0);
                 }
                 if b.frames >= b.n {
-                    (b.phase, b.frames) = (3, 0);
-                    b.last_upload = (uploaded, lut_uniform);
+                    (b.phase, b.frames) = (4, 0);
                 }
+            }
+            // Settle: every visible tile drawn and nothing uploaded for a frame, before palette changes.
+            4 => {
+                if (ready && uploaded == b.last_upload.0) || b.frames > 3000 {
+                    (b.phase, b.frames) = (3, 0);
+                }
+                b.last_upload = (uploaded, lut_uniform);
             }
             3 => {
                 // Bytes since the previous frame, which changed only the palette.

@@ -23,6 +23,8 @@ pub struct Histogram {
 
 const BINS: usize = 128;
 const SAMPLE: usize = 200_000;
+/// Texels in a full tile.
+const TILE_TEXELS: usize = (crate::headless::TILE * crate::headless::TILE) as usize;
 
 impl Histogram {
     pub fn from_values(mut vals: Vec<f64>) -> Option<Histogram> {
@@ -279,17 +281,23 @@ impl Viewer {
                     ready.hash(&mut h);
                     h.finish()
                 };
-                if key != doc.hist_key {
-                    let mut vals = Vec::new();
+                // At most 4 times a second, from a strided sample of about SAMPLE values in all.
+                let due = doc.hist_time.is_none_or(|t| t.elapsed().as_millis() >= 250);
+                if key != doc.hist_key && due {
+                    let per_tile = (SAMPLE / tiles.len().max(1)).max(1);
+                    let step = (TILE_TEXELS / per_tile).max(1);
+                    let mut vals = Vec::with_capacity(SAMPLE + per_tile);
                     for t in &tiles {
-                        if let Some(d) =
-                            doc.cache.get(&crate::cache::TileId { slice: doc.slice, level, tx: t.0, ty: t.1 })
-                        {
-                            vals.extend(d.values());
+                        let id = crate::cache::TileId { slice: doc.slice, level, tx: t.0, ty: t.1 };
+                        if let Some(d) = doc.cache.get(&id) {
+                            vals.extend(d.values_every(step));
                         }
                     }
                     doc.hist = Histogram::from_values(vals);
                     doc.hist_key = key;
+                    doc.hist_time = Some(std::time::Instant::now());
+                } else if key != doc.hist_key {
+                    ui.ctx().request_repaint_after(std::time::Duration::from_millis(250));
                 }
             }
         }

@@ -130,7 +130,18 @@ impl TileData {
 
     /// The data values of scalar texels (texel + offset), as f64, row by row. Colour tiles give nothing.
     pub fn values(&self) -> Vec<f64> {
-        let b = &self.bytes;
+        self.values_every(1)
+    }
+
+    /// Every `step`-th value of [`TileData::values`] (a bounded sample for histograms).
+    pub fn values_every(&self, step: usize) -> Vec<f64> {
+        let sz = self.format.size() as usize;
+        let step = step.max(1);
+        let b: Vec<u8> = if step == 1 {
+            self.bytes.clone()
+        } else {
+            self.bytes.chunks_exact(sz).step_by(step).flatten().copied().collect()
+        };
         let o = self.offset;
         match self.format {
             TexelFormat::R8Uint => b.iter().map(|&v| f64::from(v) + o).collect(),
