@@ -34,24 +34,8 @@ pub struct ViewArgs {
     /// Open the procedural 1,000,000 x 1,000,000 float32 demo field
     #[arg(long, conflicts_with = "input")]
     pub demo: bool,
-    /// Colormap (add _r to reverse)
-    #[arg(long, default_value = "viridis")]
-    pub colormap: String,
-    /// Contrast limits LO,HI in data units [default: 0.5 and 99.5 percentiles of a sample]
-    #[arg(long, allow_hyphen_values = true)]
-    pub limits: Option<String>,
-    /// Stretch after the limits: linear, log, sqrt or asinh
-    #[arg(long, default_value = "linear")]
-    pub scale: String,
-    /// Exponent applied after the stretch (t -> t^gamma)
-    #[arg(long, default_value_t = 1.0)]
-    pub gamma: f64,
-    /// Slice of an (N, H, W) stack to show first
-    #[arg(long, default_value_t = 0)]
-    pub slice: u64,
-    /// Color of NaN pixels as RRGGBBAA hex
-    #[arg(long, default_value = "00000000")]
-    pub nan_color: String,
+    #[command(flatten)]
+    pub display: DisplayArgs,
     /// Save a screenshot of the whole window once every visible tile is drawn, then exit
     #[arg(long)]
     pub screenshot: Option<PathBuf>,
@@ -111,6 +95,62 @@ pub struct InputArgs {
     pub endian: Option<String>,
 }
 
+/// How values become colors: flags shared by the window and `render`.
+#[derive(Debug, Args, Clone)]
+pub struct DisplayArgs {
+    /// Colormap (gray, viridis, magma, inferno, plasma, cividis, turbo, twilight, coolwarm, hot, RdBu, Greys; add _r to reverse)
+    #[arg(long, default_value = "viridis")]
+    pub colormap: String,
+    /// Contrast limits LO,HI in data units [default: the 0.5 and 99.5 percentiles of a sample]
+    #[arg(long, allow_hyphen_values = true)]
+    pub limits: Option<String>,
+    /// Stretch after the limits: linear, log, sqrt or asinh
+    #[arg(long, default_value = "linear")]
+    pub scale: String,
+    /// Exponent applied after the stretch (t -> t^gamma)
+    #[arg(long, default_value_t = 1.0)]
+    pub gamma: f64,
+    /// Slice of an (N, H, W) stack
+    #[arg(long, default_value_t = 0)]
+    pub slice: u64,
+    /// Color of NaN pixels as RRGGBBAA hex
+    #[arg(long, default_value = "00000000")]
+    pub nan_color: String,
+}
+
+/// `DisplayArgs`, checked (the colormap name too).
+struct DisplaySettings {
+    limits: Option<(f64, f64)>,
+    scale: Scale,
+    gamma: f64,
+    nan_color: [u8; 4],
+}
+
+fn display_settings(p: &std::path::Path, a: &DisplayArgs) -> Result<DisplaySettings> {
+    let limits = match &a.limits {
+        Some(s) => {
+            let v: Vec<f64> = pair(p, "--limits", s, 2)?;
+            if !v.iter().all(|x| x.is_finite()) {
+                return Err(Error::request(p, "--limits must be finite numbers"));
+            }
+            Some((v[0], v[1]))
+        }
+        None => None,
+    };
+    let scale = Scale::parse(&a.scale)
+        .ok_or_else(|| Error::request(p, format!("--scale '{}' is not linear, log, sqrt or asinh", a.scale)))?;
+    if !(a.gamma.is_finite() && a.gamma > 0.0) {
+        return Err(Error::request(p, "--gamma must be a positive number"));
+    }
+    let nan_color = parse_rgba(&a.nan_color)
+        .ok_or_else(|| Error::request(p, format!("--nan-color '{}' is not RRGGBBAA hex", a.nan_color)))?;
+    if crate::palette::Colormap::by_name(&a.colormap).is_none() {
+        let known = crate::palette::Colormap::names().join(", ");
+        return Err(Error::request(p, format!("unknown colormap '{}' (known: {known})", a.colormap)));
+    }
+    Ok(DisplaySettings { limits, scale, gamma: a.gamma, nan_color })
+}
+
 #[derive(Debug, Args)]
 pub struct RenderArgs {
     /// The data file (.npy, or raw with --dtype/--shape); omit with --demo
@@ -128,27 +168,11 @@ pub struct RenderArgs {
     /// Output size WxH. Default: the region's size, capped at 4096 on the long side
     #[arg(long)]
     pub size: Option<String>,
-    /// Colormap (gray, viridis, magma, inferno, plasma, cividis, turbo, twilight, coolwarm, hot, RdBu, Greys; add _r to reverse)
-    #[arg(long, default_value = "viridis")]
-    pub colormap: String,
-    /// Contrast limits LO,HI in data units
-    #[arg(long, allow_hyphen_values = true, conflicts_with = "percentiles")]
-    pub limits: Option<String>,
     /// Contrast limits as percentiles P_LO,P_HI of an evenly spread sample [default: 0.5,99.5]
-    #[arg(long)]
+    #[arg(long, conflicts_with = "limits")]
     pub percentiles: Option<String>,
-    /// Stretch after the limits: linear, log, sqrt or asinh
-    #[arg(long, default_value = "linear")]
-    pub scale: String,
-    /// Exponent applied after the stretch (t -> t^gamma)
-    #[arg(long, default_value_t = 1.0)]
-    pub gamma: f64,
-    /// Slice of an (N, H, W) stack
-    #[arg(long, default_value_t = 0)]
-    pub slice: u64,
-    /// Color of NaN pixels as RRGGBBAA hex
-    #[arg(long, default_value = "00000000")]
-    pub nan_color: String,
+    #[command(flatten)]
+    pub display: DisplayArgs,
     /// Print the adapter, the plan, timings and bytes uploaded to stderr
     #[arg(short, long)]
     pub verbose: bool,
@@ -237,14 +261,9 @@ pub fn render_spec(a: &RenderArgs, path: &std::path::Path) -> Result<RenderSpec>
         None => None,
     };
     let size = a.size.as_deref().map(|s| parse_wxh(path, "--size", s)).transpose()?;
-    let limits = match (&a.limits, &a.percentiles) {
-        (Some(s), _) => {
-            let v: Vec<f64> = pair(path, "--limits", s, 2)?;
-            if !v.iter().all(|x| x.is_finite()) {
-                return Err(Error::request(path, "--limits must be finite numbers"));
-            }
-            LimitsSpec::Explicit(v[0], v[1])
-        }
+    let DisplaySettings { limits, scale, gamma, nan_color } = display_settings(path, &a.display)?;
+    let limits = match (limits, &a.percentiles) {
+        (Some((lo, hi)), _) => LimitsSpec::Explicit(lo, hi),
         (None, Some(s)) => {
             let v: Vec<f64> = pair(path, "--percentiles", s, 2)?;
             if !(0.0..=100.0).contains(&v[0]) || !(0.0..=100.0).contains(&v[1]) {
@@ -254,23 +273,8 @@ pub fn render_spec(a: &RenderArgs, path: &std::path::Path) -> Result<RenderSpec>
         }
         (None, None) => LimitsSpec::Percentiles(0.5, 99.5),
     };
-    let scale = Scale::parse(&a.scale)
-        .ok_or_else(|| Error::request(path, format!("--scale '{}' is not linear, log, sqrt or asinh", a.scale)))?;
-    if !(a.gamma.is_finite() && a.gamma > 0.0) {
-        return Err(Error::request(path, "--gamma must be a positive number"));
-    }
-    let nan_color = parse_rgba(&a.nan_color)
-        .ok_or_else(|| Error::request(path, format!("--nan-color '{}' is not RRGGBBAA hex", a.nan_color)))?;
-    Ok(RenderSpec {
-        slice: a.slice,
-        region,
-        size,
-        colormap: a.colormap.clone(),
-        limits,
-        scale,
-        gamma: a.gamma,
-        nan_color,
-    })
+    let d = &a.display;
+    Ok(RenderSpec { slice: d.slice, region, size, colormap: d.colormap.clone(), limits, scale, gamma, nan_color })
 }
 
 fn parse_wxh(p: &std::path::Path, flag: &str, s: &str) -> Result<(u64, u64)> {
@@ -287,20 +291,7 @@ pub fn launch_options(a: &ViewArgs) -> Result<crate::app::LaunchOptions> {
     let p = a.input.clone().unwrap_or_else(|| PathBuf::from("<window>"));
     let open =
         if a.demo || a.input.is_some() { Some(open_spec(a.input.clone(), a.demo, &a.input_args)?) } else { None };
-    let limits = match &a.limits {
-        Some(s) => {
-            let v: Vec<f64> = pair(&p, "--limits", s, 2)?;
-            Some((v[0], v[1]))
-        }
-        None => None,
-    };
-    let scale = Scale::parse(&a.scale)
-        .ok_or_else(|| Error::request(&p, format!("--scale '{}' is not linear, log, sqrt or asinh", a.scale)))?;
-    if crate::palette::Colormap::by_name(&a.colormap).is_none() {
-        return Err(Error::request(&p, format!("unknown colormap '{}'", a.colormap)));
-    }
-    let nan_color = parse_rgba(&a.nan_color)
-        .ok_or_else(|| Error::request(&p, format!("--nan-color '{}' is not RRGGBBAA hex", a.nan_color)))?;
+    let DisplaySettings { limits, scale, gamma, nan_color } = display_settings(&p, &a.display)?;
     let (w, h) = parse_wxh(&p, "--window-size", &a.window_size)?;
     if let Some(z) = a.zoom {
         if !(z.is_finite() && z > 0.0) {
@@ -318,11 +309,11 @@ pub fn launch_options(a: &ViewArgs) -> Result<crate::app::LaunchOptions> {
         zoom: a.zoom,
         center,
         open,
-        colormap: a.colormap.clone(),
+        colormap: a.display.colormap.clone(),
         limits,
         scale,
-        gamma: a.gamma,
-        slice: a.slice,
+        gamma,
+        slice: a.display.slice,
         nan_color,
         screenshot: a.screenshot.clone(),
         window_size: (w as u32, h as u32),

@@ -85,24 +85,14 @@ impl TileData {
             DType::U32 => plain(TexelKind::Uint, F::R32Uint),
             DType::I32 => plain(TexelKind::Sint, F::R32Sint),
             DType::F32 => plain(TexelKind::Float, F::R32Float),
-            DType::I64 | DType::U64 | DType::F64 => Self::residual(&buf.to_f64(), w, h),
+            DType::I64 | DType::U64 | DType::F64 => Self::from_values(&buf.to_f64(), w, h, true),
         }
     }
 
     /// Float texels from computed values (block means): float32, or offset + residual when `wide`.
     pub fn from_values(vals: &[f64], width: u32, height: u32, wide: bool) -> TileData {
-        if wide {
-            return Self::residual(vals, width, height);
-        }
-        let f: Vec<f32> = vals.iter().map(|&v| v as f32).collect();
-        TileData {
-            kind: TexelKind::Float,
-            format: TexelFormat::R32Float,
-            width,
-            height,
-            bytes: bytemuck::cast_slice(&f).to_vec(),
-            offset: 0.0,
-        }
+        let offset = if wide { finite_median(vals) } else { 0.0 };
+        Self::float32(vals, width, height, offset)
     }
 
     /// RGB(A) texels from per-channel block means (`channels` values per pixel), rounded to u8.
@@ -115,8 +105,8 @@ impl TileData {
         TileData { kind: TexelKind::Rgba, format: TexelFormat::Rgba8Uint, width, height, bytes, offset: 0.0 }
     }
 
-    fn residual(vals: &[f64], width: u32, height: u32) -> TileData {
-        let offset = finite_median(vals);
+    /// Float32 texels `v − offset` (the shader adds the offset back through the tile's shift).
+    fn float32(vals: &[f64], width: u32, height: u32, offset: f64) -> TileData {
         let f: Vec<f32> = vals.iter().map(|&v| (v - offset) as f32).collect();
         TileData {
             kind: TexelKind::Float,
