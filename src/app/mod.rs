@@ -70,6 +70,15 @@ impl Default for LaunchOptions {
 
 /// Opens the window and runs until it closes. Returns the process exit code.
 pub fn run(opts: LaunchOptions) -> i32 {
+    if cfg!(target_os = "linux")
+        && std::env::var_os("DISPLAY").is_none()
+        && std::env::var_os("WAYLAND_DISPLAY").is_none()
+    {
+        eprintln!(
+            "vastview: no display (DISPLAY and WAYLAND_DISPLAY are unset): run it under `xvfb-run -a`, or render without a window: vastview render --demo -o demo.png"
+        );
+        return 2;
+    }
     let exit = Arc::new(AtomicI32::new(0));
     let exit2 = exit.clone();
     let mut setup = eframe::egui_wgpu::WgpuSetupCreateNew::without_display_handle();

@@ -103,17 +103,37 @@ pub fn save_color_image(img: &egui::ColorImage, path: &Path) -> Result<(), Strin
 impl Viewer {
     pub(super) fn menu_bar(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
-            if ui.button("Open…").clicked() {
-                if let Some(p) = rfd::FileDialog::new().add_filter("NumPy array", &["npy"]).pick_file() {
-                    self.open(&OpenSpec { path: p, ..Default::default() });
+            ui.menu_button("File", |ui| {
+                if ui.button("Open…").clicked() {
+                    ui.close();
+                    if let Some(p) = rfd::FileDialog::new().add_filter("NumPy array", &["npy"]).pick_file() {
+                        self.open(&OpenSpec { path: p, ..Default::default() });
+                    }
                 }
-            }
-            if ui.button("Demo").clicked() {
-                self.open(&OpenSpec { demo: true, ..Default::default() });
-            }
-            if self.doc.is_some() && ui.button("Export view…").clicked() {
-                self.export_view();
-            }
+                if ui.button("Open the demo").clicked() {
+                    ui.close();
+                    self.open(&OpenSpec { demo: true, ..Default::default() });
+                }
+                if !self.recent.is_empty() {
+                    ui.menu_button("Open recent", |ui| {
+                        for p in self.recent.clone() {
+                            if ui.button(p.display().to_string()).clicked() {
+                                ui.close();
+                                self.open(&OpenSpec { path: p, ..Default::default() });
+                            }
+                        }
+                    });
+                }
+                ui.separator();
+                if ui.add_enabled(self.doc.is_some(), egui::Button::new("Export view…")).clicked() {
+                    ui.close();
+                    self.export_view();
+                }
+                ui.separator();
+                if ui.button("Quit").clicked() {
+                    ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
+                }
+            });
             if let Some(rx) = &self.export.running {
                 if let Ok(msg) = rx.try_recv() {
                     self.message = Some((msg, std::time::Instant::now()));
