@@ -307,7 +307,7 @@ fn without_default(text: &str) -> Option<String> {
 }
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it over `path` (creating parent directories).
-fn write_atomic(path: &Path, bytes: &[u8], perms: Option<fs::Permissions>) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], perms: Option<fs::Permissions>) -> Result<()> {
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     let name = path.file_name().unwrap_or(OsStr::new("file")).to_string_lossy();

@@ -424,18 +424,26 @@ pub fn probe_text(src: &dyn ArraySource, slice: u64, x: u64, y: u64) -> Result<S
     })
 }
 
+/// A `kB` field (`"RssAnon:"`, `"VmHWM:"`, …) of /proc/self/status text; 0 when absent.
+fn status_field(status: &str, key: &str) -> u64 {
+    status
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+}
+
+/// One `kB` field of this process's /proc/self/status (0 where /proc is missing).
+pub fn proc_status_kb(key: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status").map_or(0, |s| status_field(&s, key))
+}
+
 /// Anonymous (heap) and file-backed resident memory of this process, from /proc/self/status.
 /// Memory-mapped data shows up as file-backed, not as our heap.
 pub fn memory_report() -> String {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |k: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(k))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
+    let field = |k: &str| status_field(&status, k);
     format!(
         "RssAnon {:.1} MB, RssFile {:.1} MB, peak RSS (VmHWM) {:.1} MB",
         field("RssAnon:") as f64 / 1024.0,

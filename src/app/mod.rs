@@ -126,7 +126,19 @@ struct Doc {
     hover: Option<(u64, u64, String)>,
     hist: Option<panels::Histogram>,
     hist_key: u64,
+    /// What the data area showed last frame (the side panel's histogram reads it).
+    shown: Shown,
+    /// The histogram does not yet describe `shown` (a screenshot waits for it).
+    hist_stale: bool,
     hist_time: Option<Instant>,
+}
+
+/// The tiles at the level the view wants, and how many of them were drawn at that level.
+#[derive(Default)]
+struct Shown {
+    level: u32,
+    tiles: Vec<(u64, u64)>,
+    drawn: usize,
 }
 
 pub(crate) struct Viewer {
@@ -161,16 +173,6 @@ struct Bench {
     /// Peak CPU-cache and GPU tile bytes seen at the start of a frame, while panning.
     peak_cpu: u64,
     peak_gpu: u64,
-}
-
-/// RssAnon of this process in kB (0 where /proc is missing).
-fn rss_anon_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("RssAnon:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 #[derive(PartialEq)]
@@ -272,6 +274,8 @@ impl Viewer {
                     hover: None,
                     hist: None,
                     hist_key: 0,
+                    shown: Shown::default(),
+                    hist_stale: true,
                     hist_time: None,
                 });
                 self.error = None;
@@ -508,6 +512,7 @@ impl Viewer {
         if !all_resident {
             ui.ctx().request_repaint();
         }
+        doc.shown = Shown { level, drawn: fine.len(), tiles: visible };
         all_resident
     }
 
@@ -617,7 +622,8 @@ impl eframe::App for Viewer {
                 self.welcome(ui);
             }
         });
-        self.take_screenshot_when_ready(ui, ready);
+        let hist_ready = self.doc.as_ref().is_none_or(|d| !d.hist_stale);
+        self.take_screenshot_when_ready(ui, ready && hist_ready);
         self.bench_step(ui, frame, ready, t0.elapsed().as_secs_f64());
     }
 }
@@ -628,7 +634,7 @@ impl Viewer {
     fn bench_step(&mut self, ui: &egui::Ui, frame: &eframe::Frame, ready: bool, ui_secs: f64) {
         let Some(mut b) = self.bench.take() else { return };
         ui.ctx().request_repaint();
-        b.rss_anon_peak_kb = b.rss_anon_peak_kb.max(rss_anon_kb());
+        b.rss_anon_peak_kb = b.rss_anon_peak_kb.max(crate::headless::proc_status_kb("RssAnon:"));
         let (_, _, uploaded) = Self::gpu_memory(frame);
         let lut_uniform = frame
             .wgpu_render_state()

@@ -56,10 +56,7 @@ pub struct ExportState {
 }
 
 fn recent_path() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
-    Some(base.join("vastview").join("recent.txt"))
+    crate::desktop::XdgDirs::from_env().ok().map(|d| d.config_home.join("vastview").join("recent.txt"))
 }
 
 pub fn load_recent() -> Vec<PathBuf> {
@@ -77,13 +74,7 @@ pub fn push_recent(list: &mut Vec<PathBuf>, p: &Path) {
     list.truncate(10);
     if let Some(f) = recent_path() {
         let text: String = list.iter().map(|p| format!("{}\n", p.display())).collect();
-        if let Some(dir) = f.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let tmp = f.with_extension("tmp");
-        if std::fs::write(&tmp, text).is_ok() {
-            let _ = std::fs::rename(&tmp, &f);
-        }
+        let _ = crate::desktop::write_atomic(&f, text.as_bytes(), None);
     }
 }
 
@@ -282,44 +273,36 @@ impl Viewer {
     }
 
     fn limits_editor(&mut self, ui: &mut egui::Ui) {
-        // Histogram of the visible tiles, recomputed when the visible tile set changes.
+        // Histogram of the tiles the data area showed last frame, recomputed when that set (or how
+        // many of it were drawn) changes.
         if let Some(doc) = self.doc.as_mut() {
-            if let Some(view) = doc.view {
-                let level = view.level(doc.levels.count);
-                let tiles = view.tiles(&doc.levels.grid(level), level, 0);
-                let key = {
-                    use std::hash::{Hash, Hasher};
-                    let mut h = std::collections::hash_map::DefaultHasher::new();
-                    (level, doc.slice, &tiles).hash(&mut h);
-                    let ready = tiles
-                        .iter()
-                        .filter(|t| {
-                            doc.cache.state(&crate::cache::TileId { slice: doc.slice, level, tx: t.0, ty: t.1 })
-                                == crate::cache::TileState::Ready
-                        })
-                        .count();
-                    ready.hash(&mut h);
-                    h.finish()
-                };
-                // At most 4 times a second, from a strided sample of about SAMPLE values in all.
-                let due = doc.hist_time.is_none_or(|t| t.elapsed().as_millis() >= 250);
-                if key != doc.hist_key && due {
-                    let per_tile = (SAMPLE / tiles.len().max(1)).max(1);
-                    let step = (TILE_TEXELS / per_tile).max(1);
-                    let mut vals = Vec::with_capacity(SAMPLE + per_tile);
-                    for t in &tiles {
-                        let id = crate::cache::TileId { slice: doc.slice, level, tx: t.0, ty: t.1 };
-                        if let Some(d) = doc.cache.get(&id) {
-                            vals.extend(d.values_every(step));
-                        }
+            let (level, tiles, drawn) = (doc.shown.level, &doc.shown.tiles, doc.shown.drawn);
+            let key = {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                (level, doc.slice, tiles, drawn).hash(&mut h);
+                h.finish()
+            };
+            // From a strided sample of about SAMPLE values in all; once there is a histogram, at most
+            // 4 times a second (panning changes the set every frame).
+            let due = doc.hist.is_none() || doc.hist_time.is_none_or(|t| t.elapsed().as_millis() >= 250);
+            if key != doc.hist_key && due && !tiles.is_empty() {
+                let per_tile = (SAMPLE / tiles.len().max(1)).max(1);
+                let step = (TILE_TEXELS / per_tile).max(1);
+                let mut vals = Vec::with_capacity(SAMPLE + per_tile);
+                for t in tiles {
+                    let id = crate::cache::TileId { slice: doc.slice, level, tx: t.0, ty: t.1 };
+                    if let Some(d) = doc.cache.get(&id) {
+                        vals.extend(d.values_every(step));
                     }
-                    doc.hist = Histogram::from_values(vals);
-                    doc.hist_key = key;
-                    doc.hist_time = Some(std::time::Instant::now());
-                } else if key != doc.hist_key {
-                    ui.ctx().request_repaint_after(std::time::Duration::from_millis(250));
                 }
+                doc.hist = Histogram::from_values(vals);
+                doc.hist_key = key;
+                doc.hist_time = Some(std::time::Instant::now());
+            } else if key != doc.hist_key {
+                ui.ctx().request_repaint_after(std::time::Duration::from_millis(250));
             }
+            doc.hist_stale = key != doc.hist_key;
         }
         let (mut lo, mut hi) = (self.display.lo, self.display.hi);
         let speed = ((hi - lo).abs() / 200.0).max(1e-12);

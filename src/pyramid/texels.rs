@@ -118,19 +118,15 @@ impl TileData {
         }
     }
 
-    /// The data values of scalar texels (texel + offset), as f64, row by row. Colour tiles give nothing.
-    pub fn values(&self) -> Vec<f64> {
-        self.values_every(1)
-    }
-
-    /// Every `step`-th value of [`TileData::values`] (a bounded sample for histograms).
+    /// Every `step`-th data value of scalar texels (texel + offset), as f64, row by row: a bounded
+    /// sample for histograms. Colour tiles give nothing.
     pub fn values_every(&self, step: usize) -> Vec<f64> {
         let sz = self.format.size() as usize;
         let step = step.max(1);
-        let b: Vec<u8> = if step == 1 {
-            self.bytes.clone()
+        let b: std::borrow::Cow<[u8]> = if step == 1 {
+            std::borrow::Cow::Borrowed(&self.bytes)
         } else {
-            self.bytes.chunks_exact(sz).step_by(step).flatten().copied().collect()
+            std::borrow::Cow::Owned(self.bytes.chunks_exact(sz).step_by(step).flatten().copied().collect())
         };
         let o = self.offset;
         match self.format {
