@@ -3,6 +3,15 @@
 
 use crate::common::*;
 
+/// `vastview render FILE -o OUT ARGS…` for one oracle case (`file` and `args` from the manifest).
+fn render_case(dir: &std::path::Path, case: &serde_json::Value, out: &std::path::Path) -> std::process::Output {
+    let input = dir.join(case["file"].as_str().unwrap_or_default());
+    let mut args = vec!["render", input.to_str().unwrap_or_default(), "-o", out.to_str().unwrap_or_default()];
+    let extra = strs(&case["args"]);
+    args.extend(extra.iter().map(String::as_str));
+    vastview(&args)
+}
+
 #[test]
 fn rendered_pixels_match_matplotlib() {
     if gpu_session().is_none() {
@@ -13,12 +22,8 @@ fn rendered_pixels_match_matplotlib() {
     let cases = m["render"].as_array().expect("render cases");
     for case in cases {
         let name = case["name"].as_str().unwrap_or_default();
-        let input = dir.join(case["file"].as_str().unwrap_or_default());
         let png = dir.join(format!("out_{name}.png"));
-        let mut args = vec!["render", input.to_str().unwrap_or_default(), "-o", png.to_str().unwrap_or_default()];
-        let extra = strs(&case["args"]);
-        args.extend(extra.iter().map(String::as_str));
-        let out = vastview(&args);
+        let out = render_case(dir, case, &png);
         if !out.status.success() {
             failures.push(format!("{name}: exit {:?}: {}", out.status.code(), stderr(&out)));
             continue;
@@ -50,12 +55,8 @@ fn npy_export_matches_numpy() {
     let (dir, m) = oracle();
     for case in m["export"].as_array().expect("exports") {
         let name = case["name"].as_str().unwrap_or_default();
-        let input = dir.join(case["file"].as_str().unwrap_or_default());
         let out_npy = dir.join(format!("out_{name}.npy"));
-        let mut args = vec!["render", input.to_str().unwrap_or_default(), "-o", out_npy.to_str().unwrap_or_default()];
-        let extra = strs(&case["args"]);
-        args.extend(extra.iter().map(String::as_str));
-        let out = vastview(&args);
+        let out = render_case(dir, case, &out_npy);
         assert!(out.status.success(), "{name}: {}", stderr(&out));
         // Check the file with numpy itself: dtype, shape and values.
         let check = format!(
