@@ -24,6 +24,13 @@ pub enum Error {
     /// No GPU adapter, device creation failure, or a GPU-side error.
     #[error("GPU: {0}")]
     Gpu(String),
+    /// A cache file (pyramid, index) is damaged, truncated or does not match its data file; it is
+    /// deleted and rebuilt, never trusted.
+    #[error("{path}: damaged cache file: {msg}")]
+    Cache { path: PathBuf, msg: String },
+    /// A background build was cancelled (its progress is kept for a later resume).
+    #[error("cancelled")]
+    Cancelled,
     /// Encoding or writing an output file failed.
     #[error("{path}: cannot write output: {msg}")]
     Output { path: PathBuf, msg: String },
@@ -35,6 +42,9 @@ impl Error {
     }
     pub fn request(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
         Error::Request { path: path.into(), msg: msg.into() }
+    }
+    pub fn cache(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        Error::Cache { path: path.into(), msg: msg.into() }
     }
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { path: path.into(), source }

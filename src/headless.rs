@@ -13,8 +13,7 @@ use crate::pyramid::{self, bins, block_means};
 use crate::render::{GpuContext, Offscreen, TileData, TileDraw, TileKey, TileRenderer, OFFSCREEN_FORMAT};
 use crate::source::{ArraySource, RegionBuf, SourceInfo};
 
-/// Side of a tile, in pixels of its level.
-pub const TILE: u64 = 256;
+pub use crate::pyramid::TILE;
 /// Longest output side when `--size` is not given.
 pub const DEFAULT_MAX_SIDE: u64 = 4096;
 /// Largest render chunk side (also capped by the GPU's texture limit).

@@ -11,6 +11,7 @@ pub mod app;
 pub mod cache;
 pub mod cli;
 pub mod desktop;
+pub mod diskcache;
 pub mod dtype;
 pub mod error;
 pub mod geom;

@@ -1,9 +1,19 @@
-//! Resolution levels of an image: box-filter downsampling and statistics from bounded samples.
+//! Resolution levels of an image: box-filter (mean or max) downsampling, the persistent pyramid file
+//! built in one streaming pass with per-tile statistics, strided previews, and statistics from samples.
 
+pub mod build;
 pub mod downsample;
 pub mod levels;
+pub mod persist;
 pub mod stats;
+pub mod store;
 pub mod texels;
+pub mod tilestats;
 
+pub use build::Progress;
 pub use downsample::{bins, block_means};
 pub use stats::{percentile_limits, Limits};
+pub use store::{Method, Store};
+
+/// Side of a tile, in pixels of its level.
+pub const TILE: u64 = 256;

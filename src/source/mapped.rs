@@ -187,6 +187,14 @@ impl ArraySource for MappedArray {
         }
     }
 
+    fn stream_hint(&self, sequential: bool) {
+        if sequential {
+            self.map.advise_sequential();
+        } else {
+            self.map.advise_random();
+        }
+    }
+
     fn sample_grid(&self, slice: u64, xs: &[u64], ys: &[u64]) -> Result<Vec<f64>> {
         let im = self.info.image;
         if xs.iter().any(|&x| x >= im.width) || ys.iter().any(|&y| y >= im.height) || slice >= im.slices {

@@ -83,6 +83,10 @@ pub trait ArraySource: Send + Sync {
     /// Hints that `rect` of `slice` will be read soon, so its bytes can be fetched in the background.
     fn prefetch(&self, _slice: u64, _rect: Rect) {}
 
+    /// Tells the source that reads will (or no longer) stream through it front to back, so the
+    /// operating system can read ahead. Advice only.
+    fn stream_hint(&self, _sequential: bool) {}
+
     /// The values at the grid `xs × ys` (all channels averaged away: scalar sources only), as f64,
     /// row by row. Used for percentile estimates from an evenly spread sample.
     fn sample_grid(&self, slice: u64, xs: &[u64], ys: &[u64]) -> Result<Vec<f64>>;

@@ -1,0 +1,223 @@
+//! The persistent on-disk cache (pyramids, point indexes): where it lives, what identifies the data
+//! file an entry was built from (size, mtime, a hash of its header), listing, clearing and a size cap
+//! with least-recently-used eviction.
+//!
+//! Entries are plain files `ROOT/KIND/KEY.EXT`; their last-use time is the entry file's mtime
+//! (touched on every use). An entry under construction has a `.partial` suffix and is renamed into
+//! place only when complete, so a reader never sees half an entry under the final name.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::error::{Error, Result};
+
+/// Overrides the cache root (tests, shared machines).
+pub const ENV_DIR: &str = "VASTVIEW_CACHE_DIR";
+/// Overrides the size cap, in MiB.
+pub const ENV_CAP_MB: &str = "VASTVIEW_CACHE_CAP_MB";
+/// Default size cap: 20 GiB.
+pub const DEFAULT_CAP: u64 = 20 << 30;
+/// Bytes of the data file hashed into its identity (its header and the first data).
+const HEAD_BYTES: usize = 64 << 10;
+
+/// The cache root: `$VASTVIEW_CACHE_DIR`, else the platform cache directory (`$XDG_CACHE_HOME/vastview`
+/// or `~/.cache/vastview` on Linux).
+pub fn root() -> Result<PathBuf> {
+    if let Some(d) = std::env::var_os(ENV_DIR).filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(d));
+    }
+    directories::ProjectDirs::from("", "", "vastview").map(|p| p.cache_dir().to_path_buf()).ok_or_else(|| {
+        Error::bad_input("<cache>", "no cache directory: set HOME, XDG_CACHE_HOME or VASTVIEW_CACHE_DIR")
+    })
+}
+
+/// The size cap in bytes (`$VASTVIEW_CACHE_CAP_MB`, else [`DEFAULT_CAP`]).
+pub fn cap() -> u64 {
+    std::env::var(ENV_CAP_MB).ok().and_then(|v| v.trim().parse::<u64>().ok()).map_or(DEFAULT_CAP, |mb| mb << 20)
+}
+
+/// 64-bit FNV-1a: a stable hash (the standard library's may change between Rust versions).
+pub fn fnv1a(bytes: &[u8], seed: u64) -> u64 {
+    let mut h = seed ^ 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// What an entry was built from: a changed file (size, modification time or first bytes) never
+/// matches its old entries.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Identity {
+    /// Canonical path of the data file.
+    pub path: PathBuf,
+    pub size: u64,
+    /// Modification time, nanoseconds since the Unix epoch.
+    pub mtime_ns: u128,
+    /// FNV-1a of the file's first 64 KiB (its header and first data).
+    pub head_hash: u64,
+}
+
+impl Identity {
+    /// The identity of the data file at `path` as it is now.
+    pub fn of(path: &Path) -> Result<Identity> {
+        let canon = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
+        let meta = std::fs::metadata(&canon).map_err(|e| Error::io(path, e))?;
+        let mtime_ns = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+        let mut head = Vec::with_capacity(HEAD_BYTES);
+        File::open(&canon)
+            .and_then(|f| f.take(HEAD_BYTES as u64).read_to_end(&mut head))
+            .map_err(|e| Error::io(path, e))?;
+        Ok(Identity { path: canon, size: meta.len(), mtime_ns, head_hash: fnv1a(&head, 0) })
+    }
+
+    /// A file-name key for an entry of this file built with `params` (which must name everything else
+    /// the entry depends on: layout flags, method, format version).
+    pub fn key(&self, params: &str) -> String {
+        let mut h = fnv1a(self.path.as_os_str().as_encoded_bytes(), 0);
+        h = fnv1a(&self.size.to_le_bytes(), h);
+        h = fnv1a(&self.mtime_ns.to_le_bytes(), h);
+        h = fnv1a(&self.head_hash.to_le_bytes(), h);
+        h = fnv1a(params.as_bytes(), h);
+        let stem = self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let stem: String =
+            stem.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
+        format!("{}-{h:016x}", &stem[..stem.len().min(40)])
+    }
+}
+
+/// `ROOT/KIND/KEY.EXT` (the directory is created).
+pub fn entry_path(kind: &str, key: &str, ext: &str) -> Result<PathBuf> {
+    let dir = root()?.join(kind);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    Ok(dir.join(format!("{key}.{ext}")))
+}
+
+/// The name an entry has while it is being built.
+pub fn partial_path(entry: &Path) -> PathBuf {
+    let mut s = entry.as_os_str().to_os_string();
+    s.push(".partial");
+    PathBuf::from(s)
+}
+
+/// Marks an entry as just used (its mtime), for least-recently-used eviction. Best effort.
+pub fn touch(path: &Path) {
+    if let Ok(f) = File::options().append(true).open(path) {
+        let _ = f.set_modified(SystemTime::now());
+    }
+}
+
+/// One cache file, as `cache list` shows it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub path: PathBuf,
+    pub kind: String,
+    pub bytes: u64,
+    pub last_used: SystemTime,
+    /// Still being built (or abandoned mid-build; resumable).
+    pub partial: bool,
+}
+
+/// Every file in the cache, most recently used first.
+pub fn list() -> Result<Vec<Entry>> {
+    let root = root()?;
+    let mut out = Vec::new();
+    let Ok(kinds) = std::fs::read_dir(&root) else { return Ok(out) };
+    for kind in kinds.flatten() {
+        let Ok(files) = std::fs::read_dir(kind.path()) else { continue };
+        for f in files.flatten() {
+            let Ok(meta) = f.metadata() else { continue };
+            if !meta.is_file() {
+                continue;
+            }
+            let name = f.file_name().to_string_lossy().into_owned();
+            out.push(Entry {
+                path: f.path(),
+                kind: kind.file_name().to_string_lossy().into_owned(),
+                bytes: allocated(&meta),
+                last_used: meta.modified().unwrap_or(UNIX_EPOCH),
+                partial: name.ends_with(".partial") || name.contains(".tmp-"),
+            });
+        }
+    }
+    out.sort_by(|a, b| b.last_used.cmp(&a.last_used));
+    Ok(out)
+}
+
+/// Bytes a file occupies on disk (a sparse, half-built file counts only what is written).
+fn allocated(meta: &std::fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    (meta.blocks() * 512).min(meta.len().max(meta.blocks() * 512))
+}
+
+/// Deletes entries: all of them, or those whose file name starts with `prefix`. Returns (files, bytes).
+pub fn clear(prefix: Option<&str>) -> Result<(usize, u64)> {
+    let mut n = (0, 0);
+    for e in list()? {
+        let name = e.path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        if prefix.is_some_and(|p| !name.starts_with(p)) {
+            continue;
+        }
+        if std::fs::remove_file(&e.path).is_ok() {
+            n = (n.0 + 1, n.1 + e.bytes);
+        }
+    }
+    Ok(n)
+}
+
+/// Evicts least-recently-used entries until the cache plus `incoming` bytes fit `cap`. Entries in
+/// `keep` (in use now) and entries used in the last minute (maybe being built by another process)
+/// are never evicted. Returns the evicted paths.
+pub fn enforce_cap(cap: u64, incoming: u64, keep: &[&Path]) -> Result<Vec<PathBuf>> {
+    let entries = list()?;
+    let mut total: u64 = entries.iter().map(|e| e.bytes).sum::<u64>() + incoming;
+    let recent = SystemTime::now() - Duration::from_secs(60);
+    let mut evicted = Vec::new();
+    for e in entries.iter().rev() {
+        if total <= cap {
+            break;
+        }
+        if keep.iter().any(|k| *k == e.path.as_path()) || e.last_used > recent {
+            continue;
+        }
+        if std::fs::remove_file(&e.path).is_ok() {
+            total = total.saturating_sub(e.bytes);
+            evicted.push(e.path.clone());
+        }
+    }
+    Ok(evicted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv_is_stable() {
+        // Reference values of 64-bit FNV-1a.
+        assert_eq!(fnv1a(b"", 0), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a", 0), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a(b"foobar", 0), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn identity_changes_with_the_file() {
+        let dir = std::env::temp_dir().join(format!("vv-ident-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("a.bin");
+        std::fs::write(&p, b"hello").unwrap();
+        let a = Identity::of(&p).unwrap();
+        assert_eq!(a, Identity::of(&p).unwrap());
+        assert_eq!(a.key("x"), Identity::of(&p).unwrap().key("x"));
+        assert_ne!(a.key("x"), a.key("y"));
+        std::fs::write(&p, b"hellO").unwrap();
+        let b = Identity::of(&p).unwrap();
+        assert_ne!(a.head_hash, b.head_hash);
+        assert_ne!(a.key("x"), b.key("x"));
+        assert!(a.key("x").starts_with("a.bin-"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

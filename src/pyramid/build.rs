@@ -1,0 +1,647 @@
+//! Building a pyramid file in one streaming pass over the data: bands of full-width rows are reduced
+//! on all cores into level 1 (mean or max, NaN-aware) and the level-0 tile statistics; each coarser
+//! level is reduced from the exact sums of the one below as its rows complete; finished tiles are
+//! checksummed and usable at once. The pass checkpoints its few rows of state now and then, so a build
+//! that is cancelled, crashes or is killed resumes where it stopped.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::geom::Rect;
+use crate::pyramid::store::{Method, Store};
+use crate::pyramid::tilestats::{HistRange, StatsAcc, TileStats, RECORD_BYTES};
+use crate::source::{ArraySource, Element, RegionBuf};
+
+/// Shared progress of a build: read by a progress bar or the window, `cancel` set to stop it.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Data bytes reduced so far (of all slices), and in all.
+    pub done: AtomicU64,
+    pub total: AtomicU64,
+    /// Bumped whenever tiles become available (a viewer re-requests its stand-ins).
+    pub epoch: AtomicU64,
+    pub cancel: AtomicBool,
+    /// Set when the build resumed from a checkpoint, to the bytes it skipped.
+    pub resumed_from: AtomicU64,
+    /// Cancel by itself once this many bytes are done (0 = never): for tests of resuming.
+    pub cancel_after: AtomicU64,
+}
+
+impl Progress {
+    pub fn fraction(&self) -> f64 {
+        let t = self.total.load(Ordering::Relaxed);
+        if t == 0 {
+            0.0
+        } else {
+            self.done.load(Ordering::Relaxed) as f64 / t as f64
+        }
+    }
+}
+
+/// How often the pass writes a checkpoint (at level-0 tile-row boundaries): every 2 s, or
+/// `$VASTVIEW_CHECKPOINT_MS`.
+fn checkpoint_every() -> Duration {
+    let ms = std::env::var("VASTVIEW_CHECKPOINT_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    Duration::from_millis(ms)
+}
+/// Elements read per band (all cores share a band).
+const BAND_ELEMENTS: u64 = 1 << 22;
+/// Buffered level rows are written out once they hold this many bytes.
+const FLUSH_BYTES: usize = 4 << 20;
+
+/// Row sums (or maxima) and counts of non-NaN values, `n` rows of `w·c` entries.
+#[derive(Default, Clone)]
+struct Rows {
+    n: usize,
+    v: Vec<f64>,
+    k: Vec<u32>,
+}
+
+/// The state of one stored level (≥ 1) during the pass.
+struct LevelState {
+    level: u32,
+    /// Values per row (width × channels) and the level's height.
+    wc: usize,
+    height: u64,
+    rows_done: u64,
+    /// A row of the level below waiting for its partner.
+    pending: Option<Rows>,
+    /// Converted rows not yet written, starting at `buf_row0`.
+    buf: Vec<u8>,
+    buf_rows: u64,
+    buf_row0: u64,
+    hashers: Vec<crc32fast::Hasher>,
+    /// Statistics of the current tile row, merged from the finished tile rows below.
+    stats: Vec<TileStats>,
+}
+
+/// One pass over slice after slice.
+pub struct Builder<'a> {
+    src: &'a dyn ArraySource,
+    store: &'a Store,
+    method: Method,
+    range: HistRange,
+    progress: &'a Progress,
+    resume_path: PathBuf,
+    with_stats: bool,
+}
+
+impl<'a> Builder<'a> {
+    pub fn new(src: &'a dyn ArraySource, store: &'a Store, progress: &'a Progress, resume_path: &Path) -> Builder<'a> {
+        let with_stats = store.meta.channels == 1;
+        Builder {
+            src,
+            store,
+            method: store.meta.method,
+            range: store.hist_range(),
+            progress,
+            resume_path: resume_path.to_path_buf(),
+            with_stats,
+        }
+    }
+
+    fn slice_bytes(&self) -> u64 {
+        let im = self.src.info().image;
+        im.width * im.height * im.channels * self.src.info().dtype.size() as u64
+    }
+
+    /// Runs (or resumes) the pass to the end. On cancel, writes a checkpoint and returns `Cancelled`.
+    pub fn run(&self) -> Result<()> {
+        let im = self.src.info().image;
+        self.progress.total.store(self.slice_bytes() * im.slices, Ordering::Relaxed);
+        let (mut slice, mut y, mut states, mut l0) = match self.load_checkpoint() {
+            Some(r) => r,
+            None => (0, 0, self.fresh_states(), self.fresh_l0()),
+        };
+        if slice > 0 || y > 0 {
+            let skipped = slice * self.slice_bytes() + y * self.slice_bytes() / im.height.max(1);
+            self.progress.resumed_from.store(skipped, Ordering::Relaxed);
+        }
+        self.src.stream_hint(true);
+        let r = (|| -> Result<()> {
+            while slice < im.slices {
+                self.run_slice(slice, y, &mut states, &mut l0)?;
+                slice += 1;
+                y = 0;
+                states = self.fresh_states();
+                l0 = self.fresh_l0();
+            }
+            Ok(())
+        })();
+        self.src.stream_hint(false);
+        r
+    }
+
+    fn fresh_states(&self) -> Vec<LevelState> {
+        let lv = self.store.levels();
+        let c = self.store.meta.channels as usize;
+        (1..lv.count)
+            .map(|level| {
+                let (w, h) = lv.size(level);
+                let cols = lv.grid(level).cols() as usize;
+                LevelState {
+                    level,
+                    wc: w as usize * c,
+                    height: h,
+                    rows_done: 0,
+                    pending: None,
+                    buf: Vec::new(),
+                    buf_rows: 0,
+                    buf_row0: 0,
+                    hashers: vec![crc32fast::Hasher::new(); cols],
+                    stats: vec![TileStats::default(); cols],
+                }
+            })
+            .collect()
+    }
+
+    fn fresh_l0(&self) -> Vec<StatsAcc> {
+        vec![StatsAcc::default(); self.store.levels().grid(0).cols() as usize]
+    }
+
+    fn run_slice(&self, slice: u64, mut y: u64, states: &mut [LevelState], l0: &mut [StatsAcc]) -> Result<()> {
+        let im = self.src.info().image;
+        let (w, h) = (im.width, im.height);
+        let tile = self.store.levels().tile;
+        // Band height: a power of two ≤ the tile, so bands never straddle a tile row.
+        let mut bh = 2u64;
+        while bh < tile && bh * 2 * w * im.channels <= BAND_ELEMENTS {
+            bh *= 2;
+        }
+        let base_done = slice * self.slice_bytes();
+        let row_bytes = w * im.channels * self.src.info().dtype.size() as u64;
+        let mut last_checkpoint = Instant::now();
+        let mut bufs: Vec<RegionBuf> = Vec::new();
+        while y < h {
+            let after = self.progress.cancel_after.load(Ordering::Relaxed);
+            let stop = self.progress.cancel.load(Ordering::Relaxed)
+                || (after > 0 && self.progress.done.load(Ordering::Relaxed) >= after);
+            if stop && y % tile == 0 {
+                self.checkpoint(slice, y, states)?;
+                return Err(Error::Cancelled);
+            }
+            let y1 = (y + bh).min(h);
+            if y1 < h {
+                self.src.prefetch(slice, Rect::new(0, y1, w, (y1 + bh).min(h)));
+            }
+            self.read_band(slice, y, y1, &mut bufs)?;
+            let rows = self.reduce_band(&bufs, y, l0)?;
+            y = y1;
+            // Level-0 tile row finished: its statistics go out and up.
+            if self.with_stats && (y % tile == 0 || y == h) {
+                let ty = (y - 1) / tile;
+                let done: Vec<TileStats> = l0.iter().map(StatsAcc::finish).collect();
+                for (tx, s) in done.iter().enumerate() {
+                    self.store.write_stats(slice, 0, tx as u64, ty, s)?;
+                }
+                l0.iter_mut().for_each(|a| *a = StatsAcc::default());
+                self.stats_up(slice, states, 0, ty, &done)?;
+            }
+            self.push_rows(slice, states, 0, rows)?;
+            self.progress.done.store(base_done + y * row_bytes, Ordering::Relaxed);
+            if y % tile == 0 && y < h && last_checkpoint.elapsed() >= checkpoint_every() {
+                self.checkpoint(slice, y, states)?;
+                last_checkpoint = Instant::now();
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads rows `y0..y1` as one buffer per core (the copies run in parallel).
+    fn read_band(&self, slice: u64, y0: u64, y1: u64, bufs: &mut Vec<RegionBuf>) -> Result<()> {
+        let w = self.src.info().image.width;
+        let parts = rayon::current_num_threads().clamp(1, (y1 - y0) as usize) as u64;
+        let per = (y1 - y0).div_ceil(parts);
+        bufs.resize_with(parts as usize, RegionBuf::default);
+        bufs.par_iter_mut().enumerate().try_for_each(|(i, b)| {
+            let a = y0 + i as u64 * per;
+            let e = (a + per).min(y1);
+            if a >= e {
+                b.reset(self.src.info().dtype, w as usize, 0, self.src.info().image.channels as usize);
+                return Ok(());
+            }
+            self.src.read_region(slice, Rect::new(0, a, w, e), b)
+        })
+    }
+
+    /// Level-1 rows (sums/maxima and counts) from a band, and the band's part of the level-0 statistics.
+    fn reduce_band(&self, bufs: &[RegionBuf], y0: u64, l0: &mut [StatsAcc]) -> Result<Rows> {
+        let dtype = self.src.info().dtype;
+        macro_rules! go {
+            ($t:ty) => {{
+                let rows: Vec<&[$t]> = bufs
+                    .iter()
+                    .flat_map(|b| {
+                        let s: &[$t] = bytemuck::cast_slice(b.bytes());
+                        let wc = (b.width * b.channels).max(1);
+                        s.chunks_exact(wc)
+                    })
+                    .collect();
+                self.reduce_rows::<$t>(&rows, y0, l0)
+            }};
+        }
+        Ok(match dtype {
+            DType::Bool | DType::U8 => go!(u8),
+            DType::I8 => go!(i8),
+            DType::U16 => go!(u16),
+            DType::I16 => go!(i16),
+            DType::F16 => go!(half::f16),
+            DType::U32 => go!(u32),
+            DType::I32 => go!(i32),
+            DType::F32 => go!(f32),
+            DType::U64 => go!(u64),
+            DType::I64 => go!(i64),
+            DType::F64 => go!(f64),
+        })
+    }
+
+    fn reduce_rows<T: Element>(&self, rows: &[&[T]], _y0: u64, l0: &mut [StatsAcc]) -> Rows {
+        let im = self.src.info().image;
+        let (w, c) = (im.width as usize, im.channels as usize);
+        let tile = self.store.levels().tile as usize;
+        let w1 = w.div_ceil(2);
+        let n_out = rows.len().div_ceil(2);
+        let max = self.method == Method::Max;
+        let (range, scale, with_stats) = (self.range, self.range.scale(), self.with_stats);
+        // One task per level-0 tile column: its statistics and its half-tile of level-1 columns.
+        let parts: Vec<(Vec<f64>, Vec<u32>)> = l0
+            .par_iter_mut()
+            .enumerate()
+            .map(|(tx, acc)| {
+                let (x0, x1) = (tx * tile, ((tx + 1) * tile).min(w));
+                if with_stats {
+                    for r in rows {
+                        acc.add(&r[x0..x1], &range, scale);
+                    }
+                }
+                let (o0, o1) = (x0 / 2, x1.div_ceil(2));
+                let ow = (o1 - o0) * c;
+                let mut v = vec![if max { f64::NEG_INFINITY } else { 0.0 }; ow * n_out];
+                let mut k = vec![0u32; ow * n_out];
+                for (j, pair) in rows.chunks(2).enumerate() {
+                    let (vo, ko) = (&mut v[j * ow..(j + 1) * ow], &mut k[j * ow..(j + 1) * ow]);
+                    for r in pair {
+                        let seg = &r[x0 * c..x1 * c];
+                        if c == 1 {
+                            reduce_pairs(seg, vo, ko, max);
+                        } else {
+                            for (i, px) in seg.chunks(c).enumerate() {
+                                for (ch, e) in px.iter().enumerate() {
+                                    add(&mut vo[(i / 2) * c + ch], &mut ko[(i / 2) * c + ch], e.to_f64(), max);
+                                }
+                            }
+                        }
+                    }
+                }
+                (v, k)
+            })
+            .collect();
+        // Stitch the column parts into full rows.
+        let wc1 = w1 * c;
+        let mut out = Rows { n: n_out, v: vec![0.0; wc1 * n_out], k: vec![0; wc1 * n_out] };
+        let mut col = 0;
+        for (v, k) in &parts {
+            let ow = v.len() / n_out.max(1);
+            for j in 0..n_out {
+                out.v[j * wc1 + col..j * wc1 + col + ow].copy_from_slice(&v[j * ow..(j + 1) * ow]);
+                out.k[j * wc1 + col..j * wc1 + col + ow].copy_from_slice(&k[j * ow..(j + 1) * ow]);
+            }
+            col += ow;
+        }
+        out
+    }
+
+    /// Hands complete rows of level `from` (0 = from the band) to level `from + 1`: converts and buffers
+    /// them, finishes tiles, and reduces pairs of them into the next level.
+    fn push_rows(&self, slice: u64, states: &mut [LevelState], from: usize, rows: Rows) -> Result<()> {
+        let Some(st) = states.get_mut(from) else { return Ok(()) };
+        if rows.n == 0 {
+            return Ok(());
+        }
+        let wc = st.wc;
+        // Store: convert to the level dtype, buffer, flush at tile-row ends.
+        for j in 0..rows.n {
+            let bytes =
+                convert_row(&rows.v[j * wc..(j + 1) * wc], &rows.k[j * wc..(j + 1) * wc], self.store, self.method);
+            if st.buf_rows == 0 {
+                st.buf_row0 = st.rows_done;
+            }
+            st.buf.extend_from_slice(&bytes);
+            st.buf_rows += 1;
+            st.rows_done += 1;
+            let tile = self.store.levels().tile;
+            let row_end = st.rows_done % tile == 0 || st.rows_done == st.height;
+            if row_end || st.buf.len() >= FLUSH_BYTES {
+                self.flush(slice, st)?;
+            }
+            if row_end {
+                self.finish_tile_row(slice, st)?;
+            }
+        }
+        // Reduce pairs into the next level.
+        if from + 1 >= states.len() {
+            return Ok(());
+        }
+        let (cur, next) = states.split_at_mut(from + 1);
+        let st = &mut cur[from];
+        let last = st.rows_done == st.height;
+        let mut input = match st.pending.take() {
+            Some(mut p) => {
+                p.n += rows.n;
+                p.v.extend_from_slice(&rows.v);
+                p.k.extend_from_slice(&rows.k);
+                p
+            }
+            None => rows,
+        };
+        if input.n % 2 == 1 && !last {
+            let n = input.n - 1;
+            st.pending = Some(Rows { n: 1, v: input.v.split_off(n * wc), k: input.k.split_off(n * wc) });
+            input.n = n;
+        }
+        let reduced = reduce_rows_pairwise(&input, wc, next[0].wc, self.store.meta.channels as usize, self.method);
+        let _ = next;
+        self.push_rows(slice, states, from + 1, reduced)
+    }
+
+    fn flush(&self, slice: u64, st: &mut LevelState) -> Result<()> {
+        if st.buf_rows == 0 {
+            return Ok(());
+        }
+        let lv = self.store.levels();
+        let tile = lv.tile;
+        let ty = st.buf_row0 / tile;
+        let r0 = st.buf_row0 % tile;
+        let esz_c = self.store.layout.dtype.size() * self.store.meta.channels as usize;
+        let row_bytes = st.wc * self.store.layout.dtype.size();
+        let cols = lv.grid(st.level).cols();
+        let buf = &st.buf;
+        let n = st.buf_rows as usize;
+        let chunks: Vec<(u64, Vec<u8>)> = (0..cols)
+            .into_par_iter()
+            .map(|tx| {
+                let (a, b) = ((tx * tile) as usize * esz_c, (((tx + 1) * tile) as usize * esz_c).min(row_bytes));
+                let mut out = Vec::with_capacity((b - a) * n);
+                for j in 0..n {
+                    out.extend_from_slice(&buf[j * row_bytes + a..j * row_bytes + b]);
+                }
+                (tx, out)
+            })
+            .collect();
+        for (tx, bytes) in &chunks {
+            self.store.write_tile_rows(slice, st.level, *tx, ty, r0, bytes)?;
+            st.hashers[*tx as usize].update(bytes);
+        }
+        st.buf.clear();
+        st.buf_rows = 0;
+        Ok(())
+    }
+
+    fn finish_tile_row(&self, slice: u64, st: &mut LevelState) -> Result<()> {
+        let ty = (st.rows_done - 1) / self.store.levels().tile;
+        for (tx, h) in st.hashers.iter_mut().enumerate() {
+            let crc = std::mem::take(h).finalize();
+            self.store.finish_tile(slice, st.level, tx as u64, ty, crc)?;
+        }
+        self.progress.epoch.fetch_add(1, Ordering::Release);
+        Ok(())
+    }
+
+    /// A tile row of level `level` finished its statistics: fold them into level + 1, and when that
+    /// level's tile row is finished too, write it and go on up.
+    fn stats_up(&self, slice: u64, states: &mut [LevelState], level: u32, ty: u64, done: &[TileStats]) -> Result<()> {
+        let Some(st) = states.get_mut(level as usize) else { return Ok(()) };
+        for (tx, s) in done.iter().enumerate() {
+            st.stats[tx / 2].merge(s);
+        }
+        let rows_below = self.store.levels().grid(level).rows();
+        if ty % 2 == 1 || ty + 1 == rows_below {
+            let finished = std::mem::replace(&mut st.stats, vec![TileStats::default(); st.hashers.len()]);
+            for (tx, s) in finished.iter().enumerate() {
+                self.store.write_stats(slice, level + 1, tx as u64, ty / 2, s)?;
+            }
+            return self.stats_up(slice, states, level + 1, ty / 2, &finished);
+        }
+        Ok(())
+    }
+
+    /// Writes the state needed to resume at level-0 row `y` (a tile-row boundary) of `slice`.
+    fn checkpoint(&self, slice: u64, y: u64, states: &mut [LevelState]) -> Result<()> {
+        for st in states.iter_mut() {
+            self.flush(slice, st)?;
+        }
+        let mut b = Vec::new();
+        b.extend_from_slice(b"VVRESUM1");
+        b.extend_from_slice(
+            &crate::diskcache::fnv1a(&serde_json::to_vec(&self.store.meta).unwrap_or_default(), 0).to_le_bytes(),
+        );
+        for v in [slice, y] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        for st in states.iter() {
+            b.extend_from_slice(&st.rows_done.to_le_bytes());
+            match &st.pending {
+                Some(p) => {
+                    b.push(1);
+                    p.v.iter().for_each(|x| b.extend_from_slice(&x.to_le_bytes()));
+                    p.k.iter().for_each(|x| b.extend_from_slice(&x.to_le_bytes()));
+                }
+                None => b.push(0),
+            }
+            for s in &st.stats {
+                b.extend_from_slice(&s.to_bytes());
+            }
+        }
+        let crc = crc32fast::hash(&b);
+        b.extend_from_slice(&crc.to_le_bytes());
+        let tmp = self.resume_path.with_extension("resume-tmp");
+        std::fs::File::create(&tmp)
+            .and_then(|mut f| f.write_all(&b))
+            .and_then(|_| std::fs::rename(&tmp, &self.resume_path))
+            .map_err(|e| Error::io(&self.resume_path, e))
+    }
+
+    /// The state saved by the last checkpoint, if it belongs to this file and reads back whole.
+    #[allow(clippy::type_complexity)]
+    fn load_checkpoint(&self) -> Option<(u64, u64, Vec<LevelState>, Vec<StatsAcc>)> {
+        let b = std::fs::read(&self.resume_path).ok()?;
+        if b.len() < 36 || &b[..8] != b"VVRESUM1" {
+            return None;
+        }
+        let (body, crc) = b.split_at(b.len() - 4);
+        if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().ok()?) {
+            return None;
+        }
+        let mut at = 8;
+        let u64_at = |at: &mut usize| -> Option<u64> {
+            let v = u64::from_le_bytes(body.get(*at..*at + 8)?.try_into().ok()?);
+            *at += 8;
+            Some(v)
+        };
+        let key = u64_at(&mut at)?;
+        if key != crate::diskcache::fnv1a(&serde_json::to_vec(&self.store.meta).ok()?, 0) {
+            return None;
+        }
+        let slice = u64_at(&mut at)?;
+        let y = u64_at(&mut at)?;
+        let im = self.src.info().image;
+        let tile = self.store.levels().tile;
+        if slice >= im.slices || y >= im.height || y % tile != 0 {
+            return None;
+        }
+        let mut states = self.fresh_states();
+        for st in states.iter_mut() {
+            st.rows_done = u64_at(&mut at)?;
+            let flag = *body.get(at)?;
+            at += 1;
+            if flag == 1 {
+                let wc = st.wc;
+                let mut p = Rows { n: 1, v: Vec::with_capacity(wc), k: Vec::with_capacity(wc) };
+                for _ in 0..wc {
+                    p.v.push(f64::from_le_bytes(body.get(at..at + 8)?.try_into().ok()?));
+                    at += 8;
+                }
+                for _ in 0..wc {
+                    p.k.push(u32::from_le_bytes(body.get(at..at + 4)?.try_into().ok()?));
+                    at += 4;
+                }
+                st.pending = Some(p);
+            }
+            for s in st.stats.iter_mut() {
+                *s = TileStats::from_bytes(body.get(at..at + RECORD_BYTES)?)?;
+                at += RECORD_BYTES;
+            }
+            // The rows of the current tile row already written: re-hash them, un-finish later tiles.
+            let ty = st.rows_done / tile;
+            let in_row = st.rows_done % tile;
+            for (tx, h) in st.hashers.iter_mut().enumerate() {
+                if in_row > 0 {
+                    let bytes = self.store.tile_bytes(slice, st.level, tx as u64, ty).ok()?;
+                    let (row_bytes, _, _) = self.store.layout.tile_dims(st.level, tx as u64, ty);
+                    h.update(&bytes[..(row_bytes * in_row) as usize]);
+                }
+            }
+        }
+        if at != body.len() {
+            return None;
+        }
+        // Tiles finished after the checkpoint are rewritten: forget them.
+        let lv = self.store.levels();
+        for st in &states {
+            let g = lv.grid(st.level);
+            for ty in st.rows_done / tile..g.rows() {
+                for tx in 0..g.cols() {
+                    self.store.unfinish_tile(slice, st.level, tx, ty).ok()?;
+                }
+            }
+        }
+        Some((slice, y, states, self.fresh_l0()))
+    }
+}
+
+#[inline(always)]
+fn add(v: &mut f64, k: &mut u32, x: f64, max: bool) {
+    if !x.is_nan() {
+        *v = if max { v.max(x) } else { *v + x };
+        *k += 1;
+    }
+}
+
+/// Adds one row segment of scalar values into half-width outputs (pixels 2i and 2i+1 → output i).
+#[inline]
+fn reduce_pairs<T: Element>(seg: &[T], vo: &mut [f64], ko: &mut [u32], max: bool) {
+    let pairs = seg.chunks_exact(2);
+    let rest = pairs.remainder();
+    if max {
+        for ((p, v), k) in pairs.zip(vo.iter_mut()).zip(ko.iter_mut()) {
+            let (a, b) = (p[0].to_f64(), p[1].to_f64());
+            add(v, k, a, true);
+            add(v, k, b, true);
+        }
+    } else {
+        for ((p, v), k) in pairs.zip(vo.iter_mut()).zip(ko.iter_mut()) {
+            let (a, b) = (p[0].to_f64(), p[1].to_f64());
+            let (na, nb) = (a.is_nan(), b.is_nan());
+            *v += if na { 0.0 } else { a } + if nb { 0.0 } else { b };
+            *k += u32::from(!na) + u32::from(!nb);
+        }
+    }
+    if let (Some(e), Some(v), Some(k)) = (rest.first(), vo.last_mut(), ko.last_mut()) {
+        add(v, k, e.to_f64(), max);
+    }
+}
+
+/// Reduces consecutive row pairs (a last unpaired row alone) of sums/counts into half-width rows.
+fn reduce_rows_pairwise(input: &Rows, wc: usize, wc_next: usize, c: usize, method: Method) -> Rows {
+    let n_out = input.n.div_ceil(2);
+    let max = method == Method::Max;
+    let mut out = Rows {
+        n: n_out,
+        v: vec![if max { f64::NEG_INFINITY } else { 0.0 }; wc_next * n_out],
+        k: vec![0; wc_next * n_out],
+    };
+    out.v.par_chunks_mut(wc_next.max(1)).zip(out.k.par_chunks_mut(wc_next.max(1))).enumerate().for_each(
+        |(j, (vo, ko))| {
+            for r in (2 * j)..(2 * j + 2).min(input.n) {
+                let (vi, ki) = (&input.v[r * wc..(r + 1) * wc], &input.k[r * wc..(r + 1) * wc]);
+                for (i, (&v, &k)) in vi.iter().zip(ki).enumerate() {
+                    let o = (i / c / 2) * c + i % c;
+                    if k > 0 {
+                        vo[o] = if max { vo[o].max(v) } else { vo[o] + v };
+                        ko[o] += k;
+                    }
+                }
+            }
+        },
+    );
+    out
+}
+
+/// One level row as stored bytes: means (sum / count) or maxima in the level dtype (integers rounded
+/// and clamped), NaN where every value was NaN.
+fn convert_row(v: &[f64], k: &[u32], store: &Store, method: Method) -> Vec<u8> {
+    let dtype = store.layout.dtype;
+    let val = |i: usize| -> f64 {
+        if k[i] == 0 {
+            f64::NAN
+        } else if method == Method::Max {
+            v[i]
+        } else {
+            v[i] / f64::from(k[i])
+        }
+    };
+    let n = v.len();
+    let mut out = Vec::with_capacity(n * dtype.size());
+    macro_rules! ints {
+        ($t:ty) => {
+            for i in 0..n {
+                let x = val(i).round().clamp(<$t>::MIN as f64, <$t>::MAX as f64) as $t;
+                out.extend_from_slice(&x.to_ne_bytes());
+            }
+        };
+    }
+    match dtype {
+        DType::Bool | DType::U8 => ints!(u8),
+        DType::I8 => ints!(i8),
+        DType::U16 => ints!(u16),
+        DType::I16 => ints!(i16),
+        DType::U32 => ints!(u32),
+        DType::I32 => ints!(i32),
+        DType::U64 => ints!(u64),
+        DType::I64 => ints!(i64),
+        DType::F16 => (0..n).for_each(|i| out.extend_from_slice(&half::f16::from_f64(val(i)).to_ne_bytes())),
+        DType::F32 => (0..n).for_each(|i| out.extend_from_slice(&(val(i) as f32).to_ne_bytes())),
+        DType::F64 => (0..n).for_each(|i| out.extend_from_slice(&val(i).to_ne_bytes())),
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "build_tests.rs"]
+mod tests;

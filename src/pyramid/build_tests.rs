@@ -1,0 +1,241 @@
+//! Tests of the pyramid pass against direct computations on the data: stored levels, statistics,
+//! resuming after a cancel, and damaged or stale files.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+
+use super::Progress;
+use crate::dtype::DType;
+use crate::error::Error;
+use crate::pyramid::levels::tile_texels;
+use crate::pyramid::persist::{find, find_or_build, locate, BuildJob};
+use crate::pyramid::store::{Method, Store};
+use crate::pyramid::tilestats::{StatsAcc, TileStats};
+use crate::source::{self, ArraySource, OpenSpec, RegionBuf};
+
+/// One cache directory for the whole test process (the variable is process-wide), checkpoints at
+/// every tile row.
+fn dir() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = std::env::temp_dir().join(format!("vv-pyr-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        std::env::set_var(crate::diskcache::ENV_DIR, d.join("cache"));
+        std::env::set_var("VASTVIEW_CHECKPOINT_MS", "0");
+        d
+    })
+}
+
+/// Writes an .npy of `w × h` values `f(x, y)` as f32 or u16 and opens it.
+fn npy(name: &str, dtype: DType, w: u64, h: u64, f: impl Fn(u64, u64) -> f64) -> (PathBuf, Arc<dyn ArraySource>) {
+    let path = dir().join(name);
+    let mut b = crate::headless::npy_header(&dtype.descr(crate::dtype::Endian::Little), &[h, w]);
+    for y in 0..h {
+        for x in 0..w {
+            let v = f(x, y);
+            match dtype {
+                DType::U16 => b.extend_from_slice(&(v as u16).to_le_bytes()),
+                _ => b.extend_from_slice(&(v as f32).to_le_bytes()),
+            }
+        }
+    }
+    std::fs::write(&path, b).unwrap();
+    let src = source::open(&OpenSpec { path: path.clone(), ..Default::default() }).unwrap();
+    (path, src)
+}
+
+fn field(x: u64, y: u64) -> f64 {
+    if (x * 7 + y * 3) % 97 == 0 {
+        f64::NAN
+    } else {
+        ((x as f64) * 0.013).sin() * 100.0 + (y as f64) * 0.5 + 1000.0
+    }
+}
+
+fn f32s(b: &RegionBuf) -> Vec<f32> {
+    bytemuck::cast_slice::<u8, f32>(b.bytes()).to_vec()
+}
+
+/// Every stored tile against block means (or maxima) computed straight from the data.
+fn check_levels(src: &dyn ArraySource, store: &Store, method: Method) {
+    let lv = store.levels();
+    let mut t = RegionBuf::default();
+    for level in 1..lv.count {
+        let g = lv.grid(level);
+        for ty in 0..g.rows() {
+            for tx in 0..g.cols() {
+                assert!(store.read_tile(0, level, tx, ty, &mut t).unwrap(), "tile {level}/{tx},{ty} missing");
+                let got = t.to_f64();
+                let want: Vec<f64> = match method {
+                    Method::Mean => {
+                        let d = tile_texels(src, 0, &lv, level, tx, ty).unwrap();
+                        d.values_every(1)
+                    }
+                    Method::Max => block_max(src, &lv, level, tx, ty),
+                };
+                assert_eq!(got.len(), want.len());
+                for (i, (a, b)) in got.iter().zip(want.iter()).enumerate() {
+                    let b = if src.info().dtype == DType::U16 { b.round() } else { *b };
+                    let ok = (a.is_nan() && b.is_nan()) || (a - b).abs() <= 1e-4 * b.abs().max(1.0);
+                    assert!(ok, "level {level} tile {tx},{ty} texel {i}: {a} vs {b}");
+                }
+            }
+        }
+    }
+}
+
+fn block_max(src: &dyn ArraySource, lv: &crate::pyramid::levels::Levels, level: u32, tx: u64, ty: u64) -> Vec<f64> {
+    let r = lv.grid(level).tile_rect(tx, ty);
+    let f = 1u64 << level;
+    let mut b = RegionBuf::default();
+    let mut out = Vec::new();
+    for y in r.y0..r.y1 {
+        for x in r.x0..r.x1 {
+            let rect = crate::geom::Rect::new(x * f, y * f, ((x + 1) * f).min(lv.width), ((y + 1) * f).min(lv.height));
+            src.read_region(0, rect, &mut b).unwrap();
+            let m = b.to_f64().into_iter().filter(|v| !v.is_nan()).fold(f64::NEG_INFINITY, f64::max);
+            out.push(if m == f64::NEG_INFINITY { f64::NAN } else { m });
+        }
+    }
+    out
+}
+
+#[test]
+fn levels_are_block_means_and_maxima_of_the_data() {
+    let (_, src) = npy("mean.npy", DType::F32, 1000, 600, field);
+    let store = find_or_build(src.as_ref(), Method::Mean, &Progress::default()).unwrap();
+    assert!(store.is_complete());
+    assert_eq!(store.levels().count, 3);
+    check_levels(src.as_ref(), &store, Method::Mean);
+    // Found again without building, and it is the same file.
+    let again = find(src.as_ref(), Method::Mean).unwrap().expect("cached");
+    assert_eq!(again.path(), store.path());
+
+    let max = find_or_build(src.as_ref(), Method::Max, &Progress::default()).unwrap();
+    assert_ne!(max.path(), store.path());
+    check_levels(src.as_ref(), &max, Method::Max);
+
+    let (_, u) = npy("u16.npy", DType::U16, 700, 530, |x, y| ((x * 37 + y * 91) % 65536) as f64);
+    let us = find_or_build(u.as_ref(), Method::Mean, &Progress::default()).unwrap();
+    check_levels(u.as_ref(), &us, Method::Mean);
+}
+
+#[test]
+fn statistics_match_the_data() {
+    let (_, src) = npy("stats.npy", DType::F32, 900, 700, |x, y| {
+        if x == 5 && y == 9 {
+            f64::INFINITY
+        } else if x == 6 && y == 600 {
+            f64::NEG_INFINITY
+        } else {
+            field(x, y)
+        }
+    });
+    let store = find_or_build(src.as_ref(), Method::Mean, &Progress::default()).unwrap();
+    let range = store.hist_range();
+    let mut b = RegionBuf::default();
+    src.read_region(0, crate::geom::Rect::new(0, 0, 900, 700), &mut b).unwrap();
+    let all: Vec<f32> = f32s(&b);
+    let mut acc = StatsAcc::default();
+    acc.add(&all, &range, range.scale());
+    let want = acc.finish();
+    let got = store.slice_stats(0).unwrap().expect("stats");
+    assert_eq!((got.count, got.nan, got.pos_inf, got.neg_inf), (want.count, want.nan, 1, 1));
+    assert_eq!((got.min, got.max), (want.min, want.max));
+    assert_eq!(got.hist, want.hist);
+    let finite: Vec<f64> = all.iter().map(|&v| f64::from(v)).filter(|v| v.is_finite()).collect();
+    let mean = finite.iter().sum::<f64>() / finite.len() as f64;
+    let std = (finite.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / finite.len() as f64).sqrt();
+    assert!((got.mean() - mean).abs() < 1e-9 * mean.abs(), "{} vs {mean}", got.mean());
+    assert!((got.std() - std).abs() < 1e-9 * std, "{} vs {std}", got.std());
+    // A level-0 tile's record equals its own values' statistics.
+    let mut t = RegionBuf::default();
+    src.read_region(0, crate::geom::Rect::new(256, 512, 512, 700), &mut t).unwrap();
+    let mut a = StatsAcc::default();
+    a.add(&f32s(&t), &range, range.scale());
+    let s: TileStats = store.read_stats(0, 0, 1, 2).unwrap().expect("tile stats");
+    assert_eq!((s.count, s.min, s.max, s.hist), (a.finish().count, a.finish().min, a.finish().max, a.finish().hist));
+}
+
+#[test]
+fn a_cancelled_build_resumes_to_the_same_file() {
+    let (_, src) = npy("resume.npy", DType::F32, 1000, 1300, field);
+    let (_, fresh_src) = npy("resume_fresh.npy", DType::F32, 1000, 1300, field);
+    let fresh = find_or_build(fresh_src.as_ref(), Method::Mean, &Progress::default()).unwrap();
+
+    let job = BuildJob::prepare(src.as_ref(), Method::Mean).unwrap();
+    assert!(!job.resuming);
+    let p = Progress::default();
+    p.cancel_after.store(2 * 1000 * 1300, Ordering::Relaxed); // about 40 % of the 5.2 MB
+    assert!(matches!(job.run(src.as_ref(), &p), Err(Error::Cancelled)));
+    assert!(job.paths.partial.exists() && job.paths.resume.exists() && !job.paths.done.exists());
+    let partial_tiles = job.store.tiles_done();
+    drop(job);
+
+    let job = BuildJob::prepare(src.as_ref(), Method::Mean).unwrap();
+    assert!(job.resuming);
+    assert!(job.store.tiles_done() <= partial_tiles);
+    let p = Progress::default();
+    let store = job.run(src.as_ref(), &p).unwrap();
+    assert!(p.resumed_from.load(Ordering::Relaxed) > 0);
+    check_levels(src.as_ref(), &store, Method::Mean);
+    // Same tiles and statistics as the uninterrupted build.
+    let lv = store.levels();
+    let (mut a, mut b) = (RegionBuf::default(), RegionBuf::default());
+    for level in 0..lv.count {
+        let g = lv.grid(level);
+        for ty in 0..g.rows() {
+            for tx in 0..g.cols() {
+                if level > 0 {
+                    store.read_tile(0, level, tx, ty, &mut a).unwrap();
+                    fresh.read_tile(0, level, tx, ty, &mut b).unwrap();
+                    assert_eq!(a.bytes(), b.bytes(), "level {level} tile {tx},{ty}");
+                }
+                assert_eq!(store.read_stats(0, level, tx, ty).unwrap(), fresh.read_stats(0, level, tx, ty).unwrap());
+            }
+        }
+    }
+}
+
+fn flip_byte(path: &Path, at: u64) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::options().read(true).write(true).open(path).unwrap();
+    let mut b = [0u8];
+    f.read_exact_at(&mut b, at).unwrap();
+    f.write_all_at(&[b[0] ^ 0x40], at).unwrap();
+}
+
+#[test]
+fn damaged_or_stale_files_are_never_trusted() {
+    let (path, src) = npy("damage.npy", DType::F32, 600, 600, field);
+    let store = find_or_build(src.as_ref(), Method::Mean, &Progress::default()).unwrap();
+    let file = store.path().to_path_buf();
+    let data_at = store.layout.data_offset;
+    drop(store);
+    // A flipped bit in a tile: the tile fails its checksum.
+    flip_byte(&file, data_at + 10);
+    let s = find(src.as_ref(), Method::Mean).unwrap().expect("header still fine");
+    let e = s.read_tile(0, 1, 0, 0, &mut RegionBuf::default()).unwrap_err();
+    assert!(matches!(e, Error::Cache { .. }), "{e}");
+    drop(s);
+    // A damaged header or a truncated file: deleted, not found.
+    flip_byte(&file, 30);
+    assert!(find(src.as_ref(), Method::Mean).unwrap().is_none());
+    assert!(!file.exists());
+    let store = find_or_build(src.as_ref(), Method::Mean, &Progress::default()).unwrap();
+    drop(store);
+    let len = std::fs::metadata(&file).unwrap().len();
+    std::fs::File::options().write(true).open(&file).unwrap().set_len(len - 1).unwrap();
+    assert!(find(src.as_ref(), Method::Mean).unwrap().is_none());
+    // A changed data file has another key: the old pyramid is not found for it.
+    let store = find_or_build(src.as_ref(), Method::Mean, &Progress::default()).unwrap();
+    let old = locate(src.as_ref(), Method::Mean).unwrap().unwrap().1.done;
+    assert_eq!(store.path(), old);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let (_, src2) = npy("damage.npy", DType::F32, 600, 600, |x, y| field(x, y) + 1.0);
+    assert_eq!(src2.info().path, path);
+    assert_ne!(locate(src2.as_ref(), Method::Mean).unwrap().unwrap().1.done, old);
+    assert!(find(src2.as_ref(), Method::Mean).unwrap().is_none());
+}

@@ -1,0 +1,249 @@
+//! Finding, validating, building and resuming a source's pyramid file in the disk cache, and reading a
+//! stored level back as an [`ArraySource`].
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::diskcache::{self, Identity};
+use crate::error::{Error, Result};
+use crate::geom::Rect;
+use crate::pyramid::build::{Builder, Progress};
+use crate::pyramid::levels::Levels;
+use crate::pyramid::store::{self, level_dtype, Layout, Meta, Method, Store};
+use crate::pyramid::tilestats::HistRange;
+use crate::pyramid::TILE;
+use crate::source::{ArraySource, Format, RegionBuf, SourceInfo};
+
+/// Cache sub-directory of pyramid files.
+const KIND: &str = "pyramids";
+
+/// Where a source's pyramid lives: the final name, the name while building, and its checkpoint.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub done: PathBuf,
+    pub partial: PathBuf,
+    pub resume: PathBuf,
+}
+
+/// How the bytes were read as an array: two readings of one file get two pyramids.
+fn source_desc(info: &SourceInfo) -> String {
+    format!(
+        "{} shape={:?} dtype={} endian={} order={} header={}",
+        info.format.name(),
+        info.shape,
+        info.dtype.name(),
+        info.endian.name(),
+        info.order.name(),
+        info.header_size
+    )
+}
+
+/// What a pyramid of `src` must say about itself (the histogram limits aside).
+fn expected_meta(src: &dyn ArraySource, id: Identity, method: Method, hist: HistRange) -> Meta {
+    let info = src.info();
+    let im = info.image;
+    let levels = Levels::new(im.width, im.height, TILE);
+    let dtype = level_dtype(info.dtype);
+    let layout = Layout::new(levels, im.slices, im.channels, dtype);
+    Meta {
+        format: "vastview-pyramid".into(),
+        version: store::VERSION,
+        identity: id,
+        source: source_desc(info),
+        width: im.width,
+        height: im.height,
+        slices: im.slices,
+        channels: im.channels,
+        dtype: dtype.name().into(),
+        tile: TILE,
+        levels: levels.count,
+        method,
+        hist_lo: hist.lo,
+        hist_hi: hist.hi,
+        little_endian: store::native_little(),
+        file_size: layout.file_size,
+    }
+}
+
+/// The identity and cache paths of `src`'s pyramid, or `None` for sources that are not files (the demo).
+pub fn locate(src: &dyn ArraySource, method: Method) -> Result<Option<(Identity, Paths)>> {
+    let info = src.info();
+    if info.format == Format::Demo {
+        return Ok(None);
+    }
+    let id = Identity::of(&info.path)?;
+    let key = id.key(&format!("pyramid v{} {} {}", store::VERSION, method.name(), source_desc(info)));
+    let done = diskcache::entry_path(KIND, &key, "vvp")?;
+    let partial = diskcache::partial_path(&done);
+    let mut resume = partial.clone().into_os_string();
+    resume.push(".resume");
+    Ok(Some((id, Paths { done, partial, resume: PathBuf::from(resume) })))
+}
+
+/// The complete, valid pyramid of `src` if the cache has one. A damaged or stale file is deleted.
+pub fn find(src: &dyn ArraySource, method: Method) -> Result<Option<Arc<Store>>> {
+    let Some((id, paths)) = locate(src, method)? else { return Ok(None) };
+    if !paths.done.exists() {
+        return Ok(None);
+    }
+    let expect = expected_meta(src, id, method, HistRange { lo: 0.0, hi: 1.0 });
+    match Store::open(&paths.done, &expect, true) {
+        Ok(s) => {
+            diskcache::touch(&paths.done);
+            Ok(Some(Arc::new(s)))
+        }
+        Err(e @ Error::Cache { .. }) => {
+            eprintln!("vastview: {e}; deleting it (it will be rebuilt)");
+            let _ = std::fs::remove_file(&paths.done);
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A build ready to run: a new or resumed partial file, locked against other builders.
+pub struct BuildJob {
+    pub store: Arc<Store>,
+    pub paths: Paths,
+    /// True when an earlier, interrupted build is being continued.
+    pub resuming: bool,
+}
+
+impl BuildJob {
+    /// Opens the partial file left by an interrupted build (when it is valid) or creates a new one.
+    /// Fails if another process is building the same pyramid.
+    pub fn prepare(src: &dyn ArraySource, method: Method) -> Result<BuildJob> {
+        let Some((id, paths)) = locate(src, method)? else {
+            return Err(Error::request(&src.info().path, "procedural sources have no pyramid file"));
+        };
+        let hist = HistRange { lo: 0.0, hi: 1.0 };
+        let expect = expected_meta(src, id.clone(), method, hist);
+        if paths.partial.exists() && paths.resume.exists() {
+            if let Ok(s) = Store::open(&paths.partial, &expect, false) {
+                if !s.try_lock() {
+                    return Err(busy(&src.info().path));
+                }
+                return Ok(BuildJob { store: Arc::new(s), paths, resuming: true });
+            }
+        }
+        // A new build: free room first, then sample the histogram range.
+        let mut meta = expected_meta(src, id, method, sample_range(src)?);
+        meta.hist_lo = meta.hist_lo.min(meta.hist_hi);
+        let layout = Layout::new(Levels::new(meta.width, meta.height, TILE), meta.slices, meta.channels, {
+            level_dtype(src.info().dtype)
+        });
+        let _ = diskcache::enforce_cap(diskcache::cap(), layout.file_size, &[]);
+        let _ = std::fs::remove_file(&paths.resume);
+        let s = Store::create(&paths.partial, meta, layout)?;
+        if !s.try_lock() {
+            return Err(busy(&src.info().path));
+        }
+        Ok(BuildJob { store: Arc::new(s), paths, resuming: false })
+    }
+
+    /// Runs the pass to the end, then renames the file into place. The store stays readable throughout.
+    pub fn run(&self, src: &dyn ArraySource, progress: &Progress) -> Result<Arc<Store>> {
+        Builder::new(src, &self.store, progress, &self.paths.resume).run()?;
+        self.store.sync()?;
+        std::fs::rename(&self.paths.partial, &self.paths.done).map_err(|e| Error::io(&self.paths.done, e))?;
+        let _ = std::fs::remove_file(&self.paths.resume);
+        self.store.set_complete(&self.paths.done);
+        progress.epoch.fetch_add(1, Ordering::Release);
+        Ok(self.store.clone())
+    }
+}
+
+fn busy(path: &Path) -> Error {
+    Error::request(path, "another vastview process is building this file's pyramid; try again when it is done")
+}
+
+/// Histogram limits from an evenly spread sample of the first slice.
+fn sample_range(src: &dyn ArraySource) -> Result<HistRange> {
+    if src.info().image.is_color() {
+        return Ok(HistRange { lo: 0.0, hi: 255.0 });
+    }
+    let l = crate::pyramid::percentile_limits(src, 0, 0.0, 100.0, 1 << 16)?;
+    Ok(HistRange::around(l.lo, l.hi))
+}
+
+/// The complete pyramid, building (or resuming) it first when there is none.
+pub fn find_or_build(src: &dyn ArraySource, method: Method, progress: &Progress) -> Result<Arc<Store>> {
+    if let Some(s) = find(src, method)? {
+        return Ok(s);
+    }
+    BuildJob::prepare(src, method)?.run(src, progress)
+}
+
+/// One stored level of a pyramid, read tile by tile (checksums verified), as an array source.
+pub struct LevelSource {
+    store: Arc<Store>,
+    level: u32,
+    info: SourceInfo,
+}
+
+impl LevelSource {
+    /// Level `level` ≥ 1 of `store`, whose level 0 is `base`.
+    pub fn new(store: Arc<Store>, base: &SourceInfo, level: u32) -> LevelSource {
+        let (w, h) = store.levels().size(level);
+        let mut info = base.clone();
+        info.dtype = store.layout.dtype;
+        info.image.width = w;
+        info.image.height = h;
+        LevelSource { store, level, info }
+    }
+
+    /// Whether every tile under `rect` (level pixels) of `slice` is stored.
+    pub fn covers(&self, slice: u64, rect: &Rect) -> bool {
+        let g = self.store.levels().grid(self.level);
+        g.tiles_in(rect).iter().all(|&(tx, ty)| self.store.has_tile(slice, self.level, tx, ty))
+    }
+}
+
+impl ArraySource for LevelSource {
+    fn info(&self) -> &SourceInfo {
+        &self.info
+    }
+
+    fn read_region(&self, slice: u64, rect: Rect, out: &mut RegionBuf) -> Result<()> {
+        self.check_request(slice, &rect)?;
+        let g = self.store.levels().grid(self.level);
+        let c = self.info.image.channels as usize;
+        let esz = self.info.dtype.size() * c;
+        let (w, h) = (rect.width() as usize, rect.height() as usize);
+        let mut tile = RegionBuf::default();
+        let mut dst = std::mem::take(out);
+        let bytes = dst.reset(self.info.dtype, w, h, c);
+        for (tx, ty) in g.tiles_in(&rect) {
+            if !self.store.read_tile(slice, self.level, tx, ty, &mut tile)? {
+                return Err(Error::request(
+                    &self.info.path,
+                    format!("level {} tile {tx},{ty} is not built yet", self.level),
+                ));
+            }
+            let t = g.tile_rect(tx, ty);
+            let part = t.intersect(&rect);
+            let tw = t.width() as usize;
+            for y in part.y0..part.y1 {
+                let src_at = ((y - t.y0) as usize * tw + (part.x0 - t.x0) as usize) * esz;
+                let dst_at = ((y - rect.y0) as usize * w + (part.x0 - rect.x0) as usize) * esz;
+                let n = part.width() as usize * esz;
+                bytes[dst_at..dst_at + n].copy_from_slice(&tile.bytes()[src_at..src_at + n]);
+            }
+        }
+        *out = dst;
+        Ok(())
+    }
+
+    fn sample_grid(&self, slice: u64, xs: &[u64], ys: &[u64]) -> Result<Vec<f64>> {
+        let mut vals = Vec::with_capacity(xs.len() * ys.len());
+        let mut b = RegionBuf::default();
+        for &y in ys {
+            for &x in xs {
+                self.read_region(slice, Rect::new(x, y, x + 1, y + 1), &mut b)?;
+                vals.extend(b.to_f64());
+            }
+        }
+        Ok(vals)
+    }
+}

@@ -1,0 +1,347 @@
+//! Per-tile statistics gathered in the pyramid's single pass: counts of finite/NaN/±inf values, min,
+//! max, sum, the sum of squared deviations, and a histogram over bins shared by every tile of a file, so
+//! tiles merge exactly (global statistics, the visible region's percentiles).
+
+use crate::source::Element;
+
+/// Histogram bins between the file's histogram limits; one more bin below and one above catch the rest.
+pub const HIST_BINS: usize = 64;
+/// Bytes of one stored record (see [`TileStats::to_bytes`]).
+pub const RECORD_BYTES: usize = 8 * (9 + HIST_BINS + 2);
+
+/// The histogram's bins: `HIST_BINS` equal bins over `[lo, hi]`, an underflow bin (values `< lo`)
+/// first and an overflow bin (values `> hi`) last.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HistRange {
+    pub lo: f64,
+    pub hi: f64,
+}
+
+impl HistRange {
+    /// Bins spanning `[min, max]` of a sample, widened by 1/64 of the span on each side so the
+    /// extremes of the full data mostly land inside. A constant sample gets a unit-wide range.
+    pub fn around(min: f64, max: f64) -> HistRange {
+        if !(min.is_finite() && max.is_finite()) || max <= min {
+            let c = if min.is_finite() { min } else { 0.0 };
+            return HistRange { lo: c - 0.5, hi: c + 0.5 };
+        }
+        let pad = (max - min) / HIST_BINS as f64;
+        HistRange { lo: min - pad, hi: max + pad }
+    }
+
+    /// The bin of a finite value (0 = under, 1..=HIST_BINS, HIST_BINS + 1 = over).
+    #[inline(always)]
+    pub fn bin(&self, v: f64, scale: f64) -> usize {
+        if v < self.lo {
+            0
+        } else if v > self.hi {
+            HIST_BINS + 1
+        } else {
+            1 + (((v - self.lo) * scale) as usize).min(HIST_BINS - 1)
+        }
+    }
+
+    pub fn scale(&self) -> f64 {
+        HIST_BINS as f64 / (self.hi - self.lo)
+    }
+
+    /// The value interval of bin `i` (1..=HIST_BINS).
+    pub fn edges(&self, i: usize) -> (f64, f64) {
+        let w = (self.hi - self.lo) / HIST_BINS as f64;
+        (self.lo + (i - 1) as f64 * w, if i == HIST_BINS { self.hi } else { self.lo + i as f64 * w })
+    }
+}
+
+/// Statistics of a set of values (a tile, a level's tile, the whole image).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TileStats {
+    /// Finite values.
+    pub count: u64,
+    pub nan: u64,
+    pub pos_inf: u64,
+    pub neg_inf: u64,
+    /// Min and max of the finite values (+inf / −inf when there are none).
+    pub min: f64,
+    pub max: f64,
+    /// Sum of the finite values.
+    pub sum: f64,
+    /// Sum of squared deviations of the finite values from their mean.
+    pub m2: f64,
+    pub hist: [u64; HIST_BINS + 2],
+}
+
+impl Default for TileStats {
+    fn default() -> Self {
+        TileStats {
+            count: 0,
+            nan: 0,
+            pos_inf: 0,
+            neg_inf: 0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            sum: 0.0,
+            m2: 0.0,
+            hist: [0; HIST_BINS + 2],
+        }
+    }
+}
+
+impl TileStats {
+    pub fn mean(&self) -> f64 {
+        if self.count == 0 {
+            f64::NAN
+        } else {
+            self.sum / self.count as f64
+        }
+    }
+
+    /// Population standard deviation (numpy's `std` with ddof=0) of the finite values.
+    pub fn std(&self) -> f64 {
+        if self.count == 0 {
+            f64::NAN
+        } else {
+            (self.m2.max(0.0) / self.count as f64).sqrt()
+        }
+    }
+
+    /// Adds another set's statistics (Chan et al.'s pairwise update for the squared deviations).
+    pub fn merge(&mut self, o: &TileStats) {
+        if o.count > 0 {
+            if self.count == 0 {
+                (self.sum, self.m2) = (o.sum, o.m2);
+            } else {
+                let (na, nb) = (self.count as f64, o.count as f64);
+                let delta = o.sum / nb - self.sum / na;
+                self.m2 += o.m2 + delta * delta * na * nb / (na + nb);
+                self.sum += o.sum;
+            }
+            self.count += o.count;
+            self.min = self.min.min(o.min);
+            self.max = self.max.max(o.max);
+        }
+        self.nan += o.nan;
+        self.pos_inf += o.pos_inf;
+        self.neg_inf += o.neg_inf;
+        for (a, b) in self.hist.iter_mut().zip(o.hist.iter()) {
+            *a += b;
+        }
+    }
+
+    /// The `p`-th percentile (0–100) of the finite values, from the histogram: exact rank, value
+    /// interpolated linearly inside its bin (the under/over bins span to the exact min/max).
+    /// NaN when there are no finite values.
+    pub fn percentile(&self, range: &HistRange, p: f64) -> f64 {
+        if self.count == 0 {
+            return f64::NAN;
+        }
+        // numpy's linear method: rank (n − 1)·p/100 among the sorted values, here spread evenly in a bin.
+        let rank = (p.clamp(0.0, 100.0) / 100.0) * (self.count - 1) as f64;
+        let mut below = 0u64;
+        for (i, &n) in self.hist.iter().enumerate() {
+            if n == 0 {
+                continue;
+            }
+            if rank < (below + n) as f64 {
+                let (a, b) = match i {
+                    0 => (self.min, range.lo.min(self.max)),
+                    i if i == HIST_BINS + 1 => (range.hi.max(self.min), self.max),
+                    i => range.edges(i),
+                };
+                let (a, b) = (a.max(self.min), b.min(self.max));
+                let f = if n > 1 { (rank - below as f64) / (n - 1) as f64 } else { 0.5 };
+                return a + (b - a) * f.clamp(0.0, 1.0);
+            }
+            below += n;
+        }
+        self.max
+    }
+
+    /// The fixed little-endian record stored in the pyramid file, closed by a check word.
+    pub fn to_bytes(&self) -> [u8; RECORD_BYTES] {
+        let mut out = [0u8; RECORD_BYTES];
+        let words = [
+            self.count,
+            self.nan,
+            self.pos_inf,
+            self.neg_inf,
+            self.min.to_bits(),
+            self.max.to_bits(),
+            self.sum.to_bits(),
+            self.m2.to_bits(),
+        ];
+        for (i, w) in words.iter().chain(self.hist.iter()).enumerate() {
+            out[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
+        }
+        let check = 0x5354_4154_0000_0000u64 | u64::from(crc32fast::hash(&out[..RECORD_BYTES - 8]));
+        out[RECORD_BYTES - 8..].copy_from_slice(&check.to_le_bytes());
+        out
+    }
+
+    /// Reads a record; `None` when it was never written or does not check out.
+    pub fn from_bytes(b: &[u8]) -> Option<TileStats> {
+        if b.len() < RECORD_BYTES {
+            return None;
+        }
+        let w = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+        let check = w(RECORD_BYTES / 8 - 1);
+        if check != 0x5354_4154_0000_0000u64 | u64::from(crc32fast::hash(&b[..RECORD_BYTES - 8])) {
+            return None;
+        }
+        let mut hist = [0u64; HIST_BINS + 2];
+        for (k, h) in hist.iter_mut().enumerate() {
+            *h = w(8 + k);
+        }
+        Some(TileStats {
+            count: w(0),
+            nan: w(1),
+            pos_inf: w(2),
+            neg_inf: w(3),
+            min: f64::from_bits(w(4)),
+            max: f64::from_bits(w(5)),
+            sum: f64::from_bits(w(6)),
+            m2: f64::from_bits(w(7)),
+            hist,
+        })
+    }
+}
+
+/// Accumulates values one run at a time: sums are taken about the first finite value (`shift`), so
+/// the squared deviations keep their precision when the values sit far from zero.
+#[derive(Debug, Clone, Copy)]
+pub struct StatsAcc {
+    pub stats: TileStats,
+    shift: Option<f64>,
+    s1: f64,
+    s2: f64,
+}
+
+impl Default for StatsAcc {
+    fn default() -> Self {
+        StatsAcc { stats: TileStats::default(), shift: None, s1: 0.0, s2: 0.0 }
+    }
+}
+
+impl StatsAcc {
+    /// Adds a run of values of one channel.
+    pub fn add<T: Element>(&mut self, vals: &[T], range: &HistRange, scale: f64) {
+        let st = &mut self.stats;
+        let shift = match self.shift {
+            Some(s) => s,
+            None => match vals.iter().map(|v| v.to_f64()).find(|v| v.is_finite()) {
+                Some(s) => *self.shift.insert(s),
+                None => 0.0,
+            },
+        };
+        let (mut n, mut s1, mut s2) = (0u64, 0.0f64, 0.0f64);
+        let (mut lo, mut hi) = (st.min, st.max);
+        for &e in vals {
+            let v = e.to_f64();
+            if v.is_finite() {
+                n += 1;
+                let d = v - shift;
+                s1 += d;
+                s2 += d * d;
+                lo = lo.min(v);
+                hi = hi.max(v);
+                st.hist[range.bin(v, scale)] += 1;
+            } else if v.is_nan() {
+                st.nan += 1;
+            } else if v > 0.0 {
+                st.pos_inf += 1;
+            } else {
+                st.neg_inf += 1;
+            }
+        }
+        st.count += n;
+        st.min = lo;
+        st.max = hi;
+        self.s1 += s1;
+        self.s2 += s2;
+    }
+
+    /// The finished statistics.
+    pub fn finish(&self) -> TileStats {
+        let mut st = self.stats;
+        if st.count > 0 {
+            let n = st.count as f64;
+            let shift = self.shift.unwrap_or(0.0);
+            st.sum = shift * n + self.s1;
+            st.m2 = (self.s2 - self.s1 * self.s1 / n).max(0.0);
+        }
+        st
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats_of(vals: &[f64], r: &HistRange) -> TileStats {
+        let mut a = StatsAcc::default();
+        a.add(vals, r, r.scale());
+        a.finish()
+    }
+
+    #[test]
+    fn merged_tiles_equal_the_whole() {
+        let vals: Vec<f64> = (0..1000).map(|i| 1e9 + ((i * 37) % 101) as f64 * 0.25).collect();
+        let r = HistRange::around(1e9, 1e9 + 25.0);
+        let whole = stats_of(&vals, &r);
+        let mut merged = TileStats::default();
+        for part in vals.chunks(77) {
+            merged.merge(&stats_of(part, &r));
+        }
+        assert_eq!(merged.count, 1000);
+        assert_eq!(merged.hist, whole.hist);
+        assert_eq!((merged.min, merged.max), (whole.min, whole.max));
+        let mean = vals.iter().sum::<f64>() / 1000.0;
+        let var = vals.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / 1000.0;
+        assert!((merged.mean() - mean).abs() < 1e-6);
+        assert!((merged.std() - var.sqrt()).abs() < 1e-9 * var.sqrt().max(1.0), "{} {}", merged.std(), var.sqrt());
+        assert!((whole.std() - var.sqrt()).abs() < 1e-9 * var.sqrt().max(1.0));
+    }
+
+    #[test]
+    fn special_values_are_counted_not_summed() {
+        let r = HistRange::around(0.0, 10.0);
+        let s = stats_of(&[1.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 3.0, f64::NAN], &r);
+        assert_eq!((s.count, s.nan, s.pos_inf, s.neg_inf), (2, 2, 1, 1));
+        assert_eq!((s.min, s.max, s.sum), (1.0, 3.0, 4.0));
+        assert_eq!(s.hist.iter().sum::<u64>(), 2);
+    }
+
+    #[test]
+    fn histogram_bins_and_overflow() {
+        let r = HistRange { lo: 0.0, hi: 64.0 };
+        let s = stats_of(&[-1.0, 0.0, 0.5, 63.9, 64.0, 65.0], &r);
+        assert_eq!(s.hist[0], 1);
+        assert_eq!(s.hist[1], 2);
+        assert_eq!(s.hist[HIST_BINS], 2);
+        assert_eq!(s.hist[HIST_BINS + 1], 1);
+    }
+
+    #[test]
+    fn percentiles_from_bins_are_close() {
+        let vals: Vec<f64> = (0..10001).map(|i| i as f64).collect();
+        let r = HistRange::around(0.0, 10000.0);
+        let s = stats_of(&vals, &r);
+        let w = (r.hi - r.lo) / HIST_BINS as f64;
+        for p in [0.0, 0.5, 25.0, 50.0, 99.5, 100.0] {
+            let exact = p / 100.0 * 10000.0;
+            assert!((s.percentile(&r, p) - exact).abs() <= w, "p{p}: {} vs {exact}", s.percentile(&r, p));
+        }
+        assert_eq!(s.percentile(&r, 0.0), 0.0);
+        assert_eq!(s.percentile(&r, 100.0), 10000.0);
+    }
+
+    #[test]
+    fn records_round_trip_and_detect_damage() {
+        let r = HistRange::around(0.0, 1.0);
+        let s = stats_of(&[0.1, 0.7, f64::NAN], &r);
+        let mut b = s.to_bytes();
+        assert_eq!(TileStats::from_bytes(&b), Some(s));
+        b[20] ^= 1;
+        assert_eq!(TileStats::from_bytes(&b), None);
+        assert_eq!(TileStats::from_bytes(&[0u8; RECORD_BYTES]), None);
+    }
+}
