@@ -11,7 +11,9 @@ use crate::error::{Error, Result};
 use crate::geom::Rect;
 use crate::headless::{self, LimitsSpec, RenderSpec, Session};
 use crate::palette::{parse_rgba, Scale};
+use crate::pyramid::{Method, Progress};
 use crate::source::{self, raw::parse_shape, OpenSpec, RawSpec};
+use indicatif::{ProgressBar, ProgressStyle};
 
 /// vastview: look at arrays larger than memory, on the GPU.
 ///
@@ -69,6 +71,13 @@ pub enum Command {
     Info(InfoArgs),
     /// Print the exact stored value at column X, row Y (as numpy's str() shows it)
     Probe(ProbeArgs),
+    /// Build (or resume) the file's multiresolution pyramid and tile statistics in the disk cache
+    Pyramid(PyramidArgs),
+    /// Exact statistics of the whole image (min, max, mean, std, NaN/inf counts, histogram, percentiles)
+    Stats(StatsArgs),
+    /// List or clear the disk cache of pyramids
+    #[command(subcommand)]
+    Cache(CacheCommand),
     /// Register vastview for the current user: .desktop file, application/x-npy MIME type, icon, default app for .npy
     InstallDesktop,
     /// Remove what install-desktop wrote
@@ -208,6 +217,48 @@ pub struct ProbeArgs {
     pub slice: u64,
     #[command(flatten)]
     pub input_args: InputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PyramidArgs {
+    /// The data file (.npy, or raw with --dtype/--shape)
+    pub input: PathBuf,
+    /// How a level pixel summarises the 2x2 pixels under it: mean (NaN-ignoring) or max (for sparse bright points)
+    #[arg(long, default_value = "mean")]
+    pub downsample: String,
+    /// No progress bar
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub input_args: InputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// The data file (.npy, or raw with --dtype/--shape)
+    pub input: PathBuf,
+    /// Slice of an (N, H, W) stack
+    #[arg(long, default_value_t = 0)]
+    pub slice: u64,
+    /// Print a JSON object instead of text
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar while a pyramid is built
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub input_args: InputArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// List cached pyramids: size on disk, last use, state, data file
+    List,
+    /// Delete cached pyramids: all of them, or those of FILE
+    Clear {
+        /// Only the pyramids built from this data file
+        file: Option<PathBuf>,
+    },
 }
 
 /// Turns input flags into an `OpenSpec`, checking the raw layout flags.
@@ -375,6 +426,73 @@ fn run_command(command: Command, out: &mut dyn Write) -> Result<()> {
                 &format!("{} [{}, {}] (x={}, y={}, slice {}): {v}\n", src.info().dtype, a.y, a.x, a.x, a.y, a.slice),
             )
         }
+        Command::Pyramid(a) => {
+            let src = source::open(&open_spec(Some(a.input.clone()), false, &a.input_args)?)?;
+            let method = parse_method(&a.input, &a.downsample)?;
+            let t0 = Instant::now();
+            let (store, built) = build_with_progress(src.as_ref(), method, a.quiet)?;
+            let secs = t0.elapsed().as_secs_f64();
+            let bytes = std::fs::metadata(store.path()).map_or(0, |m| m.len());
+            let what = if built.is_some() { "built" } else { "already built" };
+            let mut line = format!(
+                "pyramid of {}: {} levels ({}), {what}: {} ({:.1} MB)",
+                src.info().path.display(),
+                store.levels().count,
+                method.name(),
+                store.path().display(),
+                bytes as f64 / 1e6
+            );
+            if let Some(b) = built {
+                line.push_str(&format!(
+                    "\nread {:.1} MB in {secs:.2} s ({:.0} MB/s){}",
+                    b.read as f64 / 1e6,
+                    b.read as f64 / 1e6 / secs.max(1e-9),
+                    if b.resumed > 0 {
+                        format!(", resumed after {:.1} MB", b.resumed as f64 / 1e6)
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
+            write_out(out, &format!("{line}\n"))
+        }
+        Command::Stats(a) => {
+            let src = source::open(&open_spec(Some(a.input.clone()), false, &a.input_args)?)?;
+            let info = src.info();
+            if info.image.is_color() {
+                return Err(Error::request(&info.path, "statistics are computed for scalar images, not RGB(A)"));
+            }
+            if a.slice >= info.image.slices {
+                return Err(Error::request(
+                    &info.path,
+                    format!("slice {} is out of range (the stack has {} slices)", a.slice, info.image.slices),
+                ));
+            }
+            let store = match crate::pyramid::persist::find(src.as_ref(), Method::Mean)? {
+                Some(s) => s,
+                None => {
+                    if !a.quiet {
+                        eprintln!(
+                            "vastview: no pyramid yet for {}: building one (one pass over the file; later stats are instant)",
+                            info.path.display()
+                        );
+                    }
+                    build_with_progress(src.as_ref(), Method::Mean, a.quiet)?.0
+                }
+            };
+            let st = store.slice_stats(a.slice)?.ok_or_else(|| Error::cache(store.path(), "statistics missing"))?;
+            let text = if a.json {
+                format!("{}\n", headless::stats_json(info, a.slice, &st, &store.hist_range()))
+            } else {
+                headless::stats_text(info, a.slice, &st, &store.hist_range())
+            };
+            write_out(out, &text)
+        }
+        Command::Cache(CacheCommand::List) => write_out(out, &headless::cache_list_text()?),
+        Command::Cache(CacheCommand::Clear { file }) => {
+            let (n, bytes) = headless::cache_clear(file.as_deref())?;
+            write_out(out, &format!("removed {n} cache file(s), {:.1} MB\n", bytes as f64 / 1e6))
+        }
         Command::Render(a) => {
             let t0 = Instant::now();
             let src = source::open(&open_spec(a.input.clone(), a.demo, &a.input_args)?)?;
@@ -419,6 +537,56 @@ fn run_command(command: Command, out: &mut dyn Write) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn parse_method(p: &std::path::Path, s: &str) -> Result<Method> {
+    Method::parse(s).ok_or_else(|| Error::request(p, format!("--downsample '{s}' is not mean or max")))
+}
+
+/// What a build did: bytes reduced, and bytes skipped by resuming.
+pub struct Built {
+    pub read: u64,
+    pub resumed: u64,
+}
+
+/// The source's complete pyramid: found in the cache, or built (resumed) now with a progress bar on
+/// stderr (bytes, throughput, time left) unless `quiet` or stderr is not a terminal.
+pub fn build_with_progress(
+    src: &dyn source::ArraySource,
+    method: Method,
+    quiet: bool,
+) -> Result<(std::sync::Arc<crate::pyramid::Store>, Option<Built>)> {
+    if let Some(s) = crate::pyramid::persist::find(src, method)? {
+        return Ok((s, None));
+    }
+    let job = crate::pyramid::persist::BuildJob::prepare(src, method)?;
+    let progress = Progress::default();
+    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message(if job.resuming { "resuming pyramid" } else { "building pyramid" });
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let r = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                bar.set_length(progress.total.load(std::sync::atomic::Ordering::Relaxed));
+                bar.set_position(progress.done.load(std::sync::atomic::Ordering::Relaxed));
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        });
+        let r = job.run(src, &progress);
+        done.store(true, std::sync::atomic::Ordering::Release);
+        r
+    });
+    bar.finish_and_clear();
+    let resumed = progress.resumed_from.load(std::sync::atomic::Ordering::Relaxed);
+    let read = progress.done.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(resumed);
+    Ok((r?, Some(Built { read, resumed })))
 }
 
 fn write_out(out: &mut dyn Write, s: &str) -> Result<()> {

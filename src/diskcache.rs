@@ -143,7 +143,7 @@ pub fn list() -> Result<Vec<Entry>> {
             });
         }
     }
-    out.sort_by(|a, b| b.last_used.cmp(&a.last_used));
+    out.sort_by_key(|e| std::cmp::Reverse(e.last_used));
     Ok(out)
 }
 
@@ -180,7 +180,7 @@ pub fn enforce_cap(cap: u64, incoming: u64, keep: &[&Path]) -> Result<Vec<PathBu
         if total <= cap {
             break;
         }
-        if keep.iter().any(|k| *k == e.path.as_path()) || e.last_used > recent {
+        if keep.contains(&e.path.as_path()) || e.last_used > recent {
             continue;
         }
         if std::fs::remove_file(&e.path).is_ok() {

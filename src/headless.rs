@@ -4,11 +4,12 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::geom::{Rect, TileGrid};
 use crate::palette::{Colormap, Display, Scale};
+use crate::pyramid::tilestats::{HistRange, TileStats, HIST_BINS};
 use crate::pyramid::{self, bins, block_means};
 use crate::render::{GpuContext, Offscreen, TileData, TileDraw, TileKey, TileRenderer, OFFSCREEN_FORMAT};
 use crate::source::{ArraySource, RegionBuf, SourceInfo};
@@ -449,4 +450,116 @@ pub fn memory_report() -> String {
         field("RssFile:") as f64 / 1024.0,
         field("VmHWM:") as f64 / 1024.0
     )
+}
+
+/// Percentiles `stats` reports.
+const STATS_PERCENTILES: [f64; 11] = [0.1, 0.5, 1.0, 5.0, 25.0, 50.0, 75.0, 95.0, 99.0, 99.5, 99.9];
+
+/// `stats` as text lines.
+pub fn stats_text(info: &SourceInfo, slice: u64, st: &TileStats, range: &HistRange) -> String {
+    let g = |v: f64| crate::numfmt::format_f64(v);
+    let mut s = String::new();
+    let mut line = |k: &str, v: String| s.push_str(&format!("{k:<14}{v}\n"));
+    line("path:", info.path.display().to_string());
+    line("slice:", format!("{slice} of {}", info.image.slices));
+    line("values:", format!("{} finite, {} NaN, {} +inf, {} -inf", st.count, st.nan, st.pos_inf, st.neg_inf));
+    line("min:", g(st.min));
+    line("max:", g(st.max));
+    line("mean:", g(st.mean()));
+    line("std:", g(st.std()));
+    line("sum:", g(st.sum));
+    let w = (range.hi - range.lo) / HIST_BINS as f64;
+    let pct: Vec<String> = STATS_PERCENTILES.iter().map(|&p| format!("{p}%: {}", g(st.percentile(range, p)))).collect();
+    line("percentiles:", format!("{} (from the histogram: within one bin, {})", pct.join(", "), g(w)));
+    line(
+        "histogram:",
+        format!(
+            "{HIST_BINS} bins over [{}, {}]; {} below, {} above",
+            g(range.lo),
+            g(range.hi),
+            st.hist[0],
+            st.hist[HIST_BINS + 1]
+        ),
+    );
+    let max = st.hist[1..=HIST_BINS].iter().copied().max().unwrap_or(0).max(1);
+    for i in 1..=HIST_BINS {
+        let (a, b) = range.edges(i);
+        let bar = "#".repeat(((st.hist[i] as f64 / max as f64) * 40.0).round() as usize);
+        s.push_str(&format!("  [{:>12}, {:>12}) {:>14} {bar}\n", g(a), g(b), st.hist[i]));
+    }
+    s
+}
+
+/// `stats --json`. Non-finite numbers (min of an all-NaN image) are null.
+pub fn stats_json(info: &SourceInfo, slice: u64, st: &TileStats, range: &HistRange) -> serde_json::Value {
+    let num = |v: f64| if v.is_finite() { serde_json::json!(v) } else { serde_json::Value::Null };
+    let edges: Vec<f64> = (1..=HIST_BINS).map(|i| range.edges(i).0).chain([range.hi]).collect();
+    let pct: serde_json::Map<String, serde_json::Value> =
+        STATS_PERCENTILES.iter().map(|&p| (p.to_string(), num(st.percentile(range, p)))).collect();
+    serde_json::json!({
+        "path": info.path.display().to_string(),
+        "slice": slice,
+        "count": st.count,
+        "nan": st.nan,
+        "pos_inf": st.pos_inf,
+        "neg_inf": st.neg_inf,
+        "min": num(st.min),
+        "max": num(st.max),
+        "sum": num(st.sum),
+        "mean": num(st.mean()),
+        "std": num(st.std()),
+        "histogram": {
+            "edges": edges,
+            "counts": st.hist[1..=HIST_BINS].to_vec(),
+            "below": st.hist[0],
+            "above": st.hist[HIST_BINS + 1],
+        },
+        "percentiles": pct,
+        "percentile_bin_width": (range.hi - range.lo) / HIST_BINS as f64,
+    })
+}
+
+/// `cache list`: one line per cache file, most recently used first.
+pub fn cache_list_text() -> Result<String> {
+    let root = crate::diskcache::root()?;
+    let entries = crate::diskcache::list()?;
+    let mut s = format!("cache: {} (cap {:.1} GB)\n", root.display(), crate::diskcache::cap() as f64 / 1e9);
+    let now = std::time::SystemTime::now();
+    let total: u64 = entries.iter().map(|e| e.bytes).sum();
+    for e in &entries {
+        let age = now.duration_since(e.last_used).map_or(0, |d| d.as_secs());
+        let ago = match age {
+            a if a < 120 => format!("{a} s ago"),
+            a if a < 7200 => format!("{} min ago", a / 60),
+            a if a < 172_800 => format!("{} h ago", a / 3600),
+            a => format!("{} days ago", a / 86400),
+        };
+        let data = crate::pyramid::store::Store::read_meta(&e.path)
+            .map(|m| format!("{} ({}, {} levels)", m.identity.path.display(), m.method.name(), m.levels))
+            .unwrap_or_else(|_| "-".into());
+        let state = if e.partial { "partial" } else { "complete" };
+        s.push_str(&format!(
+            "{:>10.1} MB  {ago:>14}  {state:<8}  {}  <- {data}\n",
+            e.bytes as f64 / 1e6,
+            e.path.display()
+        ));
+    }
+    s.push_str(&format!("{} file(s), {:.1} MB\n", entries.len(), total as f64 / 1e6));
+    Ok(s)
+}
+
+/// `cache clear [FILE]`: every cache file, or those built from FILE (any method, partial ones too).
+pub fn cache_clear(file: Option<&Path>) -> Result<(usize, u64)> {
+    let Some(file) = file else { return crate::diskcache::clear(None) };
+    let canon = std::fs::canonicalize(file).map_err(|e| Error::io(file, e))?;
+    let mut n = (0, 0);
+    for e in crate::diskcache::list()? {
+        let name = e.path.to_string_lossy().into_owned();
+        let meta_path = name.strip_suffix(".resume").map(PathBuf::from).unwrap_or_else(|| e.path.clone());
+        let ours = crate::pyramid::store::Store::read_meta(&meta_path).is_ok_and(|m| m.identity.path == canon);
+        if ours && std::fs::remove_file(&e.path).is_ok() {
+            n = (n.0 + 1, n.1 + e.bytes);
+        }
+    }
+    Ok(n)
 }

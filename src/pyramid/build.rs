@@ -90,6 +90,8 @@ pub struct Builder<'a> {
     progress: &'a Progress,
     resume_path: PathBuf,
     with_stats: bool,
+    /// For 8- and 16-bit integer data: the dtype and the histogram bin of every bit pattern.
+    small: Option<(DType, Vec<u8>)>,
 }
 
 impl<'a> Builder<'a> {
@@ -103,6 +105,7 @@ impl<'a> Builder<'a> {
             progress,
             resume_path: resume_path.to_path_buf(),
             with_stats,
+            small: small_int_lut(src.info().dtype, &store.hist_range()),
         }
     }
 
@@ -269,6 +272,7 @@ impl<'a> Builder<'a> {
         let n_out = rows.len().div_ceil(2);
         let max = self.method == Method::Max;
         let (range, scale, with_stats) = (self.range, self.range.scale(), self.with_stats);
+        let small = self.small.as_ref().map(|(d, lut)| (*d, lut.as_slice()));
         // One task per level-0 tile column: its statistics and its half-tile of level-1 columns.
         let parts: Vec<(Vec<f64>, Vec<u32>)> = l0
             .par_iter_mut()
@@ -277,7 +281,7 @@ impl<'a> Builder<'a> {
                 let (x0, x1) = (tx * tile, ((tx + 1) * tile).min(w));
                 if with_stats {
                     for r in rows {
-                        acc.add(&r[x0..x1], &range, scale);
+                        small_int_stats(acc, &r[x0..x1], small).unwrap_or_else(|| acc.add(&r[x0..x1], &range, scale));
                     }
                 }
                 let (o0, o1) = (x0 / 2, x1.div_ceil(2));
@@ -325,17 +329,22 @@ impl<'a> Builder<'a> {
             return Ok(());
         }
         let wc = st.wc;
-        // Store: convert to the level dtype, buffer, flush at tile-row ends.
-        for j in 0..rows.n {
-            let bytes =
-                convert_row(&rows.v[j * wc..(j + 1) * wc], &rows.k[j * wc..(j + 1) * wc], self.store, self.method);
+        // Store: convert to the level dtype (all rows at once, on all cores), buffer, flush at tile-row ends.
+        let (store, method) = (self.store, self.method);
+        let converted: Vec<Vec<u8>> = rows
+            .v
+            .par_chunks(wc.max(1))
+            .zip(rows.k.par_chunks(wc.max(1)))
+            .map(|(v, k)| convert_row(v, k, store, method))
+            .collect();
+        let tile = self.store.levels().tile;
+        for bytes in &converted {
             if st.buf_rows == 0 {
                 st.buf_row0 = st.rows_done;
             }
-            st.buf.extend_from_slice(&bytes);
+            st.buf.extend_from_slice(bytes);
             st.buf_rows += 1;
             st.rows_done += 1;
-            let tile = self.store.levels().tile;
             let row_end = st.rows_done % tile == 0 || st.rows_done == st.height;
             if row_end || st.buf.len() >= FLUSH_BYTES {
                 self.flush(slice, st)?;
@@ -545,6 +554,37 @@ impl<'a> Builder<'a> {
     }
 }
 
+/// `(flip, base)` of the small integer types: value = (bits ^ flip) + base.
+fn small_int_code(d: DType) -> Option<(u32, i64)> {
+    match d {
+        DType::Bool | DType::U8 | DType::U16 => Some((0, 0)),
+        DType::I8 => Some((0x80, -128)),
+        DType::I16 => Some((0x8000, -32768)),
+        _ => None,
+    }
+}
+
+/// The histogram bin of every value of an 8- or 16-bit integer dtype, indexed by `bits ^ flip`.
+fn small_int_lut(d: DType, range: &HistRange) -> Option<(DType, Vec<u8>)> {
+    let (_, base) = small_int_code(d)?;
+    let n = 1usize << (8 * d.size());
+    let scale = range.scale();
+    Some((d, (0..n).map(|i| range.bin((i as i64 + base) as f64, scale) as u8).collect()))
+}
+
+/// Adds `vals` to `acc` through the integer path when the data is a small integer type.
+#[inline(always)]
+fn small_int_stats<T: Element>(acc: &mut StatsAcc, vals: &[T], small: Option<(DType, &[u8])>) -> Option<()> {
+    let (d, lut) = small?;
+    let (flip, base) = small_int_code(d)?;
+    match std::mem::size_of::<T>() {
+        1 => acc.add_small_int(bytemuck::cast_slice::<T, u8>(vals), flip, base, lut),
+        2 => acc.add_small_int(bytemuck::cast_slice::<T, u16>(vals), flip, base, lut),
+        _ => return None,
+    }
+    Some(())
+}
+
 #[inline(always)]
 fn add(v: &mut f64, k: &mut u32, x: f64, max: bool) {
     if !x.is_nan() {
@@ -554,7 +594,7 @@ fn add(v: &mut f64, k: &mut u32, x: f64, max: bool) {
 }
 
 /// Adds one row segment of scalar values into half-width outputs (pixels 2i and 2i+1 → output i).
-#[inline]
+#[inline(never)]
 fn reduce_pairs<T: Element>(seg: &[T], vo: &mut [f64], ko: &mut [u32], max: bool) {
     let pairs = seg.chunks_exact(2);
     let rest = pairs.remainder();
@@ -578,6 +618,7 @@ fn reduce_pairs<T: Element>(seg: &[T], vo: &mut [f64], ko: &mut [u32], max: bool
 }
 
 /// Reduces consecutive row pairs (a last unpaired row alone) of sums/counts into half-width rows.
+#[inline(never)]
 fn reduce_rows_pairwise(input: &Rows, wc: usize, wc_next: usize, c: usize, method: Method) -> Rows {
     let n_out = input.n.div_ceil(2);
     let max = method == Method::Max;
@@ -605,25 +646,37 @@ fn reduce_rows_pairwise(input: &Rows, wc: usize, wc_next: usize, c: usize, metho
 
 /// One level row as stored bytes: means (sum / count) or maxima in the level dtype (integers rounded
 /// and clamped), NaN where every value was NaN.
+#[inline(never)]
 fn convert_row(v: &[f64], k: &[u32], store: &Store, method: Method) -> Vec<u8> {
     let dtype = store.layout.dtype;
-    let val = |i: usize| -> f64 {
-        if k[i] == 0 {
+    let max = method == Method::Max;
+    let mut out = vec![0u8; v.len() * dtype.size()];
+    // Branch-free per value, so the loops vectorise: an empty block (k = 0) is NaN.
+    let val = |v: f64, k: u32| -> f64 {
+        let x = if max { v } else { v / f64::from(k) };
+        if k == 0 {
             f64::NAN
-        } else if method == Method::Max {
-            v[i]
         } else {
-            v[i] / f64::from(k[i])
+            x
         }
     };
-    let n = v.len();
-    let mut out = Vec::with_capacity(n * dtype.size());
+    macro_rules! each {
+        ($t:ty, |$x:ident| $e:expr) => {{
+            let typed: Vec<$t> = v
+                .iter()
+                .zip(k)
+                .map(|(&v, &k)| {
+                    let $x = val(v, k);
+                    $e
+                })
+                .collect();
+            out.copy_from_slice(bytemuck::cast_slice(&typed));
+        }};
+    }
+    // Round half away from zero; `as` saturates at the type's limits.
     macro_rules! ints {
         ($t:ty) => {
-            for i in 0..n {
-                let x = val(i).round().clamp(<$t>::MIN as f64, <$t>::MAX as f64) as $t;
-                out.extend_from_slice(&x.to_ne_bytes());
-            }
+            each!($t, |x| (x + 0.5f64.copysign(x)) as $t)
         };
     }
     match dtype {
@@ -635,9 +688,9 @@ fn convert_row(v: &[f64], k: &[u32], store: &Store, method: Method) -> Vec<u8> {
         DType::I32 => ints!(i32),
         DType::U64 => ints!(u64),
         DType::I64 => ints!(i64),
-        DType::F16 => (0..n).for_each(|i| out.extend_from_slice(&half::f16::from_f64(val(i)).to_ne_bytes())),
-        DType::F32 => (0..n).for_each(|i| out.extend_from_slice(&(val(i) as f32).to_ne_bytes())),
-        DType::F64 => (0..n).for_each(|i| out.extend_from_slice(&val(i).to_ne_bytes())),
+        DType::F16 => each!(half::f16, |x| half::f16::from_f64(x)),
+        DType::F32 => each!(f32, |x| x as f32),
+        DType::F64 => each!(f64, |x| x),
     }
     out
 }

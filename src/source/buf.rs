@@ -20,8 +20,11 @@ impl RegionBuf {
     /// Resizes for a region and returns the bytes to fill. Reuses the allocation when it can.
     pub fn reset(&mut self, dtype: DType, width: usize, height: usize, channels: usize) -> &mut [u8] {
         let len = width * height * channels * dtype.size();
-        self.words.clear();
-        self.words.resize(len.div_ceil(8), 0);
+        // Same size as before: keep the old contents (every caller overwrites them), skip the memset.
+        if self.words.len() != len.div_ceil(8) {
+            self.words.clear();
+            self.words.resize(len.div_ceil(8), 0);
+        }
         self.len = len;
         self.dtype = Some(dtype);
         self.width = width;
@@ -100,6 +103,8 @@ impl Scalar {
 
 /// An element type as it sits in memory.
 pub trait Element: bytemuck::Pod + Send + Sync {
+    /// Whether the type can hold NaN and infinities.
+    const FLOAT: bool = false;
     fn to_f64(self) -> f64;
     fn scalar(self) -> Scalar;
 }
@@ -107,6 +112,7 @@ pub trait Element: bytemuck::Pod + Send + Sync {
 macro_rules! impl_element {
     ($t:ty, $variant:ident, $conv:ty) => {
         impl Element for $t {
+            const FLOAT: bool = matches!(stringify!($t).as_bytes(), b"f32" | b"f64");
             #[inline(always)]
             fn to_f64(self) -> f64 {
                 self as f64
@@ -129,6 +135,7 @@ impl_element!(f32, F32, f32);
 impl_element!(f64, F64, f64);
 
 impl Element for f16 {
+    const FLOAT: bool = true;
     #[inline(always)]
     fn to_f64(self) -> f64 {
         f64::from(self.to_f32())
