@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::dtype::{DType, Endian, Order};
 use crate::error::{Error, Result};
 use crate::geom::Rect;
-use crate::headless::{self, LimitsSpec, RenderSpec, Session};
+use crate::headless::{self, LimitsSpec, Quality, Reduce, RenderSpec, Session};
 use crate::palette::{parse_rgba, Scale};
 use crate::pyramid::{Method, Progress};
 use crate::source::{self, raw::parse_shape, OpenSpec, RawSpec};
@@ -182,6 +182,16 @@ pub struct RenderArgs {
     pub percentiles: Option<String>,
     #[command(flatten)]
     pub display: DisplayArgs,
+    /// Shrunk output pixels: mean (NaN-ignoring) or max of their blocks; uses that kind of cached pyramid
+    #[arg(long, default_value = "mean")]
+    pub downsample: String,
+    /// Shrunk output without a cached pyramid: compute exact block values however much must be read
+    /// (by default a big file gives a preview from one data row per output row; see `vastview pyramid`)
+    #[arg(long, conflicts_with = "preview")]
+    pub exact: bool,
+    /// Always draw the quick preview (one data row per output row) when shrinking
+    #[arg(long)]
+    pub preview: bool,
     /// Print the adapter, the plan, timings and bytes uploaded to stderr
     #[arg(short, long)]
     pub verbose: bool,
@@ -325,7 +335,24 @@ pub fn render_spec(a: &RenderArgs, path: &std::path::Path) -> Result<RenderSpec>
         (None, None) => LimitsSpec::Percentiles(0.5, 99.5),
     };
     let d = &a.display;
-    Ok(RenderSpec { slice: d.slice, region, size, colormap: d.colormap.clone(), limits, scale, gamma, nan_color })
+    let method = parse_method(path, &a.downsample)?;
+    let quality = match (a.exact, a.preview) {
+        (true, _) => Quality::Exact,
+        (_, true) => Quality::Preview,
+        _ => Quality::Auto,
+    };
+    Ok(RenderSpec {
+        slice: d.slice,
+        region,
+        size,
+        colormap: d.colormap.clone(),
+        limits,
+        scale,
+        gamma,
+        nan_color,
+        method,
+        quality,
+    })
 }
 
 fn parse_wxh(p: &std::path::Path, flag: &str, s: &str) -> Result<(u64, u64)> {
@@ -516,19 +543,32 @@ fn run_command(command: Command, out: &mut dyn Write) -> Result<()> {
                     );
                 }
             }
+            if plan.reduce == Reduce::Preview {
+                eprintln!(
+                    "vastview: note: PREVIEW of {}: one data row per output row (no pyramid cached); \
+                     run `vastview pyramid` on it for exact block values, or render with --exact",
+                    src.info().path.display()
+                );
+            }
             if a.verbose {
                 let r = plan.region;
+                let how = match plan.reduce {
+                    _ if !plan.is_reduced() => "data pixels".to_string(),
+                    Reduce::Data => format!("block {}s of the data", plan.method.name()),
+                    Reduce::Level(l) => format!("block {}s of pyramid level {l}", plan.method.name()),
+                    Reduce::Preview => "preview: a strided sample of rows".to_string(),
+                };
                 eprintln!(
-                    "region {},{},{},{} -> {}x{} ({}), limits {} .. {}, plan {:.3} s, total {:.3} s",
+                    "region {},{},{},{} -> {}x{} ({how}), limits {} .. {} ({}), plan {:.3} s, total {:.3} s",
                     r.x0,
                     r.y0,
                     r.x1,
                     r.y1,
                     plan.out_w,
                     plan.out_h,
-                    if plan.is_reduced() { "block means" } else { "data pixels" },
                     plan.display.lo,
                     plan.display.hi,
+                    plan.limits_from,
                     t_plan.as_secs_f64(),
                     t0.elapsed().as_secs_f64()
                 );

@@ -10,7 +10,10 @@ use crate::error::{Error, Result};
 use crate::geom::{Rect, TileGrid};
 use crate::palette::{Colormap, Display, Scale};
 use crate::pyramid::tilestats::{HistRange, TileStats, HIST_BINS};
-use crate::pyramid::{self, bins, block_means};
+use std::sync::Arc;
+
+use crate::pyramid::persist::{self, LevelSource};
+use crate::pyramid::{self, bins, Method, Store};
 use crate::render::{GpuContext, Offscreen, TileData, TileDraw, TileKey, TileRenderer, OFFSCREEN_FORMAT};
 use crate::source::{ArraySource, RegionBuf, SourceInfo};
 
@@ -39,6 +42,36 @@ pub struct RenderSpec {
     pub scale: Scale,
     pub gamma: f64,
     pub nan_color: [u8; 4],
+    /// How shrunk output pixels summarise their blocks (and which pyramid is used).
+    pub method: Method,
+    /// What a shrunk render may read.
+    pub quality: Quality,
+}
+
+/// What a shrunk render may read when the data is big and no pyramid is cached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quality {
+    /// The pyramid if cached; else exact block values when they need at most [`PREVIEW_BYTES`] of
+    /// data, else a preview from a strided sample of rows.
+    Auto,
+    /// Exact block values from the pyramid or the data, however much must be read.
+    Exact,
+    /// Always the strided preview (one data row per output row).
+    Preview,
+}
+
+/// Above this many data bytes, a shrunk render with no pyramid is a preview (unless `Quality::Exact`).
+pub const PREVIEW_BYTES: u64 = 256 << 20;
+
+/// Where the values of a shrunk render come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reduce {
+    /// Block values computed from the data.
+    Data,
+    /// Block values computed from this stored pyramid level.
+    Level(u32),
+    /// One data row per output row (the row at the centre of its block), averaged along the row.
+    Preview,
 }
 
 impl Default for RenderSpec {
@@ -52,18 +85,39 @@ impl Default for RenderSpec {
             scale: Scale::Linear,
             gamma: 1.0,
             nan_color: [0, 0, 0, 0],
+            method: Method::Mean,
+            quality: Quality::Auto,
         }
     }
 }
 
-/// A render fully decided: which pixels, at what size, with which colors.
-#[derive(Debug, Clone)]
+/// A render fully decided: which pixels, at what size, with which colors, read from where.
+#[derive(Clone)]
 pub struct Plan {
     pub slice: u64,
     pub region: Rect,
     pub out_w: u64,
     pub out_h: u64,
     pub display: Display,
+    pub method: Method,
+    pub reduce: Reduce,
+    /// The cached pyramid, when there is one.
+    pub pyramid: Option<Arc<Store>>,
+    /// How the limits were found (for `--verbose`).
+    pub limits_from: &'static str,
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan")
+            .field("slice", &self.slice)
+            .field("region", &self.region)
+            .field("out", &(self.out_w, self.out_h))
+            .field("method", &self.method)
+            .field("reduce", &self.reduce)
+            .field("pyramid", &self.pyramid.as_ref().map(|p| p.path().to_path_buf()))
+            .finish()
+    }
 }
 
 impl Plan {
@@ -84,7 +138,9 @@ pub fn default_size(region: &Rect, max_side: u64) -> (u64, u64) {
     (((w as f64 * s).round() as u64).max(1), ((h as f64 * s).round() as u64).max(1))
 }
 
-/// Resolves a spec against a source: region, size, colormap and limits (percentiles sampled here).
+/// Resolves a spec against a source: region, size, colormap, where the values come from (pyramid
+/// level, data, or a strided preview) and the limits (from the pyramid's histograms for big images,
+/// else percentiles of a sample).
 pub fn plan(src: &dyn ArraySource, spec: &RenderSpec) -> Result<Plan> {
     let info = src.info();
     let region = spec.region.unwrap_or_else(|| info.image.rect());
@@ -102,13 +158,43 @@ pub fn plan(src: &dyn ArraySource, spec: &RenderSpec) -> Result<Plan> {
             format!("unknown colormap '{}' (known: {})", spec.colormap, Colormap::names().join(", ")),
         )
     })?;
-    let (lo, hi) = match spec.limits {
-        LimitsSpec::Explicit(lo, hi) => (lo, hi),
-        LimitsSpec::Percentiles(_, _) if info.image.is_color() => (0.0, 255.0),
-        LimitsSpec::Percentiles(p_lo, p_hi) => {
-            let l = pyramid::percentile_limits(src, spec.slice, p_lo, p_hi, pyramid::stats::SAMPLE_BUDGET)?;
-            (l.lo, l.hi)
+    let pyramid = persist::find(src, spec.method)?;
+    let reduced = out_w < region.width() || out_h < region.height();
+    let reduce = if !reduced {
+        Reduce::Data
+    } else {
+        let factor = (region.width() as f64 / out_w as f64).min(region.height() as f64 / out_h as f64);
+        let level = (factor.log2().floor().max(0.0) as u32).min(pyramid.as_ref().map_or(0, |p| p.levels().count - 1));
+        let bytes = region.width() * region.height() * info.image.channels * info.dtype.size() as u64;
+        let exact_cheap = bytes <= PREVIEW_BYTES || src.exact_block_means(spec.slice, &[], &[]).is_some();
+        match (level, spec.quality) {
+            (l, Quality::Auto | Quality::Exact) if l >= 1 => Reduce::Level(l),
+            (_, Quality::Preview) => Reduce::Preview,
+            (_, Quality::Auto) if !exact_cheap => Reduce::Preview,
+            _ => Reduce::Data,
         }
+    };
+    let big = info.image.width * info.image.height > pyramid::stats::SAMPLE_BUDGET;
+    let (lo, hi, limits_from) = match spec.limits {
+        LimitsSpec::Explicit(lo, hi) => (lo, hi, "given"),
+        LimitsSpec::Percentiles(_, _) if info.image.is_color() => (0.0, 255.0, "color"),
+        LimitsSpec::Percentiles(p_lo, p_hi) => match (&pyramid, reduce) {
+            (Some(p), _) if big => {
+                let l = region_percentiles(p, spec.slice, &region, p_lo, p_hi)?;
+                (l.lo, l.hi, "pyramid histograms of the region's tiles")
+            }
+            (_, Reduce::Preview) => {
+                let rows = preview_rows(&region, out_h);
+                let rows: Vec<u64> = rows.iter().step_by(rows.len().div_ceil(512).max(1)).copied().collect();
+                let nx = pyramid::stats::SAMPLE_BUDGET / rows.len().max(1) as u64;
+                let l = pyramid::sample_percentiles(src, spec.slice, &rows, nx, p_lo, p_hi)?;
+                (l.lo, l.hi, "sample of the preview rows")
+            }
+            _ => {
+                let l = pyramid::percentile_limits(src, spec.slice, p_lo, p_hi, pyramid::stats::SAMPLE_BUDGET)?;
+                (l.lo, l.hi, "sample")
+            }
+        },
     };
     Ok(Plan {
         slice: spec.slice,
@@ -116,7 +202,43 @@ pub fn plan(src: &dyn ArraySource, spec: &RenderSpec) -> Result<Plan> {
         out_w,
         out_h,
         display: Display { colormap, lo, hi, scale: spec.scale, gamma: spec.gamma, nan_color: spec.nan_color },
+        method: spec.method,
+        reduce,
+        pyramid,
+        limits_from,
     })
+}
+
+/// The data row at the centre of each output row's block: what a preview reads.
+pub fn preview_rows(region: &Rect, out_h: u64) -> Vec<u64> {
+    bins(region.y0, region.height(), out_h).iter().map(|&(a, b)| (a + b) / 2).collect()
+}
+
+/// Percentile limits of a region from the pyramid's tile histograms: the tiles over the region at the
+/// finest level where they number at most 1024.
+pub fn region_percentiles(p: &Store, slice: u64, region: &Rect, p_lo: f64, p_hi: f64) -> Result<pyramid::Limits> {
+    let lv = p.levels();
+    let mut level = 0;
+    let tiles_at = |l: u32| {
+        let f = 1u64 << l;
+        let r = Rect::new(region.x0 / f, region.y0 / f, region.x1.div_ceil(f), region.y1.div_ceil(f))
+            .intersect(&Rect::of_size(lv.size(l).0, lv.size(l).1));
+        lv.grid(l).tiles_in(&r)
+    };
+    while level + 1 < lv.count && tiles_at(level).len() > 1024 {
+        level += 1;
+    }
+    let mut all = TileStats::default();
+    for (tx, ty) in tiles_at(level) {
+        if let Some(s) = p.read_stats(slice, level, tx, ty)? {
+            all.merge(&s);
+        }
+    }
+    let range = p.hist_range();
+    if all.count == 0 {
+        return Ok(pyramid::Limits { lo: 0.0, hi: 1.0 });
+    }
+    Ok(pyramid::Limits { lo: all.percentile(&range, p_lo), hi: all.percentile(&range, p_hi) })
 }
 
 /// A GPU context with a tile renderer: render many plans, re-using resident tiles.
@@ -204,7 +326,7 @@ impl Session {
                 if !self.tiles.has_tile(&key) {
                     let xb = &lv.x_bins[t.x0 as usize..t.x1 as usize];
                     let yb = &lv.y_bins[t.y0 as usize..t.y1 as usize];
-                    let vals = block_means(src, plan.slice, xb, yb)?;
+                    let vals = lv.values(src, plan.slice, xb, yb)?;
                     let (w, h) = (t.width() as u32, t.height() as u32);
                     let data = if info.image.is_color() {
                         TileData::from_color_means(&vals, w, h, info.image.channels as usize)
@@ -250,11 +372,14 @@ impl Session {
     }
 }
 
-/// The level a plan draws from: its id (for tile keys) and, for shrunk output, the pixel bins.
+/// The level a plan draws from: its id (for tile keys) and, for shrunk output, the blocks in the
+/// coordinates of the source they are read from (data, a pyramid level, or preview rows).
 struct LevelPlan {
     level_id: u64,
     x_bins: Vec<(u64, u64)>,
     y_bins: Vec<(u64, u64)>,
+    level_src: Option<LevelSource>,
+    method: Method,
 }
 
 impl LevelPlan {
@@ -262,18 +387,47 @@ impl LevelPlan {
         let mut h = DefaultHasher::new();
         src.info().path.hash(&mut h);
         plan.slice.hash(&mut h);
+        let mut level_src = None;
         let (x_bins, y_bins) = if plan.is_reduced() {
-            (plan.region, plan.out_w, plan.out_h).hash(&mut h);
-            (
-                bins(plan.region.x0, plan.region.width(), plan.out_w),
-                bins(plan.region.y0, plan.region.height(), plan.out_h),
-            )
+            (plan.region, plan.out_w, plan.out_h, format!("{:?} {:?}", plan.reduce, plan.method)).hash(&mut h);
+            let xb = bins(plan.region.x0, plan.region.width(), plan.out_w);
+            let yb = bins(plan.region.y0, plan.region.height(), plan.out_h);
+            match (plan.reduce, &plan.pyramid) {
+                (Reduce::Level(l), Some(p)) => {
+                    let ls = LevelSource::new(p.clone(), src.info(), l);
+                    let (w, hh) = (ls.info().image.width, ls.info().image.height);
+                    level_src = Some(ls);
+                    (to_level(&xb, l, w), to_level(&yb, l, hh))
+                }
+                (Reduce::Preview, _) => {
+                    (xb, preview_rows(&plan.region, plan.out_h).iter().map(|&r| (r, r + 1)).collect())
+                }
+                _ => (xb, yb),
+            }
         } else {
             "full".hash(&mut h);
             (Vec::new(), Vec::new())
         };
-        LevelPlan { level_id: h.finish(), x_bins, y_bins }
+        LevelPlan { level_id: h.finish(), x_bins, y_bins, level_src, method: plan.method }
     }
+
+    /// Block values of output rows `ys` (indices into the bins), all columns.
+    fn values(&self, src: &dyn ArraySource, slice: u64, xb: &[(u64, u64)], yb: &[(u64, u64)]) -> Result<Vec<f64>> {
+        match &self.level_src {
+            Some(l) => pyramid::block_reduce(l, slice, xb, yb, self.method),
+            None => pyramid::block_reduce(src, slice, xb, yb, self.method),
+        }
+    }
+}
+
+/// Data-pixel blocks as blocks of level `l` pixels (each at least one pixel, inside `n`).
+fn to_level(b: &[(u64, u64)], l: u32, n: u64) -> Vec<(u64, u64)> {
+    b.iter()
+        .map(|&(a, e)| {
+            let a2 = (a >> l).min(n - 1);
+            (a2, (e.div_ceil(1 << l)).clamp(a2 + 1, n))
+        })
+        .collect()
 }
 
 /// Renders to a PNG file, streaming rows to the encoder. Writes to a temporary name, then renames.
@@ -308,10 +462,7 @@ pub fn export_npy(src: &dyn ArraySource, plan: &Plan, out: &Path) -> Result<()> 
         let mut w = std::io::BufWriter::new(file);
         w.write_all(&npy_header(&dtype.descr(crate::dtype::Endian::Little), &shape)).map_err(werr)?;
         let band = (((4u64 << 20) / (plan.out_w * c * dtype.size() as u64).max(1)).max(1)).min(plan.out_h);
-        let (xb, yb) = (
-            bins(plan.region.x0, plan.region.width(), plan.out_w),
-            bins(plan.region.y0, plan.region.height(), plan.out_h),
-        );
+        let lv = LevelPlan::new(src, plan);
         let mut buf = RegionBuf::default();
         for y in (0..plan.out_h).step_by(band as usize) {
             let y1 = (y + band).min(plan.out_h);
@@ -328,7 +479,7 @@ pub fn export_npy(src: &dyn ArraySource, plan: &Plan, out: &Path) -> Result<()> 
                     }
                 }
             } else {
-                let vals = block_means(src, plan.slice, &xb, &yb[y as usize..y1 as usize])?;
+                let vals = lv.values(src, plan.slice, &lv.x_bins, &lv.y_bins[y as usize..y1 as usize])?;
                 for v in vals {
                     w.write_all(&(v as f32).to_le_bytes()).map_err(werr)?;
                 }

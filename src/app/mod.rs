@@ -116,6 +116,8 @@ pub fn run(opts: LaunchOptions) -> i32 {
 /// An open data source with its cache and view.
 struct Doc {
     src: Arc<dyn ArraySource>,
+    /// How coarse levels summarise their blocks (and which cached pyramid they come from).
+    method: crate::pyramid::Method,
     cache: TileCache,
     levels: Levels,
     slice: u64,
@@ -266,6 +268,7 @@ impl Viewer {
                 }
                 self.doc = Some(Doc {
                     src,
+                    method: crate::pyramid::Method::Mean,
                     cache,
                     levels,
                     slice,

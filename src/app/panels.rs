@@ -170,6 +170,8 @@ impl Viewer {
             scale: self.display.scale,
             gamma: self.display.gamma,
             nan_color: self.display.nan_color,
+            method: doc.method,
+            quality: headless::Quality::Exact,
         };
         let src = doc.src.clone();
         let (tx, rx) = mpsc::channel();

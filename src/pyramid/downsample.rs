@@ -5,6 +5,7 @@ use rayon::prelude::*;
 
 use crate::error::Result;
 use crate::geom::Rect;
+use crate::pyramid::store::Method;
 use crate::source::{ArraySource, Element, RegionBuf};
 use crate::with_elements;
 
@@ -42,16 +43,49 @@ pub fn block_means(
     x_bins: &[(u64, u64)],
     y_bins: &[(u64, u64)],
 ) -> Result<Vec<f64>> {
-    if let Some(r) = src.exact_block_means(slice, x_bins, y_bins) {
-        return r;
+    block_reduce(src, slice, x_bins, y_bins, Method::Mean)
+}
+
+/// Like [`block_means`], with the block maximum (NaN-ignoring) for `Method::Max`.
+pub fn block_reduce(
+    src: &dyn ArraySource,
+    slice: u64,
+    x_bins: &[(u64, u64)],
+    y_bins: &[(u64, u64)],
+    method: Method,
+) -> Result<Vec<f64>> {
+    if method == Method::Mean {
+        if let Some(r) = src.exact_block_means(slice, x_bins, y_bins) {
+            return r;
+        }
     }
+    // Rows far apart (a strided preview): announce just those rows, not the span between them.
+    let sparse = y_bins.windows(2).any(|w| w[1].0 > w[0].1);
+    if sparse {
+        if let (Some(first), Some(last)) = (x_bins.first(), x_bins.last()) {
+            for &(ya, yb) in y_bins {
+                src.prefetch(slice, Rect::new(first.0, ya, last.1, yb));
+            }
+        }
+    }
+    reduce_strips(src, slice, x_bins, y_bins, method == Method::Max, !sparse)
+}
+
+fn reduce_strips(
+    src: &dyn ArraySource,
+    slice: u64,
+    x_bins: &[(u64, u64)],
+    y_bins: &[(u64, u64)],
+    max: bool,
+    prefetch: bool,
+) -> Result<Vec<f64>> {
     let c = src.info().image.channels as usize;
     let nx = x_bins.len() * c;
     let (Some(first), Some(last)) = (x_bins.first(), x_bins.last()) else {
         return Ok(Vec::new());
     };
     let (x0, x1) = (first.0, last.1);
-    if let (Some(ya), Some(yb)) = (y_bins.first(), y_bins.last()) {
+    if let (Some(ya), Some(yb), true) = (y_bins.first(), y_bins.last(), prefetch) {
         // Let the disk stream the whole block region while the threads sum.
         src.prefetch(slice, Rect::new(x0, ya.0, x1, yb.1));
     }
@@ -59,7 +93,7 @@ pub fn block_means(
     out.par_chunks_mut(nx.max(1)).zip(y_bins.par_iter()).try_for_each_init(
         || (RegionBuf::default(), vec![0.0f64; nx], vec![0u64; nx]),
         |(buf, sums, counts), (row_out, &(ya, yb))| -> Result<()> {
-            sums.iter_mut().for_each(|s| *s = 0.0);
+            sums.iter_mut().for_each(|s| *s = if max { f64::NEG_INFINITY } else { 0.0 });
             counts.iter_mut().for_each(|c| *c = 0);
             // Read at most ~1M elements per strip.
             let step = ((1u64 << 20) / (x1 - x0).max(1)).clamp(1, (yb - ya).max(1));
@@ -68,11 +102,17 @@ pub fn block_means(
                 let y_end = (y + step).min(yb);
                 src.read_region(slice, Rect::new(x0, y, x1, y_end), buf)?;
                 let w = (x1 - x0) as usize;
-                with_elements!(buf.dtype(), buf.bytes(), |s| accumulate(s, w, c, x0, x_bins, sums, counts));
+                with_elements!(buf.dtype(), buf.bytes(), |s| accumulate(s, w, c, x0, x_bins, sums, counts, max));
                 y = y_end;
             }
             for ((o, s), c) in row_out.iter_mut().zip(sums.iter()).zip(counts.iter()) {
-                *o = if *c == 0 { f64::NAN } else { s / *c as f64 };
+                *o = if *c == 0 {
+                    f64::NAN
+                } else if max {
+                    *s
+                } else {
+                    s / *c as f64
+                };
             }
             Ok(())
         },
@@ -80,7 +120,9 @@ pub fn block_means(
     Ok(out)
 }
 
-/// Adds every row of the strip `data` (rows of `w` pixels of `c` channels from column `x0`) into the bins.
+/// Adds every row of the strip `data` (rows of `w` pixels of `c` channels from column `x0`) into the bins
+/// (or keeps their maxima).
+#[allow(clippy::too_many_arguments)]
 fn accumulate<T: Element>(
     data: &[T],
     w: usize,
@@ -89,8 +131,23 @@ fn accumulate<T: Element>(
     x_bins: &[(u64, u64)],
     sums: &mut [f64],
     counts: &mut [u64],
+    max: bool,
 ) {
     for row in data.chunks_exact(w * c) {
+        if max {
+            for (i, &(a, b)) in x_bins.iter().enumerate() {
+                for p in row[(a - x0) as usize * c..(b - x0) as usize * c].chunks_exact(c) {
+                    for (k, e) in p.iter().enumerate() {
+                        let v = e.to_f64();
+                        if !v.is_nan() {
+                            sums[i * c + k] = sums[i * c + k].max(v);
+                            counts[i * c + k] += 1;
+                        }
+                    }
+                }
+            }
+            continue;
+        }
         for (i, &(a, b)) in x_bins.iter().enumerate() {
             let px = &row[(a - x0) as usize * c..(b - x0) as usize * c];
             if c == 1 {

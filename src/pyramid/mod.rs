@@ -11,8 +11,8 @@ pub mod texels;
 pub mod tilestats;
 
 pub use build::Progress;
-pub use downsample::{bins, block_means};
-pub use stats::{percentile_limits, Limits};
+pub use downsample::{bins, block_means, block_reduce};
+pub use stats::{percentile_limits, sample_percentiles, Limits};
 pub use store::{Method, Store};
 
 /// Side of a tile, in pixels of its level.

@@ -39,7 +39,20 @@ pub fn percentile_limits(src: &dyn ArraySource, slice: u64, p_lo: f64, p_hi: f64
         // Narrow images get more rows (their rows are cheap), up to the budget.
         (nx, (budget / nx).clamp(1, h))
     };
-    let mut vals = src.sample_grid(slice, &spread(w, nx), &spread(h, ny))?;
+    sample_percentiles(src, slice, &spread(h, ny), nx, p_lo, p_hi)
+}
+
+/// Percentile limits from `nx` evenly spread columns of the given rows (a preview reads just these).
+pub fn sample_percentiles(
+    src: &dyn ArraySource,
+    slice: u64,
+    rows: &[u64],
+    nx: u64,
+    p_lo: f64,
+    p_hi: f64,
+) -> Result<Limits> {
+    let w = src.info().image.width;
+    let mut vals = src.sample_grid(slice, &spread(w, nx.clamp(1, w)), rows)?;
     vals.retain(|v| v.is_finite());
     if vals.is_empty() {
         return Ok(Limits { lo: 0.0, hi: 1.0 });
