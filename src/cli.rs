@@ -59,6 +59,13 @@ pub struct ViewArgs {
     /// Benchmark the window: once loaded, 30 still frames, N panning frames, 10 palette changes; print figures and exit
     #[arg(long)]
     pub bench_frames: Option<u32>,
+    /// Coarse levels: mean (NaN-ignoring) or max (keeps sparse bright points visible) of their blocks
+    #[arg(long, default_value = "mean")]
+    pub downsample: String,
+    /// Do not build a pyramid in the background for big images (coarse tiles are then previews or
+    /// computed from the data on demand)
+    #[arg(long)]
+    pub no_pyramid: bool,
     #[command(flatten)]
     pub input_args: InputArgs,
 }
@@ -398,6 +405,8 @@ pub fn launch_options(a: &ViewArgs) -> Result<crate::app::LaunchOptions> {
         cpu_budget: a.cpu_budget_mb << 20,
         gpu_budget: a.gpu_budget_mb << 20,
         bench_frames: a.bench_frames,
+        method: parse_method(&p, &a.downsample)?,
+        build_min_bytes: if a.no_pyramid { u64::MAX } else { crate::app::BUILD_MIN_BYTES },
     })
 }
 

@@ -45,7 +45,14 @@ pub struct LaunchOptions {
     /// Benchmark: once loaded, draw 30 still frames, pan for this many frames, change the palette 10
     /// times, print the figures to stderr and exit.
     pub bench_frames: Option<u32>,
+    /// How coarse levels summarise their blocks.
+    pub method: crate::pyramid::Method,
+    /// Build a pyramid in the background for images of at least this many bytes (with no cached one).
+    pub build_min_bytes: u64,
 }
+
+/// Images smaller than this are quick to reduce on the fly: no pyramid file is written for them.
+pub const BUILD_MIN_BYTES: u64 = 64 << 20;
 
 impl Default for LaunchOptions {
     fn default() -> Self {
@@ -64,7 +71,25 @@ impl Default for LaunchOptions {
             cpu_budget: 128 << 20,
             gpu_budget: 128 << 20,
             bench_frames: None,
+            method: crate::pyramid::Method::Mean,
+            build_min_bytes: BUILD_MIN_BYTES,
         }
+    }
+}
+
+/// A pyramid being built in the background for the open document.
+struct PyramidBuild {
+    progress: Arc<crate::pyramid::Progress>,
+    /// None while running; then Ok or the error message.
+    outcome: Arc<std::sync::Mutex<Option<Result<(), String>>>>,
+    started: Instant,
+    epoch_seen: u64,
+}
+
+impl Drop for PyramidBuild {
+    /// Closing the file stops the build at its next checkpoint; the next open resumes it.
+    fn drop(&mut self) {
+        self.progress.cancel.store(true, Ordering::Relaxed);
     }
 }
 
@@ -116,6 +141,8 @@ pub fn run(opts: LaunchOptions) -> i32 {
 /// An open data source with its cache and view.
 struct Doc {
     src: Arc<dyn ArraySource>,
+    /// The pyramid build under way (or finished) for this document.
+    build: Option<PyramidBuild>,
     /// How coarse levels summarise their blocks (and which cached pyramid they come from).
     method: crate::pyramid::Method,
     cache: TileCache,
@@ -133,6 +160,8 @@ struct Doc {
     /// The histogram does not yet describe `shown` (a screenshot waits for it).
     hist_stale: bool,
     hist_time: Option<Instant>,
+    /// Visible tiles drawn from a preview last frame.
+    previews_drawn: usize,
 }
 
 /// The tiles at the level the view wants, and how many of them were drawn at that level.
@@ -246,15 +275,27 @@ impl Viewer {
                 let levels = Levels::new(info.image.width, info.image.height, TILE);
                 let ctx = self.ctx.clone();
                 let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(move || ctx.request_repaint());
-                let cache = match TileCache::new(src.clone(), levels, 0, self.opts.cpu_budget, wake) {
+                let method = self.opts.method;
+                let tiles = Arc::new(crate::pyramid::levels::TileSource::new(src.clone(), levels, method));
+                let store = crate::pyramid::persist::find(src.as_ref(), method).unwrap_or_else(|e| {
+                    eprintln!("vastview: {e}");
+                    None
+                });
+                tiles.set_store(store.clone());
+                let cache = match TileCache::with_source(tiles.clone(), 0, self.opts.cpu_budget, wake) {
                     Ok(c) => c,
                     Err(e) => return self.fail(e.to_string()),
                 };
+                let im = info.image;
+                let bytes = im.width * im.height * im.channels * info.dtype.size() as u64;
+                let build = (store.is_none() && !spec.demo && bytes >= self.opts.build_min_bytes)
+                    .then(|| Self::start_build(spec, src.clone(), tiles, method, self.ctx.clone()));
                 if self.opts.limits.is_none() || self.doc.is_some() {
-                    let l = if info.image.is_color() {
-                        Ok(crate::pyramid::Limits { lo: 0.0, hi: 255.0 })
-                    } else {
-                        crate::pyramid::percentile_limits(src.as_ref(), 0, 0.5, 99.5, 1 << 16)
+                    let big = im.width * im.height > crate::pyramid::stats::SAMPLE_BUDGET;
+                    let l = match &store {
+                        _ if im.is_color() => Ok(crate::pyramid::Limits { lo: 0.0, hi: 255.0 }),
+                        Some(st) if big => crate::headless::region_percentiles(st, 0, &im.rect(), 0.5, 99.5),
+                        _ => crate::pyramid::percentile_limits(src.as_ref(), 0, 0.5, 99.5, 1 << 16),
                     };
                     match l {
                         Ok(l) => (self.display.lo, self.display.hi) = (l.lo, l.hi),
@@ -268,7 +309,8 @@ impl Viewer {
                 }
                 self.doc = Some(Doc {
                     src,
-                    method: crate::pyramid::Method::Mean,
+                    build,
+                    method,
                     cache,
                     levels,
                     slice,
@@ -280,11 +322,63 @@ impl Viewer {
                     shown: Shown::default(),
                     hist_stale: true,
                     hist_time: None,
+                    previews_drawn: 0,
                 });
                 self.error = None;
             }
             Err(e) => self.fail(e.to_string()),
         }
+    }
+
+    /// Starts building the pyramid on a background thread. Tiles are read from the partial file as soon
+    /// as they are stored; the build reads through its own mapping of the file (streaming advice).
+    fn start_build(
+        spec: &OpenSpec,
+        src: Arc<dyn ArraySource>,
+        tiles: Arc<crate::pyramid::levels::TileSource>,
+        method: crate::pyramid::Method,
+        ctx: egui::Context,
+    ) -> PyramidBuild {
+        let progress = Arc::new(crate::pyramid::Progress::default());
+        let outcome = Arc::new(std::sync::Mutex::new(None));
+        let (p, o, spec) = (progress.clone(), outcome.clone(), spec.clone());
+        let run = move || -> crate::Result<()> {
+            let own = source::open(&spec).unwrap_or(src);
+            let job = crate::pyramid::persist::BuildJob::prepare(own.as_ref(), method)?;
+            tiles.set_store(Some(job.store.clone()));
+            job.run(own.as_ref(), &p)?;
+            Ok(())
+        };
+        let spawned = std::thread::Builder::new().name("vastview-pyramid".into()).spawn(move || {
+            let r = run().map_err(|e| e.to_string());
+            if let Err(e) = &r {
+                if e != "cancelled" {
+                    eprintln!("vastview: pyramid: {e}");
+                }
+            }
+            *o.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(r);
+            ctx.request_repaint();
+        });
+        if let Err(e) = spawned {
+            *outcome.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Err(e.to_string()));
+        }
+        PyramidBuild { progress, outcome, started: Instant::now(), epoch_seen: 0 }
+    }
+
+    /// The build's state for the status bar, and whether preview tiles may still be on screen.
+    fn build_status(doc: &Doc) -> Option<(String, bool)> {
+        let b = doc.build.as_ref()?;
+        let outcome = b.outcome.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        Some(match outcome {
+            None => {
+                let done = b.progress.done.load(Ordering::Relaxed);
+                let from = b.progress.resumed_from.load(Ordering::Relaxed);
+                let rate = done.saturating_sub(from) as f64 / b.started.elapsed().as_secs_f64().max(1e-3) / 1e6;
+                (format!("preview · building pyramid {:.0} % ({rate:.0} MB/s)", b.progress.fraction() * 100.0), true)
+            }
+            Some(Ok(())) => ("pyramid built".into(), false),
+            Some(Err(e)) => (format!("preview · pyramid not built: {e}"), true),
+        })
     }
 
     fn fail(&mut self, msg: String) {
@@ -400,14 +494,33 @@ impl Viewer {
         for (i, t) in view.tiles(&levels.grid(level), level, 1).into_iter().filter(|t| !seen.contains(t)).enumerate() {
             wanted.push(TileRequest { id: id(level, t), tier: Tier::Prefetch, priority: i as f64 });
         }
+        if let Some(b) = doc.build.as_mut() {
+            let epoch = b.progress.epoch.load(Ordering::Acquire);
+            if epoch != b.epoch_seen {
+                b.epoch_seen = epoch;
+                doc.cache.refresh_previews();
+            }
+            if b.outcome.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_none() {
+                ui.ctx().request_repaint_after(std::time::Duration::from_millis(250));
+            }
+        }
         doc.cache.request(&wanted);
-        let _ = doc.cache.take_ready();
+        let fresh = doc.cache.take_ready();
 
         // Upload what is ready and needed, then decide each visible tile's stand-in.
         let Some(rs) = frame.wgpu_render_state() else { return false };
         let mut renderer = rs.renderer.write();
         let Some(vg) = renderer.callback_resources.get_mut::<ViewerGpu>() else { return false };
         vg.tiles.begin_frame();
+        // A tile loaded again (an exact tile replacing its preview) replaces the resident texture.
+        for tid in &fresh {
+            let key = Self::key(doc, tid);
+            if vg.tiles.has_tile(&key) {
+                if let Some(data) = doc.cache.get(tid) {
+                    let _ = vg.tiles.upload(&vg.gpu, key, &data);
+                }
+            }
+        }
         let mut uploads = 0;
         let resident = |vg: &mut ViewerGpu, tid: &TileId, uploads: &mut u32| -> bool {
             let key = Self::key(doc, tid);
@@ -512,6 +625,10 @@ impl Viewer {
                 visible.len()
             );
         }
+        // Preview tiles on screen: not final (a screenshot waits for the exact ones).
+        let previews = fine.iter().filter(|t| doc.cache.get(t).is_some_and(|d| d.preview)).count();
+        doc.previews_drawn = previews;
+        let all_resident = all_resident && previews == 0;
         if !all_resident {
             ui.ctx().request_repaint();
         }
@@ -541,6 +658,20 @@ impl Viewer {
             ));
             ui.separator();
             ui.label(format!("CPU tiles {:.1}/{:.0} MiB", s.bytes as f64 / 1048576.0, s.budget as f64 / 1048576.0));
+            if let Some((text, building)) = Self::build_status(doc) {
+                ui.separator();
+                if building {
+                    if let Some(b) = &doc.build {
+                        ui.add(egui::ProgressBar::new(b.progress.fraction() as f32).desired_width(120.0));
+                    }
+                }
+                let text = if doc.previews_drawn > 0 {
+                    format!("{text} ({} preview tiles shown)", doc.previews_drawn)
+                } else {
+                    text
+                };
+                ui.label(text);
+            }
             if let Some((msg, t)) = &self.message {
                 if t.elapsed().as_secs() < 8 {
                     ui.separator();

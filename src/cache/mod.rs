@@ -10,8 +10,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::pyramid::levels::{tile_texels, Levels};
+use crate::pyramid::levels::{Levels, TileSource};
 use crate::pyramid::texels::TileData;
+use crate::pyramid::Method;
 use crate::source::ArraySource;
 
 /// One tile of one level of one slice.
@@ -243,8 +244,7 @@ impl State {
 struct Shared {
     state: Mutex<State>,
     work: Condvar,
-    src: Arc<dyn ArraySource>,
-    levels: Levels,
+    tiles: Arc<TileSource>,
     wake: Arc<dyn Fn() + Send + Sync>,
 }
 
@@ -259,7 +259,7 @@ impl Shared {
 ///
 /// Every frame the view calls [`request`](TileCache::request) with the tiles it wants; loader threads
 /// take the best one at a time (`Visible` before `Prefetch`, then lowest priority), compute its texels
-/// with [`tile_texels`] without holding any lock, and call `wake`. The UI draws what is ready
+/// with [`TileSource::texels`] without holding any lock, and call `wake`. The UI draws what is ready
 /// ([`get`](TileCache::get)) and uploads new tiles once ([`take_ready`](TileCache::take_ready)). No call
 /// blocks on I/O.
 ///
@@ -282,6 +282,16 @@ impl TileCache {
         budget_bytes: u64,
         wake: Arc<dyn Fn() + Send + Sync>,
     ) -> Result<TileCache> {
+        Self::with_source(Arc::new(TileSource::new(src, levels, Method::Mean)), threads, budget_bytes, wake)
+    }
+
+    /// Like [`new`](TileCache::new), loading through a [`TileSource`] (which may read a pyramid file).
+    pub fn with_source(
+        tiles: Arc<TileSource>,
+        threads: usize,
+        budget_bytes: u64,
+        wake: Arc<dyn Fn() + Send + Sync>,
+    ) -> Result<TileCache> {
         let n = if threads == 0 { std::thread::available_parallelism().map_or(4, |n| n.get()) } else { threads };
         let state = State {
             entries: HashMap::new(),
@@ -296,8 +306,8 @@ impl TileCache {
             retry_max: Duration::from_secs(30),
             shutdown: false,
         };
-        let path = src.info().path.clone();
-        let shared = Arc::new(Shared { state: Mutex::new(state), work: Condvar::new(), src, levels, wake });
+        let path = tiles.src.info().path.clone();
+        let shared = Arc::new(Shared { state: Mutex::new(state), work: Condvar::new(), tiles, wake });
         let mut cache = TileCache { shared, threads: Vec::with_capacity(n) };
         for i in 0..n {
             let shared = Arc::clone(&cache.shared);
@@ -313,7 +323,34 @@ impl TileCache {
 
     /// The level geometry the tiles are cut by.
     pub fn levels(&self) -> Levels {
-        self.shared.levels
+        self.shared.tiles.levels
+    }
+
+    /// Where tiles come from.
+    pub fn tile_source(&self) -> &Arc<TileSource> {
+        &self.shared.tiles
+    }
+
+    /// Forgets ready preview tiles whose exact texels are now available, so the next request loads
+    /// those. Returns how many were dropped.
+    pub fn refresh_previews(&self) -> usize {
+        let tiles = &self.shared.tiles;
+        let mut st = self.shared.lock();
+        let stale: Vec<TileId> = st
+            .entries
+            .iter()
+            .filter(|(id, e)| {
+                matches!(&e.slot, Slot::Ready(d) if d.preview)
+                    && tiles.exact_available(id.slice, id.level, id.tx, id.ty)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &stale {
+            if let Some(e) = st.entries.remove(id) {
+                st.counts.track(&e.slot, false);
+            }
+        }
+        stale.len()
     }
 
     /// Number of loader threads running.
@@ -497,7 +534,7 @@ fn loader(shared: &Shared) {
 
 /// The texels of `id`, or the message of why not (a panic in the source included).
 fn load(shared: &Shared, id: &TileId) -> std::result::Result<TileData, String> {
-    let run = || tile_texels(&*shared.src, id.slice, &shared.levels, id.level, id.tx, id.ty);
+    let run = || shared.tiles.texels(id.slice, id.level, id.tx, id.ty);
     match catch_unwind(AssertUnwindSafe(run)) {
         Ok(Ok(data)) => Ok(data),
         Ok(Err(e)) => Err(e.to_string()),

@@ -3,7 +3,10 @@
 
 use crate::error::{Error, Result};
 use crate::geom::{Rect, TileGrid};
-use crate::pyramid::block_means;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use crate::pyramid::block_reduce;
+use crate::pyramid::store::{Method, Store};
 use crate::pyramid::texels::TileData;
 use crate::source::{ArraySource, RegionBuf};
 
@@ -65,6 +68,77 @@ impl Levels {
     }
 }
 
+/// Where a viewer's tiles come from: level 0 from the data; coarser levels from the pyramid file once
+/// its tiles are stored, else computed from the data when that is cheap, else a preview from a strided
+/// sample of rows (marked, so it is replaced when the pyramid catches up).
+pub struct TileSource {
+    pub src: Arc<dyn ArraySource>,
+    pub levels: Levels,
+    pub method: Method,
+    store: RwLock<Option<Arc<Store>>>,
+}
+
+/// A coarse tile covering at most this many data pixels is computed exactly when the pyramid lacks it.
+pub const EXACT_TILE_PIXELS: u64 = 1 << 22;
+
+impl TileSource {
+    pub fn new(src: Arc<dyn ArraySource>, levels: Levels, method: Method) -> TileSource {
+        TileSource { src, levels, method, store: RwLock::new(None) }
+    }
+
+    /// Sets (or replaces) the pyramid file tiles are read from.
+    pub fn set_store(&self, store: Option<Arc<Store>>) {
+        *self.store.write().unwrap_or_else(PoisonError::into_inner) = store;
+    }
+
+    pub fn store(&self) -> Option<Arc<Store>> {
+        self.store.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Whether the exact texels of a tile are available now (data, stored, or cheap to compute).
+    pub fn exact_available(&self, slice: u64, level: u32, tx: u64, ty: u64) -> bool {
+        level == 0
+            || self.levels.data_rect(level, tx, ty).area() <= EXACT_TILE_PIXELS
+            || self.src.exact_block_means(slice, &[], &[]).is_some()
+            || self.store().is_some_and(|s| s.has_tile(slice, level, tx, ty))
+    }
+
+    /// The texels of a tile: exact when available, else a preview (`TileData::preview` set).
+    pub fn texels(&self, slice: u64, level: u32, tx: u64, ty: u64) -> Result<TileData> {
+        if level > 0 {
+            if let Some(s) = self.store() {
+                let mut buf = RegionBuf::default();
+                if s.read_tile(slice, level, tx, ty, &mut buf)? {
+                    return Ok(TileData::from_region(&buf));
+                }
+            }
+        }
+        if self.exact_available(slice, level, tx, ty) {
+            return tile_texels_by(self.src.as_ref(), slice, &self.levels, level, tx, ty, self.method);
+        }
+        // Preview: the data row at the centre of each level row's block, reduced along the row.
+        let r = self.levels.grid(level).tile_rect(tx, ty);
+        let f = factor(level);
+        let x_bins = level_bins(r.x0, r.x1, f, self.levels.width);
+        let rows: Vec<(u64, u64)> = level_bins(r.y0, r.y1, f, self.levels.height)
+            .into_iter()
+            .map(|(a, b)| ((a + b) / 2, (a + b) / 2 + 1))
+            .collect();
+        let vals = block_reduce(self.src.as_ref(), slice, &x_bins, &rows, self.method)?;
+        let mut t = texels_of(self.src.info(), &vals, r.width() as u32, r.height() as u32);
+        t.preview = true;
+        Ok(t)
+    }
+}
+
+fn texels_of(info: &crate::source::SourceInfo, vals: &[f64], w: u32, h: u32) -> TileData {
+    if info.image.is_color() {
+        TileData::from_color_means(vals, w, h, info.image.channels as usize)
+    } else {
+        TileData::from_values(vals, w, h, info.dtype.is_wide())
+    }
+}
+
 /// The data pixels `[i·f, (i+1)·f)` behind each level pixel `i` in `[a, b)`, clipped at `n`.
 fn level_bins(a: u64, b: u64, f: u64, n: u64) -> Vec<(u64, u64)> {
     (a..b).map(|i| (i.saturating_mul(f), (i + 1).saturating_mul(f).min(n))).collect()
@@ -82,6 +156,19 @@ pub fn tile_texels(
     level: u32,
     tx: u64,
     ty: u64,
+) -> Result<TileData> {
+    tile_texels_by(src, slice, levels, level, tx, ty, Method::Mean)
+}
+
+/// [`tile_texels`] with block maxima for `Method::Max`.
+pub fn tile_texels_by(
+    src: &dyn ArraySource,
+    slice: u64,
+    levels: &Levels,
+    level: u32,
+    tx: u64,
+    ty: u64,
+    method: Method,
 ) -> Result<TileData> {
     let info = src.info();
     let im = info.image;
@@ -112,13 +199,8 @@ pub fn tile_texels(
     let f = factor(level);
     let x_bins = level_bins(r.x0, r.x1, f, levels.width);
     let y_bins = level_bins(r.y0, r.y1, f, levels.height);
-    let vals = block_means(src, slice, &x_bins, &y_bins)?;
-    let (w, h) = (r.width() as u32, r.height() as u32);
-    Ok(if im.is_color() {
-        TileData::from_color_means(&vals, w, h, im.channels as usize)
-    } else {
-        TileData::from_values(&vals, w, h, info.dtype.is_wide())
-    })
+    let vals = block_reduce(src, slice, &x_bins, &y_bins, method)?;
+    Ok(texels_of(info, &vals, r.width() as u32, r.height() as u32))
 }
 
 #[cfg(test)]

@@ -48,6 +48,8 @@ pub struct TileData {
     pub height: u32,
     pub bytes: Vec<u8>,
     pub offset: f64,
+    /// A stand-in from a strided sample of rows, to be replaced once the exact tile is available.
+    pub preview: bool,
 }
 
 /// Median of the finite values (0 when none): the per-tile offset of 64-bit data. The median keeps
@@ -67,14 +69,29 @@ impl TileData {
     pub fn from_region(buf: &RegionBuf) -> TileData {
         let (w, h) = (buf.width as u32, buf.height as u32);
         use TexelFormat as F;
-        let plain =
-            |kind, format| TileData { kind, format, width: w, height: h, bytes: buf.bytes().to_vec(), offset: 0.0 };
+        let plain = |kind, format| TileData {
+            kind,
+            format,
+            width: w,
+            height: h,
+            bytes: buf.bytes().to_vec(),
+            offset: 0.0,
+            preview: false,
+        };
         if buf.channels > 1 {
             let mut bytes = Vec::with_capacity(buf.width * buf.height * 4);
             for px in buf.bytes().chunks_exact(buf.channels) {
                 bytes.extend_from_slice(&[px[0], px[1], px[2], if buf.channels == 4 { px[3] } else { 255 }]);
             }
-            return TileData { kind: TexelKind::Rgba, format: F::Rgba8Uint, width: w, height: h, bytes, offset: 0.0 };
+            return TileData {
+                kind: TexelKind::Rgba,
+                format: F::Rgba8Uint,
+                width: w,
+                height: h,
+                bytes,
+                offset: 0.0,
+                preview: false,
+            };
         }
         match buf.dtype() {
             DType::Bool | DType::U8 => plain(TexelKind::Uint, F::R8Uint),
@@ -102,7 +119,15 @@ impl TileData {
             let ch = |k: usize| px.get(k).map_or(255, |v| v.round().clamp(0.0, 255.0) as u8);
             bytes.extend_from_slice(&[ch(0), ch(1), ch(2), if channels == 4 { ch(3) } else { 255 }]);
         }
-        TileData { kind: TexelKind::Rgba, format: TexelFormat::Rgba8Uint, width, height, bytes, offset: 0.0 }
+        TileData {
+            kind: TexelKind::Rgba,
+            format: TexelFormat::Rgba8Uint,
+            width,
+            height,
+            bytes,
+            offset: 0.0,
+            preview: false,
+        }
     }
 
     /// Float32 texels `v − offset` (the shader adds the offset back through the tile's shift).
@@ -115,6 +140,7 @@ impl TileData {
             height,
             bytes: bytemuck::cast_slice(&f).to_vec(),
             offset,
+            preview: false,
         }
     }
 
