@@ -70,6 +70,8 @@ pub struct ViewArgs {
     pub input_args: InputArgs,
 }
 
+// Parsed once per run: the size of the biggest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Render an image (or a region of it) to PNG, or export its values to .npy

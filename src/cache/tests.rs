@@ -1,5 +1,6 @@
 //! Tests of the tile cache: completeness, load order, cancellation, budget, failures and shutdown.
 
+use crate::pyramid::levels::tile_texels;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
