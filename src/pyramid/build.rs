@@ -273,51 +273,32 @@ impl<'a> Builder<'a> {
         let max = self.method == Method::Max;
         let (range, scale, with_stats) = (self.range, self.range.scale(), self.with_stats);
         let small = self.small.as_ref().map(|(d, lut)| (*d, lut.as_slice()));
-        // One task per level-0 tile column: its statistics and its half-tile of level-1 columns.
-        let parts: Vec<(Vec<f64>, Vec<u32>)> = l0
-            .par_iter_mut()
-            .enumerate()
-            .map(|(tx, acc)| {
+        // Statistics: one task per level-0 tile column.
+        if with_stats {
+            l0.par_iter_mut().enumerate().for_each(|(tx, acc)| {
                 let (x0, x1) = (tx * tile, ((tx + 1) * tile).min(w));
-                if with_stats {
-                    for r in rows {
-                        small_int_stats(acc, &r[x0..x1], small).unwrap_or_else(|| acc.add(&r[x0..x1], &range, scale));
-                    }
+                for r in rows {
+                    small_int_stats(acc, &r[x0..x1], small).unwrap_or_else(|| acc.add(&r[x0..x1], &range, scale));
                 }
-                let (o0, o1) = (x0 / 2, x1.div_ceil(2));
-                let ow = (o1 - o0) * c;
-                let mut v = vec![if max { f64::NEG_INFINITY } else { 0.0 }; ow * n_out];
-                let mut k = vec![0u32; ow * n_out];
-                for (j, pair) in rows.chunks(2).enumerate() {
-                    let (vo, ko) = (&mut v[j * ow..(j + 1) * ow], &mut k[j * ow..(j + 1) * ow]);
-                    for r in pair {
-                        let seg = &r[x0 * c..x1 * c];
-                        if c == 1 {
-                            reduce_pairs(seg, vo, ko, max);
-                        } else {
-                            for (i, px) in seg.chunks(c).enumerate() {
-                                for (ch, e) in px.iter().enumerate() {
-                                    add(&mut vo[(i / 2) * c + ch], &mut ko[(i / 2) * c + ch], e.to_f64(), max);
-                                }
-                            }
+            });
+        }
+        // Level 1: one task per output row (a pair of band rows), written in place.
+        let wc1 = w1 * c;
+        let init = if max { f64::NEG_INFINITY } else { 0.0 };
+        let mut out = Rows { n: n_out, v: vec![init; wc1 * n_out], k: vec![0; wc1 * n_out] };
+        out.v.par_chunks_mut(wc1.max(1)).zip(out.k.par_chunks_mut(wc1.max(1))).enumerate().for_each(|(j, (vo, ko))| {
+            for r in &rows[2 * j..(2 * j + 2).min(rows.len())] {
+                if c == 1 {
+                    reduce_pairs(r, vo, ko, max);
+                } else {
+                    for (i, px) in r.chunks(c).enumerate() {
+                        for (ch, e) in px.iter().enumerate() {
+                            add(&mut vo[(i / 2) * c + ch], &mut ko[(i / 2) * c + ch], e.to_f64(), max);
                         }
                     }
                 }
-                (v, k)
-            })
-            .collect();
-        // Stitch the column parts into full rows.
-        let wc1 = w1 * c;
-        let mut out = Rows { n: n_out, v: vec![0.0; wc1 * n_out], k: vec![0; wc1 * n_out] };
-        let mut col = 0;
-        for (v, k) in &parts {
-            let ow = v.len() / n_out.max(1);
-            for j in 0..n_out {
-                out.v[j * wc1 + col..j * wc1 + col + ow].copy_from_slice(&v[j * ow..(j + 1) * ow]);
-                out.k[j * wc1 + col..j * wc1 + col + ow].copy_from_slice(&k[j * ow..(j + 1) * ow]);
             }
-            col += ow;
-        }
+        });
         out
     }
 
