@@ -117,7 +117,7 @@ cat "$RES/machine.txt" >&2
 M() { "$PY" "$PEERS/measure.py" --quiet-max-wait 300 --retries 2 "$@"; }
 DESC="20000x20000 f32 (1.6 GB)"
 VV_1TO1=("$VASTVIEW" render "$IMG" -o "$OUT/vv_1to1_1024.png" --region 9000,9000,10024,10024)
-VV_WHOLE=("$VASTVIEW" render "$IMG" -o "$OUT/vv_whole_1024.png" --size 1024x1024)
+VV_WHOLE=("$VASTVIEW" render "$IMG" -o "$OUT/vv_whole_1024.png" --size 1024x1024 --exact)
 VV_DEMO=("$VASTVIEW" render --demo -o "$OUT/vv_demo_4096.png")
 
 # --- 4. measurements (vastview and datashader back to back: same page-cache state) -----

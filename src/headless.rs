@@ -181,7 +181,11 @@ pub fn plan(src: &dyn ArraySource, spec: &RenderSpec) -> Result<Plan> {
         LimitsSpec::Percentiles(p_lo, p_hi) => match (&pyramid, reduce) {
             (Some(p), _) if big => {
                 let l = region_percentiles(p, spec.slice, &region, p_lo, p_hi)?;
-                (l.lo, l.hi, "pyramid histograms of the region's tiles")
+                if l.lo.is_finite() {
+                    (l.lo, l.hi, "pyramid histograms of the region's tiles")
+                } else {
+                    (0.0, 1.0, "no finite values")
+                }
             }
             (_, Reduce::Preview) => {
                 let rows = preview_rows(&region, out_h);
@@ -215,7 +219,7 @@ pub fn preview_rows(region: &Rect, out_h: u64) -> Vec<u64> {
 }
 
 /// Percentile limits of a region from the pyramid's tile histograms: the tiles over the region at the
-/// finest level where they number at most 1024.
+/// finest level where they number at most 1024. NaN limits when those tiles hold no finite values.
 pub fn region_percentiles(p: &Store, slice: u64, region: &Rect, p_lo: f64, p_hi: f64) -> Result<pyramid::Limits> {
     let lv = p.levels();
     let mut level = 0;
@@ -236,7 +240,8 @@ pub fn region_percentiles(p: &Store, slice: u64, region: &Rect, p_lo: f64, p_hi:
     }
     let range = p.hist_range();
     if all.count == 0 {
-        return Ok(pyramid::Limits { lo: 0.0, hi: 1.0 });
+        // No finite values (or no statistics yet): NaN, for the caller to fall back on.
+        return Ok(pyramid::Limits { lo: f64::NAN, hi: f64::NAN });
     }
     Ok(pyramid::Limits { lo: all.percentile(&range, p_lo), hi: all.percentile(&range, p_hi) })
 }

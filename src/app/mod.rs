@@ -294,7 +294,13 @@ impl Viewer {
                     let big = im.width * im.height > crate::pyramid::stats::SAMPLE_BUDGET;
                     let l = match &store {
                         _ if im.is_color() => Ok(crate::pyramid::Limits { lo: 0.0, hi: 255.0 }),
-                        Some(st) if big => crate::headless::region_percentiles(st, 0, &im.rect(), 0.5, 99.5),
+                        Some(st) if big => crate::headless::region_percentiles(st, 0, &im.rect(), 0.5, 99.5).map(|l| {
+                            if l.lo.is_finite() {
+                                l
+                            } else {
+                                crate::pyramid::Limits { lo: 0.0, hi: 1.0 }
+                            }
+                        }),
                         _ => crate::pyramid::percentile_limits(src.as_ref(), 0, 0.5, 99.5, 1 << 16),
                     };
                     match l {

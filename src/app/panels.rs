@@ -349,7 +349,20 @@ impl Viewer {
         }
         ui.horizontal(|ui| {
             if ui.button("Auto (0.5–99.5 % of view)").clicked() {
-                if let Some(h) = self.doc.as_ref().and_then(|d| d.hist.as_ref()) {
+                // Exact counts from the pyramid's tile histograms of the view when there is one, else the
+                // sample of the visible tiles' texels.
+                let from_pyramid = self.doc.as_ref().and_then(|d| {
+                    let store = d.cache.tile_source().store()?;
+                    let im = d.src.info().image;
+                    let r = d.view?.visible_rect(im.width, im.height);
+                    if r.is_empty() || im.is_color() {
+                        return None;
+                    }
+                    crate::headless::region_percentiles(&store, d.slice, &r, 0.5, 99.5).ok()
+                });
+                if let Some(l) = from_pyramid.filter(|l| l.lo.is_finite() && l.hi.is_finite() && l.hi > l.lo) {
+                    (lo, hi) = (l.lo, l.hi);
+                } else if let Some(h) = self.doc.as_ref().and_then(|d| d.hist.as_ref()) {
                     lo = percentile_sorted(&h.sorted, 0.5);
                     hi = percentile_sorted(&h.sorted, 99.5);
                 }
