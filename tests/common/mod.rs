@@ -29,11 +29,31 @@ pub fn oracle() -> &'static (PathBuf, Value) {
     })
 }
 
-/// Runs the vastview binary with `args`.
-pub fn vastview(args: &[&str]) -> Output {
+/// The disk cache (pyramids) of plain [`vastview`] runs: one per test process, never the user's ~/.cache.
+pub fn test_cache_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| std::env::temp_dir().join(format!("vastview-test-cache-{}", std::process::id())))
+}
+
+/// The vastview binary with `args` and `envs` set, its cache in [`test_cache_dir`] unless `envs` names
+/// another `VASTVIEW_CACHE_DIR`.
+pub fn vastview_command(args: &[&str], envs: &[(&str, &str)]) -> Command {
     let xdg = std::env::temp_dir().join("vastview-test-xdg");
     let _ = std::fs::create_dir_all(&xdg);
-    Command::new(env!("CARGO_BIN_EXE_vastview")).args(args).env("XDG_RUNTIME_DIR", &xdg).output().expect("run vastview")
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vastview"));
+    c.args(args).env("XDG_RUNTIME_DIR", &xdg).env("VASTVIEW_CACHE_DIR", test_cache_dir());
+    c.envs(envs.iter().copied());
+    c
+}
+
+/// Runs the vastview binary with `args` (its cache in [`test_cache_dir`]).
+pub fn vastview(args: &[&str]) -> Output {
+    vastview_env(args, &[])
+}
+
+/// Runs the vastview binary with `args` and extra environment variables.
+pub fn vastview_env(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    vastview_command(args, envs).output().expect("run vastview")
 }
 
 pub fn stdout(o: &Output) -> String {
