@@ -296,6 +296,178 @@ err("raw size mismatch", "e_raw.raw", ["--dtype", "u16", "--shape", "10x11"], "n
 err("raw bad dtype", "e_raw.raw", ["--dtype", "c8", "--shape", "10x10"], "--dtype")
 err("raw without shape", "e_raw.raw", ["--dtype", "u16"], "--shape")
 
+
+# --- pyramid: level values, renders from a cached pyramid, stats, preview (tests/pyramid.rs) ---
+# Semantics written down independently of vastview's code:
+# - level L pixel i covers data pixels [i*2^L, (i+1)*2^L) clipped to the image; its value is the
+#   NaN-ignoring mean of that block (all NaN -> NaN) in the source dtype (integers rounded half away
+#   from zero) or the NaN-ignoring max;
+# - the level count goes down to the first level that fits in one 256 x 256 tile;
+# - shrinking a region to W x H: data pixel k of an axis belongs to output pixel floor((k + 0.5) * out / n)
+#   (its centre); a render from the pyramid reads level floor(log2(min shrink of the two axes)) and an
+#   output pixel is the NaN-ignoring mean (or max) of the level pixels its data block touches;
+# - a preview reads, for each output row, the data row at the centre of its block, (first + end) // 2,
+#   and averages it along x over each output column's block.
+TILE = 256
+pyr = {"renders": [], "stats": [], "preview": [], "files": {}}
+manifest["pyramid"] = pyr
+
+
+def level_count(w, h):
+    n = 1
+    while -(-w // 2 ** (n - 1)) > TILE or -(-h // 2 ** (n - 1)) > TILE:
+        n += 1
+    return n
+
+
+def level_values(a, lvl, method):
+    """Level `lvl` of a 2-D array from the data (clipped blocks), in the stored dtype, as float64."""
+    f = 2 ** lvl
+    h, w = a.shape
+    H, W = -(-h // f), -(-w // f)
+    x = np.full((H * f, W * f), np.nan)
+    x[:h, :w] = a.astype(np.float64)
+    blocks = x.reshape(H, f, W, f)
+    if method == "max":
+        return np.nanmax(blocks, axis=(1, 3))
+    m = np.nanmean(blocks, axis=(1, 3))
+    if a.dtype.kind in "iu":
+        return np.where(m >= 0, np.floor(m + 0.5), np.ceil(m - 0.5))  # round half away from zero
+    return m.astype(a.dtype).astype(np.float64)
+
+
+def axis_blocks(start, n, out):
+    """Per output pixel, its data block [first, end) along one axis (the centre rule)."""
+    owner = ((2 * np.arange(n) + 1) * out) // (2 * n)
+    first = np.searchsorted(owner, np.arange(out), side="left")
+    end = np.searchsorted(owner, np.arange(out), side="right")
+    assert np.all(end > first)
+    return [(start + int(a), start + int(b)) for a, b in zip(first, end)]
+
+
+def reduce_blocks(vals, xb, yb, method):
+    """NaN-ignoring mean (or max) of vals[y0:y1, x0:x1] for every pair of blocks (blocks may overlap)."""
+    def gather(b, n):
+        first, lens = np.array([p for p, _ in b]), np.array([q - p for p, q in b])
+        k = np.arange(lens.max())
+        return np.minimum(first[:, None] + k, n - 1), k < lens[:, None]
+    iy, my = gather(yb, vals.shape[0])
+    ix, mx = gather(xb, vals.shape[1])
+    g = np.where(my[:, :, None, None] & mx[None, None], vals[iy[:, :, None, None], ix[None, None]], np.nan)
+    return (np.nanmax if method == "max" else np.nanmean)(g, axis=(1, 3))
+
+
+def pyramid_render(a, region, size, method):
+    """(expected float32 output, level used) of `render --region --size` with a cached pyramid."""
+    x0, y0, x1, y1 = region
+    ow, oh = size
+    fac = min((x1 - x0) / ow, (y1 - y0) / oh)
+    lvl = min(int(np.floor(np.log2(fac))), level_count(a.shape[1], a.shape[0]) - 1)
+    xb, yb = axis_blocks(x0, x1 - x0, ow), axis_blocks(y0, y1 - y0, oh)
+    lv = level_values(a, lvl, method)
+    f = 2 ** lvl
+    to_level = lambda b, n: [(min(p >> lvl, n - 1), min(max(-(-q // f), min(p >> lvl, n - 1) + 1), n)) for p, q in b]
+    out = reduce_blocks(lv, to_level(xb, lv.shape[1]), to_level(yb, lv.shape[0]), method)
+    return out.astype(np.float32), lvl
+
+
+def add_pyr_render(name, file, arr, region, size, method, aligned):
+    exp, lvl = pyramid_render(arr, region, size, method)
+    if aligned:  # a power-of-two shrink of an aligned region: the plain numpy block mean/max of the data
+        f = 2 ** lvl
+        x0, y0, x1, y1 = region
+        blk = arr[y0:y1, x0:x1].astype(np.float64).reshape((y1 - y0) // f, f, (x1 - x0) // f, f)
+        if method == "max":
+            direct = np.nanmax(blk, axis=(1, 3))
+        else:
+            direct = np.nanmean(blk, axis=(1, 3))
+            if arr.dtype.kind in "iu":
+                direct = np.floor(direct + 0.5)
+            else:
+                direct = direct.astype(arr.dtype)
+        assert np.array_equal(direct.astype(np.float32), exp, equal_nan=True), name
+    np.save(path(f"exp_pyr_{name}.npy"), exp)
+    pyr["renders"].append({"name": name, "file": file, "method": method, "level": lvl,
+                           "args": ["--region", ",".join(map(str, region)), "--size", f"{size[0]}x{size[1]}"],
+                           "expected": f"exp_pyr_{name}.npy"})
+
+
+# Sizes that are not multiples of 16 (nor of 2): every level has a clipped last column and row.
+PH, PW = 301, 2103
+pf32 = (rng.standard_normal((PH, PW)) * 3 + 5).astype(np.float32)
+pf32[rng.uniform(size=pf32.shape) < 0.05] = np.nan
+pf32[32:72, 64:104] = np.nan  # whole 16 x 16 blocks of NaN -> NaN at every level
+pf32[:, PW - 1] = np.nan  # the last, clipped level columns mix NaN and values
+np.save(path("pyr_f32.npy"), pf32)
+pu16 = rng.integers(0, 65535, (PH, PW), dtype=np.uint16, endpoint=True)
+pu16[200:, 1000:1300] = rng.integers(0, 3, (PH - 200, 300))  # small values: rounding ties matter
+np.save(path("pyr_u16.npy"), pu16)
+pyr["files"] = {"f32": "pyr_f32.npy", "u16": "pyr_u16.npy", "levels": level_count(PW, PH)}
+for label, file, arr, method in [("f32", "pyr_f32.npy", pf32, "mean"), ("u16", "pyr_u16.npy", pu16, "mean"),
+                                 ("max", "pyr_f32.npy", pf32, "max")]:
+    for f in [2, 4, 8, 16]:
+        # the largest aligned region from the origin, and an aligned region inside that crosses tiles
+        r = (0, 0, PW // f * f, PH // f * f)
+        add_pyr_render(f"{label}_x{f}_aligned", file, arr, r, ((r[2] - r[0]) // f, (r[3] - r[1]) // f), method, True)
+        r = (3 * f, 5 * f, 3 * f + (PW // f - 7) * f, 5 * f + (PH // f - 9) * f)
+        add_pyr_render(f"{label}_x{f}_offset", file, arr, r, ((r[2] - r[0]) // f, (r[3] - r[1]) // f), method, True)
+    # the whole image at sizes that are not exact factors: clipped last level pixels are read
+    for ow, oh in [(PW // 4, PH // 4), (-(-PW // 8), -(-PH // 8)), (PW // 16, PH // 16)]:
+        add_pyr_render(f"{label}_whole_{ow}x{oh}", file, arr, (0, 0, PW, PH), (ow, oh), method, False)
+
+# A PNG of a power-of-two shrink from the pyramid against matplotlib's colors of the block mean.
+pm = pf32[:PH // 4 * 4, :PW // 4 * 4].astype(np.float64).reshape(PH // 4, 4, PW // 4, 4)
+pm = np.nanmean(pm, axis=(1, 3)).astype(np.float32).astype(np.float64)
+np.save(path("exp_pyr_png.npy"), colors("viridis", Normalize(-4, 14)(pm)))
+pyr["png"] = {"file": "pyr_f32.npy", "args": ["--region", f"0,0,{PW // 4 * 4},{PH // 4 * 4}", "--size",
+                                              f"{PW // 4}x{PH // 4}", "--limits", "-4,14"],
+              "expected": "exp_pyr_png.npy", "level": 2}
+
+
+# stats: exact counts and extremes, mean/std, percentiles of the finite values of one slice
+def add_stats(name, file, arr, slice_):
+    v = (arr[slice_] if arr.ndim == 3 else arr).astype(np.float64).ravel()
+    fin = v[np.isfinite(v)]
+    pyr["stats"].append({
+        "name": name, "file": file, "slice": slice_, "count": int(fin.size), "nan": int(np.isnan(v).sum()),
+        "pos_inf": int(np.isposinf(v).sum()), "neg_inf": int(np.isneginf(v).sum()),
+        "min": float(fin.min()), "max": float(fin.max()), "sum": float(np.sum(fin)), "abs_sum": float(np.abs(fin).sum()),
+        "mean": float(np.mean(fin)), "std": float(np.std(fin)),
+        "percentiles": {k: float(np.percentile(fin, float(k))) for k in
+                        ["0.1", "0.5", "1", "5", "25", "50", "75", "95", "99", "99.5", "99.9"]}})
+
+
+sf32 = (rng.standard_normal((300, 530)) * 2 + 7).astype(np.float32)
+sf32[rng.uniform(size=sf32.shape) < 0.02] = np.nan
+sf32.ravel()[rng.choice(sf32.size, 25, replace=False)] = np.inf
+sf32.ravel()[rng.choice(sf32.size, 13, replace=False)] = -np.inf
+np.save(path("stats_f32.npy"), sf32)
+add_stats("f32_nan_inf", "stats_f32.npy", sf32, 0)
+add_stats("u16", "pyr_u16.npy", pu16, 0)
+sstack = rng.uniform(-3, 5, (3, 150, 270))
+sstack[1] = sstack[1] * 0.5 + 1  # a different distribution inside slice 0's range
+sstack[2, :10] = np.nan
+np.save(path("stats_stack.npy"), sstack)
+for s in range(3):
+    add_stats(f"stack_slice_{s}", "stats_stack.npy", sstack, s)
+
+
+# preview (no pyramid): one data row per output row, block means along x
+def preview(a, size):
+    ow, oh = size
+    h, w = a.shape
+    rows = [(p + q) // 2 for p, q in axis_blocks(0, h, oh)]
+    xb = axis_blocks(0, w, ow)
+    return reduce_blocks(a.astype(np.float64), xb, [(r, r + 1) for r in rows], "mean").astype(np.float32)
+
+
+for ow, oh in [(PW // 4, PH // 4), (PW // 7, PH // 5), (100, 30)]:
+    np.save(path(f"exp_preview_{ow}x{oh}.npy"), preview(pf32, (ow, oh)))
+    blocks = reduce_blocks(pf32.astype(np.float64), axis_blocks(0, PW, ow), axis_blocks(0, PH, oh), "mean")
+    np.save(path(f"exp_exact_{ow}x{oh}.npy"), blocks.astype(np.float32))
+    pyr["preview"].append({"file": "pyr_f32.npy", "size": f"{ow}x{oh}", "expected": f"exp_preview_{ow}x{oh}.npy",
+                           "exact": f"exp_exact_{ow}x{oh}.npy"})
+
 with open(path("manifest.json"), "w") as f:
     json.dump(manifest, f)
 print(f"oracle: {len(manifest['probe'])} probe files, {len(manifest['render'])} renders, "
