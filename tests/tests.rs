@@ -6,5 +6,6 @@ mod common;
 mod cli;
 mod desktop;
 mod library;
+mod pyramid;
 mod render;
 mod window;
