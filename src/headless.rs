@@ -709,7 +709,9 @@ pub fn cache_clear(file: Option<&Path>) -> Result<(usize, u64)> {
     let Some(file) = file else { return crate::diskcache::clear(None) };
     let canon = std::fs::canonicalize(file).map_err(|e| Error::io(file, e))?;
     let mut n = (0, 0);
-    for e in crate::diskcache::list()? {
+    let mut entries = crate::diskcache::list()?;
+    entries.sort_by_key(|e| !e.path.to_string_lossy().ends_with(".resume")); // before the partial they name
+    for e in entries {
         let name = e.path.to_string_lossy().into_owned();
         let meta_path = name.strip_suffix(".resume").map(PathBuf::from).unwrap_or_else(|| e.path.clone());
         let ours = crate::pyramid::store::Store::read_meta(&meta_path).is_ok_and(|m| m.identity.path == canon);
