@@ -325,29 +325,22 @@ fn write_big_npy(p: &Path) {
     f.flush().expect("flush");
 }
 
-#[test]
-fn a_build_killed_with_sigkill_resumes_and_equals_a_fresh_build() {
+/// Runs `vastview pyramid data` with a checkpoint at every tile row and SIGKILLs it once a checkpoint
+/// exists (a build may finish first on a fast machine: then it tries again).
+fn kill_mid_build(data: &Path, cache: &Path) {
     use std::os::unix::process::ExitStatusExt;
-    let work = TempDir::new("resume");
-    let data = work.join("big.npy");
-    write_big_npy(&data);
-    let (killed_cache, fresh_cache) = (work.join("killed"), work.join("fresh"));
-    let pyramids = killed_cache.join("pyramids");
-
-    // Kill the build once it has written a checkpoint (a build may finish first on a fast machine: retry).
-    let mut killed = false;
     for _attempt in 0..5 {
-        let _ = std::fs::remove_dir_all(&killed_cache);
+        let _ = std::fs::remove_dir_all(cache);
         let mut child = vastview_command(
-            &["pyramid", s(&data), "-q"],
-            &[("VASTVIEW_CACHE_DIR", s(&killed_cache)), ("VASTVIEW_CHECKPOINT_MS", "0")],
+            &["pyramid", s(data), "-q"],
+            &[("VASTVIEW_CACHE_DIR", s(cache)), ("VASTVIEW_CHECKPOINT_MS", "0")],
         )
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn vastview pyramid");
         let t0 = Instant::now();
-        let has_resume = || cache_files(&killed_cache).iter().any(|f| f.ends_with(".vvp.partial.resume"));
+        let has_resume = || cache_files(cache).iter().any(|f| f.ends_with(".vvp.partial.resume"));
         while !has_resume() && t0.elapsed() < Duration::from_secs(60) {
             if child.try_wait().ok().flatten().is_some() {
                 break;
@@ -355,19 +348,25 @@ fn a_build_killed_with_sigkill_resumes_and_equals_a_fresh_build() {
             std::thread::sleep(Duration::from_micros(200));
         }
         child.kill().ok();
-        let status = child.wait().expect("wait");
-        if status.signal() == Some(9) {
-            killed = true;
-            break;
+        if child.wait().expect("wait").signal() == Some(9) {
+            return;
         }
     }
-    assert!(killed, "every build finished before it could be killed");
+    panic!("every build finished before it could be killed");
+}
+
+#[test]
+fn a_build_killed_with_sigkill_resumes_and_equals_a_fresh_build() {
+    let work = TempDir::new("resume");
+    let data = work.join("big.npy");
+    write_big_npy(&data);
+    let (killed_cache, fresh_cache) = (work.join("killed"), work.join("fresh"));
+    kill_mid_build(&data, &killed_cache);
     let left = cache_files(&killed_cache);
     assert!(
         left.iter().any(|f| f.ends_with(".vvp.partial")) && !left.iter().any(|f| f.ends_with(".vvp")),
         "after SIGKILL: {left:?}"
     );
-    assert!(pyramids.exists());
     let list = ok(&vv(&killed_cache, &["cache", "list"]), "cache list");
     assert!(list.contains("partial"), "{list}");
 
@@ -395,6 +394,17 @@ fn a_build_killed_with_sigkill_resumes_and_equals_a_fresh_build() {
     }
     // The whole file: a resumed build writes what an uninterrupted one writes.
     assert!(std::fs::read(&a[0]).expect("a") == std::fs::read(&b[0]).expect("b"), "pyramid files differ");
+
+    // `cache clear FILE` removes an interrupted build's partial file and its checkpoint, whichever of
+    // the two it lists first (most recently used first: here the partial).
+    let killed2 = work.join("killed2");
+    kill_mid_build(&data, &killed2);
+    let files = cache_files(&killed2);
+    let resume = files.iter().find(|f| f.ends_with(".resume")).expect("checkpoint");
+    set_mtime(&killed2.join("pyramids").join(resume), SystemTime::now() - Duration::from_secs(10));
+    let out = ok(&vv(&killed2, &["cache", "clear", s(&data)]), "cache clear");
+    assert!(out.contains("removed 2 cache file(s)"), "{out} (before: {files:?})");
+    assert!(cache_files(&killed2).is_empty(), "left behind: {:?}", cache_files(&killed2));
 }
 
 /// Overwrites the float32 at element `index` of an .npy with a 128-byte header.
