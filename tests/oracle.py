@@ -371,7 +371,7 @@ def pyramid_render(a, region, size, method):
     return out.astype(np.float32), lvl
 
 
-def add_pyr_render(name, file, arr, region, size, method, aligned):
+def add_pyr_render(name, file, arr, region, size, method, aligned, extra=()):
     exp, lvl = pyramid_render(arr, region, size, method)
     if aligned:  # a power-of-two shrink of an aligned region: the plain numpy block mean/max of the data
         f = 2 ** lvl
@@ -388,7 +388,7 @@ def add_pyr_render(name, file, arr, region, size, method, aligned):
         assert np.array_equal(direct.astype(np.float32), exp, equal_nan=True), name
     np.save(path(f"exp_pyr_{name}.npy"), exp)
     pyr["renders"].append({"name": name, "file": file, "method": method, "level": lvl,
-                           "args": ["--region", ",".join(map(str, region)), "--size", f"{size[0]}x{size[1]}"],
+                           "args": ["--region", ",".join(map(str, region)), "--size", f"{size[0]}x{size[1]}", *extra],
                            "expected": f"exp_pyr_{name}.npy"})
 
 
@@ -444,12 +444,18 @@ sf32.ravel()[rng.choice(sf32.size, 13, replace=False)] = -np.inf
 np.save(path("stats_f32.npy"), sf32)
 add_stats("f32_nan_inf", "stats_f32.npy", sf32, 0)
 add_stats("u16", "pyr_u16.npy", pu16, 0)
-sstack = rng.uniform(-3, 5, (3, 150, 270))
+sstack = rng.uniform(-3, 5, (3, 300, 530))
 sstack[1] = sstack[1] * 0.5 + 1  # a different distribution inside slice 0's range
 sstack[2, :10] = np.nan
 np.save(path("stats_stack.npy"), sstack)
 for s in range(3):
     add_stats(f"stack_slice_{s}", "stats_stack.npy", sstack, s)
+# later slices of a stack are read from their own part of the pyramid file
+for s in [1, 2]:
+    add_pyr_render(f"stack_slice_{s}_x4", "stats_stack.npy", sstack[s], (0, 0, 528, 300), (132, 75), "mean", True,
+                   ["--slice", str(s)])
+    add_pyr_render(f"stack_slice_{s}_whole", "stats_stack.npy", sstack[s], (0, 0, 530, 300), (176, 100), "mean", False,
+                   ["--slice", str(s)])
 
 
 # preview (no pyramid): one data row per output row, block means along x

@@ -111,7 +111,12 @@ fn renders_from_the_pyramid_are_numpy_block_means_and_maxima() {
     let p = &m["pyramid"];
     let cache = TempDir::new("renders");
     let levels = p["files"]["levels"].as_u64().unwrap_or(0);
-    for (file, method) in [("pyr_f32.npy", "mean"), ("pyr_f32.npy", "max"), ("pyr_u16.npy", "mean")] {
+    for (file, method, levels) in [
+        ("pyr_f32.npy", "mean", levels),
+        ("pyr_f32.npy", "max", levels),
+        ("pyr_u16.npy", "mean", levels),
+        ("stats_stack.npy", "mean", 3),
+    ] {
         let f = dir.join(file);
         let out = vv(cache.path(), &["pyramid", s(&f), "--downsample", method, "-q"]);
         let text = ok(&out, "pyramid");
@@ -121,7 +126,7 @@ fn renders_from_the_pyramid_are_numpy_block_means_and_maxima() {
         let again = ok(&vv(cache.path(), &["pyramid", s(&f), "--downsample", method]), "pyramid again");
         assert!(again.contains("already built") && !again.contains("read "), "{again}");
     }
-    assert_eq!(vvp_files(cache.path()).len(), 3, "{:?}", cache_files(cache.path()));
+    assert_eq!(vvp_files(cache.path()).len(), 4, "{:?}", cache_files(cache.path()));
 
     let cases = p["renders"].as_array().expect("pyramid renders");
     let mut failures = Vec::new();
@@ -518,6 +523,21 @@ fn stale_and_damaged_caches_are_rebuilt_or_refused() {
     // Statistics do not read tiles: still right.
     let j: Value = serde_json::from_str(&ok(&vv(&cache, &["stats", s(&data), "--json"]), "stats")).expect("json");
     assert_eq!(j["max"].as_f64(), Some(2.0e6));
+    // A damaged statistics record of the top level (what `stats` reads): an error naming the file.
+    let top = levels.count - 1;
+    let records_below: u64 = (0..top).map(|l| levels.grid(l).cols() * levels.grid(l).rows()).sum();
+    let record = vastview::pyramid::tilestats::RECORD_BYTES as u64;
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::File::options().write(true).open(&vvp).expect("open vvp");
+        f.write_all_at(&[1, 2], layout.stats_offset + records_below * record + 40).expect("corrupt stats");
+    }
+    let out = vv(&cache, &["stats", s(&data), "--json"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "stats over a damaged record: {err}");
+    assert!(err.contains(s(&vvp)) && err.contains("damaged") && err.contains("statistics"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(stdout(&out).is_empty() && !err.contains("panicked"), "{err}");
     // What gets the user going again: clearing the file's cache (a plain rerun fails the same way).
     ok(&vv(&cache, &["cache", "clear", s(&data)]), "cache clear");
     ok(&vv(&cache, &["pyramid", s(&data), "-q"]), "rebuild");
