@@ -494,7 +494,7 @@ fn run_command(command: Command, out: &mut dyn Write) -> Result<()> {
             }
             write_out(out, &format!("{line}\n"))
         }
-        Command::Stats(a) => {
+        Command::Stats(a) => with_cache_retry(|| {
             let src = source::open(&open_spec(Some(a.input.clone()), false, &a.input_args)?)?;
             let info = src.info();
             if info.image.is_color() {
@@ -525,13 +525,13 @@ fn run_command(command: Command, out: &mut dyn Write) -> Result<()> {
                 headless::stats_text(info, a.slice, &st, &store.hist_range())
             };
             write_out(out, &text)
-        }
+        }),
         Command::Cache(CacheCommand::List) => write_out(out, &headless::cache_list_text()?),
         Command::Cache(CacheCommand::Clear { file }) => {
             let (n, bytes) = headless::cache_clear(file.as_deref())?;
             write_out(out, &format!("removed {n} cache file(s), {:.1} MB\n", bytes as f64 / 1e6))
         }
-        Command::Render(a) => {
+        Command::Render(a) => with_cache_retry(|| {
             let t0 = Instant::now();
             let src = source::open(&open_spec(a.input.clone(), a.demo, &a.input_args)?)?;
             let spec = render_spec(&a, &src.info().path)?;
@@ -565,8 +565,8 @@ fn run_command(command: Command, out: &mut dyn Write) -> Result<()> {
                 let r = plan.region;
                 let how = match plan.reduce {
                     _ if !plan.is_reduced() => "data pixels".to_string(),
-                    Reduce::Data => format!("block {}s of the data", plan.method.name()),
-                    Reduce::Level(l) => format!("block {}s of pyramid level {l}", plan.method.name()),
+                    Reduce::Data => format!("block {} of the data", plural(plan.method)),
+                    Reduce::Level(l) => format!("block {} of pyramid level {l}", plural(plan.method)),
                     Reduce::Preview => "preview: a strided sample of rows".to_string(),
                 };
                 eprintln!(
@@ -586,7 +586,29 @@ fn run_command(command: Command, out: &mut dyn Write) -> Result<()> {
                 eprintln!("memory: {}", crate::headless::memory_report());
             }
             Ok(())
+        }),
+    }
+}
+
+/// Runs `f`; if it met a damaged cache file, deletes that file, says so, and runs `f` once more
+/// (which then rebuilds the file or goes without it).
+fn with_cache_retry(mut f: impl FnMut() -> Result<()>) -> Result<()> {
+    match f() {
+        Err(e @ Error::Cache { .. }) => {
+            if let Error::Cache { path, .. } = &e {
+                let _ = std::fs::remove_file(path);
+            }
+            eprintln!("vastview: {e}; deleted it (it is rebuilt when needed)");
+            f()
         }
+        r => r,
+    }
+}
+
+fn plural(m: Method) -> &'static str {
+    match m {
+        Method::Mean => "means",
+        Method::Max => "maxima",
     }
 }
 

@@ -139,7 +139,7 @@ pub fn list() -> Result<Vec<Entry>> {
                 kind: kind.file_name().to_string_lossy().into_owned(),
                 bytes: allocated(&meta),
                 last_used: meta.modified().unwrap_or(UNIX_EPOCH),
-                partial: name.ends_with(".partial") || name.contains(".tmp-"),
+                partial: name.ends_with(".partial") || name.contains(".resume") || name.contains(".tmp-"),
             });
         }
     }

@@ -22,6 +22,7 @@ fn under_xvfb(args: &[&str]) -> Option<std::process::Output> {
         .args(args)
         .env("XDG_RUNTIME_DIR", &xdg)
         .env("XDG_CONFIG_HOME", std::env::temp_dir().join("vastview-test-config"))
+        .env("VASTVIEW_CACHE_DIR", std::env::temp_dir().join(format!("vastview-test-cache-{}", std::process::id())))
         .output()
         .expect("run xvfb-run");
     Some(out)

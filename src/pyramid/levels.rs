@@ -108,8 +108,18 @@ impl TileSource {
         if level > 0 {
             if let Some(s) = self.store() {
                 let mut buf = RegionBuf::default();
-                if s.read_tile(slice, level, tx, ty, &mut buf)? {
-                    return Ok(TileData::from_region(&buf));
+                match s.read_tile(slice, level, tx, ty, &mut buf) {
+                    Ok(true) => return Ok(TileData::from_region(&buf)),
+                    Ok(false) => {}
+                    // A damaged file is never trusted: delete it and go on from the data.
+                    Err(e @ crate::error::Error::Cache { .. }) => {
+                        eprintln!("vastview: {e}; deleted it (it is rebuilt when the file is next opened)");
+                        if s.is_complete() {
+                            let _ = std::fs::remove_file(s.path());
+                        }
+                        self.set_store(None);
+                    }
+                    Err(e) => return Err(e),
                 }
             }
         }

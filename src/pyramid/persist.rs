@@ -158,13 +158,23 @@ fn busy(path: &Path) -> Error {
     Error::request(path, "another vastview process is building this file's pyramid; try again when it is done")
 }
 
-/// Histogram limits from an evenly spread sample of the first slice.
+/// Histogram limits from evenly spread samples of up to 16 evenly spread slices (one range for the
+/// whole stack, so every slice's tiles merge).
 fn sample_range(src: &dyn ArraySource) -> Result<HistRange> {
-    if src.info().image.is_color() {
+    let im = src.info().image;
+    if im.is_color() {
         return Ok(HistRange { lo: 0.0, hi: 255.0 });
     }
-    let l = crate::pyramid::percentile_limits(src, 0, 0.0, 100.0, 1 << 16)?;
-    Ok(HistRange::around(l.lo, l.hi))
+    let n = im.slices.min(16);
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for k in 0..n {
+        let slice = (2 * k + 1) * im.slices / (2 * n);
+        let l = crate::pyramid::percentile_limits(src, slice, 0.0, 100.0, (1 << 16) / n)?;
+        if l.lo.is_finite() && l.hi.is_finite() && (l.lo, l.hi) != (0.0, 1.0) {
+            (lo, hi) = (lo.min(l.lo), hi.max(l.hi));
+        }
+    }
+    Ok(HistRange::around(lo, hi))
 }
 
 /// The complete pyramid, building (or resuming) it first when there is none.
