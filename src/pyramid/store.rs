@@ -214,15 +214,19 @@ impl Store {
         }
         file.write_all_at(&head, 0).map_err(rw_err(path))?;
         let index = (0..layout.stored_tiles()).map(|_| AtomicU64::new(0)).collect();
-        Ok(Store {
+        Ok(Self::assemble(path, file, meta, layout, index, false))
+    }
+
+    fn assemble(path: &Path, file: File, meta: Meta, layout: Layout, index: Vec<AtomicU64>, complete: bool) -> Store {
+        Store {
             path: path.to_path_buf(),
             file,
             meta,
             layout,
             index,
-            complete: AtomicBool::new(false),
+            complete: AtomicBool::new(complete),
             renamed: Default::default(),
-        })
+        }
     }
 
     /// Reads a file's header alone (no validation against a data file).
@@ -284,15 +288,7 @@ impl Store {
         if complete && index.iter().any(|e| e.load(Ordering::Relaxed) & DONE == 0) {
             return Err(Error::cache(path, "complete file with missing tiles"));
         }
-        Ok(Store {
-            path: path.to_path_buf(),
-            file,
-            meta,
-            layout,
-            index,
-            complete: AtomicBool::new(complete),
-            renamed: Default::default(),
-        })
+        Ok(Self::assemble(path, file, meta, layout, index, complete))
     }
 
     /// Where the file is now.

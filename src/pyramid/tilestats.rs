@@ -264,20 +264,7 @@ impl StatsAcc {
         };
         let (mut n, mut s1, mut s2) = (0u64, 0.0f64, 0.0f64);
         let (mut lo, mut hi) = (st.min, st.max);
-        if !T::FLOAT {
-            // Integers: no NaN or infinity to look for.
-            for &e in vals {
-                let v = e.to_f64();
-                let d = v - shift;
-                s1 += d;
-                s2 += d * d;
-                lo = lo.min(v);
-                hi = hi.max(v);
-                st.hist[range.bin(v, scale)] += 1;
-            }
-            n = vals.len() as u64;
-        }
-        for &e in vals.iter().take(if T::FLOAT { vals.len() } else { 0 }) {
+        for &e in vals {
             let v = e.to_f64();
             if v.is_finite() {
                 n += 1;
