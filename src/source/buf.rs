@@ -103,8 +103,6 @@ impl Scalar {
 
 /// An element type as it sits in memory.
 pub trait Element: bytemuck::Pod + Send + Sync {
-    /// Whether the type can hold NaN and infinities.
-    const FLOAT: bool = false;
     fn to_f64(self) -> f64;
     fn scalar(self) -> Scalar;
 }
@@ -112,7 +110,6 @@ pub trait Element: bytemuck::Pod + Send + Sync {
 macro_rules! impl_element {
     ($t:ty, $variant:ident, $conv:ty) => {
         impl Element for $t {
-            const FLOAT: bool = matches!(stringify!($t).as_bytes(), b"f32" | b"f64");
             #[inline(always)]
             fn to_f64(self) -> f64 {
                 self as f64
@@ -135,7 +132,6 @@ impl_element!(f32, F32, f32);
 impl_element!(f64, F64, f64);
 
 impl Element for f16 {
-    const FLOAT: bool = true;
     #[inline(always)]
     fn to_f64(self) -> f64 {
         f64::from(self.to_f32())
