@@ -148,6 +148,11 @@ impl GuardedMap {
         let _ = self.map.advise(memmap2::Advice::Random);
     }
 
+    /// Announces one front-to-back pass: aggressive readahead, pages dropped behind. Advice only; errors ignored.
+    pub fn advise_sequential(&self) {
+        let _ = self.map.advise(memmap2::Advice::Sequential);
+    }
+
     /// Starts reading `len` bytes from `offset` into the page cache (asynchronously), so the copy
     /// that follows finds them there. Advice only; errors ignored.
     pub fn will_need(&self, offset: usize, len: usize) {
