@@ -6,5 +6,6 @@ mod common;
 mod cli;
 mod desktop;
 mod library;
+mod points;
 mod render;
 mod window;
