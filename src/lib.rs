@@ -3,8 +3,9 @@
 //! Data flows one way — `source → pyramid → points → cache → render → headless | app` — and each
 //! module imports only the layers to its left. Sources memory-map files read-only and read just the
 //! bytes a region needs; `pyramid` shrinks regions by block means and estimates statistics from bounded
-//! samples; `points` bins point sets into density grids and shades them; `render` uploads tiles in their own dtype width and colors them in a fragment shader;
-//! `headless` is the API behind the command line.
+//! samples; `points` bins point sets into density grids and shades them; `render` uploads tiles in their
+//! own dtype width and colors them in a fragment shader; `headless` (and `headless_points`) is the API
+//! behind the command line.
 
 #[cfg(feature = "gui")]
 pub mod app;
