@@ -617,8 +617,9 @@ fn render_points(a: &RenderArgs) -> Result<()> {
             r.skipped.outside, r.skipped.nan_values
         );
         eprintln!(
-            "time: open {t_open:.3} s, bounds {:.3} s, bin {:.3} s, shade+write {:.3} s, total {:.3} s",
+            "time: open {t_open:.3} s, bounds {:.3} s{}, bin {:.3} s, shade+write {:.3} s, total {:.3} s",
             r.bounds_s,
+            if r.bounds.is_some_and(|b| b.cached) { " (cached)" } else { "" },
             r.bin_s,
             r.write_s,
             t0.elapsed().as_secs_f64()

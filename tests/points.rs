@@ -204,8 +204,36 @@ fn info_offers_point_shaped_arrays_as_points() {
     let out = vastview(&["info", &s(&dir.join("xyz_f32.npy"))]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("looks like 50000 points: add --points"), "{}", stdout(&out));
-    let out = vastview(&["info", "--points", &s(&dir.join("xyz_f32.npy"))]);
+    let out = Command::new(env!("CARGO_BIN_EXE_vastview"))
+        .args(["info", "--points"])
+        .arg(dir.join("xyz_f32.npy"))
+        .env("VASTVIEW_CACHE_DIR", dir.join("cache"))
+        .output()
+        .expect("info");
     let text = stdout(&out);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(text.contains("points:       50000") && text.contains("49997 finite, 3 with NaN/inf"), "{text}");
+}
+
+#[test]
+fn data_bounds_are_cached_per_file_and_columns() {
+    let (dir, m) = oracle_points();
+    let case = m["npy"].as_array().and_then(|c| c.iter().find(|c| c["name"] == "count_default_region")).expect("case");
+    let mut args = strs(&case["args"]);
+    args.push("-v".into());
+    // A copy of its own, so no other test has cached its bounds yet.
+    std::fs::copy(dir.join("xyz_f32.bin"), dir.join("bounds_copy.bin")).expect("copy");
+    let want = dir.join(case["expected"].as_str().unwrap_or_default());
+    for (run, cached) in [(1, false), (2, true)] {
+        let out_path = dir.join(format!("out_bounds_{run}.npy"));
+        let out = render(dir, "bounds_copy.bin", &out_path, &args);
+        let err = stderr(&out);
+        assert!(out.status.success(), "{err}");
+        assert_eq!(err.contains("(cached)"), cached, "run {run}: {err}");
+        same_npy(&out_path, &want, 0.0).unwrap_or_else(|e| panic!("run {run}: {e}"));
+    }
+    // Other x/y columns have other bounds: not taken from the cache.
+    args.extend(["--x", "1", "--y", "0"].map(String::from));
+    let out = render(dir, "bounds_copy.bin", &dir.join("out_bounds_3.npy"), &args);
+    assert!(out.status.success() && !stderr(&out).contains("(cached)"), "{}", stderr(&out));
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
-use crate::source::points::{Chunk, ChunkBuf, Cols, PointSource};
+use crate::source::points::{CachedBounds, Chunk, ChunkBuf, Cols, PointSource};
 
 /// A data-space rectangle: keep a point iff xmin ≤ x ≤ xmax and ymin ≤ y ≤ ymax (in float64).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -99,6 +99,8 @@ pub struct Bounds {
     pub extent: Option<Extent>,
     pub finite: u64,
     pub nonfinite: u64,
+    /// Read from the cache rather than computed by this call.
+    pub cached: bool,
 }
 
 /// Runs `work(chunk_index, state)` over every chunk on all rayon threads (one state per thread,
@@ -132,8 +134,24 @@ fn par_chunks<S: Send>(src: &PointSource, init: impl Fn() -> S + Sync, work: imp
     out.into_inner().unwrap_or_default()
 }
 
-/// One parallel pass: min/max of the points with finite x and y.
+/// min/max of the points with finite x and y: from the cache of an earlier pass over the same file, else
+/// one parallel pass (then cached).
 pub fn data_bounds(src: &PointSource) -> Result<Bounds> {
+    if let Some(c) = src.cached_bounds() {
+        let extent = c.extent.map(|[xmin, ymin, xmax, ymax]| Extent { xmin, ymin, xmax, ymax });
+        return Ok(Bounds { extent, finite: c.finite, nonfinite: c.nonfinite, cached: true });
+    }
+    let b = scan_bounds(src)?;
+    src.store_bounds(&CachedBounds {
+        extent: b.extent.map(|e| [e.xmin, e.ymin, e.xmax, e.ymax]),
+        finite: b.finite,
+        nonfinite: b.nonfinite,
+    });
+    Ok(b)
+}
+
+/// One parallel pass: min/max of the points with finite x and y.
+pub fn scan_bounds(src: &PointSource) -> Result<Bounds> {
     #[derive(Clone, Copy)]
     struct B {
         xmin: f64,
@@ -187,7 +205,7 @@ pub fn data_bounds(src: &PointSource) -> Result<Bounds> {
         t.nonfinite += b.nonfinite;
     }
     let extent = (t.finite > 0).then_some(Extent { xmin: t.xmin, ymin: t.ymin, xmax: t.xmax, ymax: t.ymax });
-    Ok(Bounds { extent, finite: t.finite, nonfinite: t.nonfinite })
+    Ok(Bounds { extent, finite: t.finite, nonfinite: t.nonfinite, cached: false })
 }
 
 /// The binning transform of one axis: index = trunc(v·s + t), clamped to n − 1 (datashader's rule).

@@ -110,6 +110,14 @@ pub struct ChunkBuf {
     f64: Vec<f64>,
 }
 
+/// Data bounds as kept in the cache: [xmin, ymin, xmax, ymax] of the finite points, and the counts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CachedBounds {
+    pub extent: Option<[f64; 4]>,
+    pub finite: u64,
+    pub nonfinite: u64,
+}
+
 /// True for an array shape that reads naturally as points: (N, 2) or (N, 3) with N much larger than 3.
 pub fn looks_like_points(shape: &[u64], dtype: DType) -> bool {
     matches!(dtype, DType::F32 | DType::F64) && matches!(*shape, [n, c] if (2..=3).contains(&c) && n >= 64 * c)
@@ -395,6 +403,43 @@ impl PointSource {
         } else {
             view!(f64, f64, F64)
         }
+    }
+
+    /// The cache file for this point set's data bounds (depends on the file and on the x/y columns read).
+    fn bounds_cache_path(&self) -> Option<PathBuf> {
+        let meta = std::fs::metadata(&self.path).ok()?;
+        let key = format!(
+            "bounds {} {} {} {} {} {} {} {}",
+            self.dtype.name(),
+            self.endian.name(),
+            self.order.name(),
+            self.columns,
+            self.len,
+            self.data_offset,
+            self.x,
+            self.y
+        );
+        points_text::cache_path(&self.path, &meta, key.as_bytes(), "bounds").ok()
+    }
+
+    /// Data bounds saved by an earlier pass over this same file (same size and mtime), if any.
+    pub fn cached_bounds(&self) -> Option<CachedBounds> {
+        let text = std::fs::read_to_string(self.bounds_cache_path()?).ok()?;
+        let v: Vec<u64> = text.split_whitespace().map(|w| u64::from_str_radix(w, 16).ok()).collect::<Option<_>>()?;
+        let [x0, y0, x1, y1, finite, nonfinite] = v[..] else { return None };
+        let extent = [x0, y0, x1, y1].map(f64::from_bits);
+        if finite + nonfinite != self.len {
+            return None;
+        }
+        Some(CachedBounds { extent: (finite > 0).then_some(extent), finite, nonfinite })
+    }
+
+    /// Saves data bounds for later runs. Best effort: a cache that cannot be written is skipped.
+    pub fn store_bounds(&self, b: &CachedBounds) {
+        let Some(path) = self.bounds_cache_path() else { return };
+        let e = b.extent.unwrap_or([f64::NAN; 4]).map(f64::to_bits);
+        let text = format!("{:x} {:x} {:x} {:x} {:x} {:x}\n", e[0], e[1], e[2], e[3], b.finite, b.nonfinite);
+        let _ = points_text::write_cache_file(&path, text.as_bytes());
     }
 
     /// `info` lines for the point set itself.

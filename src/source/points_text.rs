@@ -76,9 +76,10 @@ impl TextReport {
     }
 }
 
-/// The directory for converted point files: `$VASTVIEW_CACHE_DIR`, else `$XDG_CACHE_HOME/vastview`, else
-/// `~/.cache/vastview`; then `points/`. The one place to switch to a shared disk-cache module later.
-pub fn cache_path(input: &Path, meta: &std::fs::Metadata) -> Result<PathBuf> {
+/// A cache file for `input`: in `$VASTVIEW_CACHE_DIR/points/`, else `$XDG_CACHE_HOME/vastview/points/`, else
+/// `~/.cache/vastview/points/`, named by a hash of the canonical path, size, mtime and `key`, ending in `ext`.
+/// The one place to switch to a shared disk-cache module later.
+pub fn cache_path(input: &Path, meta: &std::fs::Metadata, key: &[u8], ext: &str) -> Result<PathBuf> {
     let base = if let Some(d) = std::env::var_os("VASTVIEW_CACHE_DIR").filter(|d| !d.is_empty()) {
         PathBuf::from(d)
     } else if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
@@ -86,7 +87,7 @@ pub fn cache_path(input: &Path, meta: &std::fs::Metadata) -> Result<PathBuf> {
     } else if let Some(h) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
         PathBuf::from(h).join(".cache").join("vastview")
     } else {
-        return Err(Error::request(input, "no cache directory for the converted text: set VASTVIEW_CACHE_DIR"));
+        return Err(Error::request(input, "no cache directory: set VASTVIEW_CACHE_DIR"));
     };
     let canon = std::fs::canonicalize(input).map_err(|e| Error::io(input, e))?;
     let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).unwrap_or_default();
@@ -95,7 +96,20 @@ pub fn cache_path(input: &Path, meta: &std::fs::Metadata) -> Result<PathBuf> {
     h.write(&meta.len().to_le_bytes());
     h.write(&mtime.as_nanos().to_le_bytes());
     h.write(&CACHE_VERSION.to_le_bytes());
-    Ok(base.join("points").join(format!("{:016x}.f64", h.0)))
+    h.write(key);
+    Ok(base.join("points").join(format!("{:016x}.{ext}", h.0)))
+}
+
+/// Writes `bytes` to `path` through a temporary name and a rename (creating the directory).
+pub fn write_cache_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
 }
 
 /// FNV-1a, 64 bits: a hash that stays the same across builds (cache file names).
@@ -118,7 +132,7 @@ impl Fnv {
 /// Returns the cached binary of a text point file, converting it first when there is none.
 pub fn convert_cached(input: &Path) -> Result<(PathBuf, TextReport)> {
     let meta = std::fs::metadata(input).map_err(|e| Error::io(input, e))?;
-    let bin = cache_path(input, &meta)?;
+    let bin = cache_path(input, &meta, b"text", "f64")?;
     let report_path = bin.with_extension("txt");
     if let (Ok(text), Ok(m)) = (std::fs::read_to_string(&report_path), std::fs::metadata(&bin)) {
         if let Some(r) = TextReport::from_text(&text) {
@@ -141,9 +155,7 @@ pub fn convert_cached(input: &Path) -> Result<(PathBuf, TextReport)> {
         }
     };
     std::fs::rename(&tmp, &bin).map_err(|e| Error::io(&bin, e))?;
-    let rtmp = report_path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&rtmp, report.to_text()).map_err(|e| Error::io(&rtmp, e))?;
-    std::fs::rename(&rtmp, &report_path).map_err(|e| Error::io(&report_path, e))?;
+    write_cache_file(&report_path, report.to_text().as_bytes())?;
     Ok((bin, report))
 }
 
