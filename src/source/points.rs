@@ -95,6 +95,10 @@ pub struct Cols<'a, T> {
     pub value: Option<&'a [T]>,
     pub stride: usize,
     pub len: usize,
+    /// C order: the chunk's whole records (`len × stride` values), with x, y, value at `offsets` in each.
+    /// Empty for Fortran order.
+    pub records: &'a [T],
+    pub offsets: [usize; 3],
 }
 
 /// A chunk in the file's element type.
@@ -395,6 +399,8 @@ impl PointSource {
                     value: value.map(|_| col(starts[2])),
                     stride,
                     len,
+                    records: if stride > 1 && len > 0 { data.get(..len * stride).unwrap_or(&[]) } else { &[] },
+                    offsets: starts,
                 }))
             }};
         }
