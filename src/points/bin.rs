@@ -169,20 +169,45 @@ pub fn scan_bounds(src: &PointSource) -> Result<Bounds> {
         finite: 0,
         nonfinite: 0,
     };
-    fn scan<T: Copy + Into<f64>>(c: &Cols<'_, T>, b: &mut B) {
+    fn scan_points<T: Copy + Into<f64>>(pts: impl Iterator<Item = (T, T)>, n: usize, b: &mut B) {
         let (mut xmin, mut xmax, mut ymin, mut ymax) = (b.xmin, b.xmax, b.ymin, b.ymax);
         let mut finite = 0u64;
-        for (x, y) in c.x.iter().step_by(c.stride).zip(c.y.iter().step_by(c.stride)).take(c.len) {
-            let (x, y): (f64, f64) = ((*x).into(), (*y).into());
-            if x.is_finite() && y.is_finite() {
-                xmin = xmin.min(x);
-                xmax = xmax.max(x);
-                ymin = ymin.min(y);
-                ymax = ymax.max(y);
+        for (x, y) in pts {
+            let (x, y): (f64, f64) = (x.into(), y.into());
+            if x.is_finite() & y.is_finite() {
+                // Plain compares (rarely true once the bounds settle), not NaN-aware min/max.
+                if x < xmin {
+                    xmin = x;
+                }
+                if x > xmax {
+                    xmax = x;
+                }
+                if y < ymin {
+                    ymin = y;
+                }
+                if y > ymax {
+                    ymax = y;
+                }
                 finite += 1;
             }
         }
-        *b = B { xmin, xmax, ymin, ymax, finite: b.finite + finite, nonfinite: b.nonfinite + (c.len as u64 - finite) };
+        *b = B { xmin, xmax, ymin, ymax, finite: b.finite + finite, nonfinite: b.nonfinite + (n as u64 - finite) };
+    }
+    fn scan<T: Copy + Into<f64>>(c: &Cols<'_, T>, b: &mut B) {
+        let (xi, yi) = (c.offsets[0], c.offsets[1]);
+        match c.stride {
+            2 if xi < 2 && yi < 2 && !c.records.is_empty() => {
+                scan_points(c.records.chunks_exact(2).map(|r| (r[xi], r[yi])), c.len, b)
+            }
+            3 if xi < 3 && yi < 3 && !c.records.is_empty() => {
+                scan_points(c.records.chunks_exact(3).map(|r| (r[xi], r[yi])), c.len, b)
+            }
+            _ => scan_points(
+                c.x.iter().step_by(c.stride).zip(c.y.iter().step_by(c.stride)).take(c.len).map(|(x, y)| (*x, *y)),
+                c.len,
+                b,
+            ),
+        }
     }
     let states = par_chunks(
         src,
