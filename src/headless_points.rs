@@ -14,6 +14,9 @@ use crate::source::points::PointSource;
 /// Longest output side when `--size` is not given (the other keeps the region's aspect ratio).
 pub const DEFAULT_POINT_SIDE: u64 = 1024;
 
+/// Most pixels a point image may have: its grids (one per thread while binning) are held in memory.
+pub const MAX_POINT_PIXELS: u64 = 1 << 26;
+
 /// What the user asked `render --points` for.
 #[derive(Debug, Clone)]
 pub struct PointRender {
@@ -112,8 +115,14 @@ pub fn render_points(src: &PointSource, spec: &PointRender, out: &Path) -> Resul
     let (extent, bounds, mut notes) = resolve_extent(src, spec.region)?;
     let bounds_s = t0.elapsed().as_secs_f64();
     let (w, h) = spec.size.unwrap_or_else(|| default_size(&extent));
-    if w == 0 || h == 0 || w > 1 << 16 || h > 1 << 16 {
-        return Err(Error::request(&src.path, format!("output size {w}x{h} must be between 1 and 65536 on each side")));
+    if w == 0 || h == 0 || w > 1 << 16 || h > 1 << 16 || w * h > MAX_POINT_PIXELS {
+        return Err(Error::request(
+            &src.path,
+            format!(
+                "output size {w}x{h} must be 1 to 65536 on each side and at most {MAX_POINT_PIXELS} pixels \
+                 (8192 x 8192): point images are held in memory"
+            ),
+        ));
     }
     let t1 = Instant::now();
     let (grid, skipped) = aggregate(src, &extent, w as usize, h as usize, spec.agg)?;
