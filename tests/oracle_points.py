@@ -166,14 +166,19 @@ def main():
         np.save(p(f"exp_{name}.npy"), exp)
         man["npy"].append({"name": name, "file": file, "args": args, "expected": f"exp_{name}.npy", "rtol": rtol})
 
+    np.save(p("xyz_f64_F_big.npy"), np.asfortranarray(xyz64.astype(">f8")))
+    with open(p("xyz_f32_off3.bin"), "wb") as f:  # a 3-byte header: records not aligned in memory
+        f.write(b"abc")
+        f.write(xyz.tobytes())
     for fname, extra in [("xyz_f32.bin", ["--dtype", "f32", "--columns", "3"]), ("xyz_f32.npy", []),
-                         ("xyz_f64_F.npy", []), ("xy_f32.npy", [])]:
+                         ("xyz_f64_F.npy", []), ("xy_f32.npy", []), ("xyz_f64_F_big.npy", []),
+                         ("xyz_f32_off3.bin", ["--dtype", "f32", "--columns", "3", "--offset", "3"])]:
         tag = fname.replace(".", "_")
         case(f"count_{tag}", fname, ["--points", *extra, "--region", reg, "--size", "64x40"], "count", region, 64, 40)
     case("count_default_region", "xyz_f32.bin", ["--points", "--dtype", "f32", "--columns", "3", "--size", "100x70"],
          "count", data_bounds(x, y), 100, 70)
     for agg in ["sum", "mean", "min", "max"]:
-        for fname in ["xyz_f32.npy", "xyz_f64_F.npy"]:
+        for fname in ["xyz_f32.npy", "xyz_f64_F.npy", "xyz_f64_F_big.npy"]:
             case(f"{agg}_{fname.replace('.', '_')}", fname,
                  ["--points", "--agg", agg, "--region", reg, "--size", "48x32"], agg, region, 48, 32, 1e-12)
     # x and y swapped, value from column 2 named explicitly

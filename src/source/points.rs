@@ -372,22 +372,33 @@ impl PointSource {
         let raw = &bytes[lo.min(bytes.len())..hi.min(bytes.len())];
         let span = if n == 0 { 0 } else { (n - 1) * stride + 1 };
         let native = self.endian == Endian::NATIVE;
+        let mut starts = starts;
         macro_rules! view {
             ($t:ty, $field:ident, $variant:ident) => {{
+                const SZ: usize = std::mem::size_of::<$t>();
+                let conv = |e: &[u8]| {
+                    let mut a = [0u8; SZ];
+                    a.copy_from_slice(e);
+                    if !native {
+                        a.reverse();
+                    }
+                    <$t>::from_ne_bytes(a)
+                };
                 let data: &[$t] = match bytemuck::try_cast_slice::<u8, $t>(raw) {
                     Ok(d) if native => d,
+                    _ if stride == 1 => {
+                        // Fortran order: copy just the wanted columns' runs, one after the other.
+                        buf.$field.clear();
+                        for (k, st) in starts.iter_mut().enumerate() {
+                            let seg = raw.get(*st * SZ..(*st + n) * SZ).unwrap_or(&[]);
+                            buf.$field.extend(seg.chunks_exact(SZ).map(conv));
+                            *st = k * n;
+                        }
+                        &buf.$field
+                    }
                     _ => {
                         buf.$field.clear();
-                        buf.$field.extend(raw.chunks_exact(std::mem::size_of::<$t>()).map(|e| {
-                            let mut a = [0u8; std::mem::size_of::<$t>()];
-                            a.copy_from_slice(e);
-                            if native {
-                                <$t>::from_ne_bytes(a)
-                            } else {
-                                a.reverse();
-                                <$t>::from_ne_bytes(a)
-                            }
-                        }));
+                        buf.$field.extend(raw.chunks_exact(SZ).map(conv));
                         &buf.$field
                     }
                 };
