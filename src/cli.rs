@@ -81,7 +81,8 @@ pub enum Command {
 /// Where the data comes from: a file (.npy, or raw binary with a layout) or the procedural demo.
 #[derive(Debug, Args, Clone, Default)]
 pub struct InputArgs {
-    /// Raw binary: element type (f32, u16, float32, '<u2', ...). Needs --shape
+    /// Raw binary: element type (f32, u16, float32, '<u2', ...). Images need --shape; point records (--points) take
+    /// f32 or f64 with --columns
     #[arg(long)]
     pub dtype: Option<String>,
     /// Raw binary: HxW, NxHxW (stack) or HxWxC (uint8 RGB/RGBA)

@@ -244,9 +244,22 @@ struct Axis {
 }
 
 impl Axis {
-    fn new(lo: f64, hi: f64, n: usize) -> Axis {
+    /// `None` when the transform overflows (an extent too narrow or too far out for float64 binning).
+    fn new(lo: f64, hi: f64, n: usize) -> Option<Axis> {
         let s = n as f64 / (hi - lo);
-        Axis { lo, hi, s, t: -lo * s, n }
+        let t = -lo * s;
+        // Every v in [lo, hi] then has a finite v·s (between lo·s and hi·s) and 0 ≤ v·s + t ≲ n.
+        let ok = lo.is_finite() && hi > lo && s.is_finite() && t.is_finite() && (hi * s).is_finite() && n > 0;
+        ok.then_some(Axis { lo, hi, s, t, n })
+    }
+    /// `index` for a value known to lie in [lo, hi]: the truncation needs no saturation.
+    #[inline(always)]
+    fn index_kept(&self, v: f64) -> usize {
+        let f = v * self.s + self.t;
+        // SAFETY: `v` is in [lo, hi] (callers substitute `lo` for points they drop) and `new` checked that
+        // s, t, lo·s and hi·s are finite, so `f` is finite and in [0, n + ε]: representable as i64.
+        let i = unsafe { f.to_int_unchecked::<i64>() } as usize;
+        i.min(self.n - 1)
     }
     #[inline(always)]
     fn index(&self, v: f64) -> usize {
@@ -272,6 +285,9 @@ fn bin_count<T: Copy + Into<f64>>(c: &Cols<'_, T>, ax: &Axis, ay: &Axis, grid: &
         // Whole records of 2 or 3 values (the common layouts): a loop the compiler can keep tight.
         2 if xi < 2 && yi < 2 && !c.records.is_empty() => {
             count_points(c.records.chunks_exact(2).map(|r| (r[xi], r[yi])), ax, ay, grid)
+        }
+        3 if (xi, yi) == (0, 1) && !c.records.is_empty() => {
+            count_points(c.records.chunks_exact(3).map(|r| (r[0], r[1])), ax, ay, grid)
         }
         3 if xi < 3 && yi < 3 && !c.records.is_empty() => {
             count_points(c.records.chunks_exact(3).map(|r| (r[xi], r[yi])), ax, ay, grid)
@@ -308,7 +324,9 @@ fn count_points<T: Copy + Into<f64>>(
         for (slot, (x, y)) in idx.iter_mut().zip(&mut pts) {
             let (x, y): (f64, f64) = (x.into(), y.into());
             let keep = (x >= ax.lo) & (x <= ax.hi) & (y >= ay.lo) & (y <= ay.hi);
-            let k = ay.index(y) * w + ax.index(x);
+            // Dropped points are binned at (lo, lo) and sent to the extra cell.
+            let (xk, yk) = if keep { (x, y) } else { (ax.lo, ay.lo) };
+            let k = ay.index_kept(yk) * w + ax.index_kept(xk);
             *slot = if keep { k } else { dump };
             nonfinite += u64::from(!(x.is_finite() & y.is_finite()));
             n += 1;
@@ -380,8 +398,10 @@ pub fn aggregate(src: &PointSource, extent: &Extent, w: usize, h: usize, agg: Ag
     } else {
         None
     };
-    let ax = Axis::new(extent.xmin, extent.xmax, w);
-    let ay = Axis::new(extent.ymin, extent.ymax, h);
+    let axes = Axis::new(extent.xmin, extent.xmax, w).zip(Axis::new(extent.ymin, extent.ymax, h));
+    let (ax, ay) = axes.ok_or_else(|| {
+        Error::request(path, "the region is too narrow (or too far out) to bin in float64: choose a wider --region")
+    })?;
     let per_thread = cells * if agg.needs_value() { 12 } else { 4 };
     let pool_threads = rayon::current_num_threads().min((GRID_BUDGET / per_thread.max(1)).max(1));
     let run = || {
@@ -492,7 +512,9 @@ mod tests {
 
     #[test]
     fn axis_follows_datashader_rule() {
-        let a = Axis::new(-10.0, 10.0, 1024);
+        let Some(a) = Axis::new(-10.0, 10.0, 1024) else { panic!("axis") };
+        assert!(Axis::new(0.0, 1e-320, 1024).is_none());
+        assert_eq!(a.index_kept(10.0), 1023);
         assert_eq!(a.index(-10.0), 0);
         assert_eq!(a.index(10.0), 1023);
         assert_eq!(a.index(0.0), 512);
