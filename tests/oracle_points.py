@@ -181,6 +181,15 @@ def main():
         for fname in ["xyz_f32.npy", "xyz_f64_F.npy", "xyz_f64_F_big.npy"]:
             case(f"{agg}_{fname.replace('.', '_')}", fname,
                  ["--points", "--agg", agg, "--region", reg, "--size", "48x32"], agg, region, 48, 32, 1e-12)
+    # NaN values are not aggregated (and said so): mean over the others.
+    nv = xyz64.copy()
+    nv[::7, 2] = np.nan
+    np.save(p("xyz_nanval.npy"), nv)
+    np.save(p("exp_nanval_mean.npy"), bin_points(nv[:, 0], nv[:, 1], nv[:, 2], region, 48, 32, "mean"))
+    man["npy"].append({"name": "nanval_mean", "file": "xyz_nanval.npy", "expected": "exp_nanval_mean.npy",
+                       "rtol": 1e-12, "args": ["--points", "--agg", "mean", "--region", reg, "--size", "48x32"]})
+    man["nan_values"] = int(np.count_nonzero(np.isnan(nv[:, 2]) & (nv[:, 0] >= region[0]) & (nv[:, 0] <= region[2])
+                                             & (nv[:, 1] >= region[1]) & (nv[:, 1] <= region[3])))
     # x and y swapped, value from column 2 named explicitly
     sw = bin_points(y, x, v, [-1.5, -2.0, 1.25, 3.0], 30, 50, "max")
     np.save(p("exp_swapped.npy"), sw)

@@ -237,3 +237,17 @@ fn data_bounds_are_cached_per_file_and_columns() {
     let out = render(dir, "bounds_copy.bin", &dir.join("out_bounds_3.npy"), &args);
     assert!(out.status.success() && !stderr(&out).contains("(cached)"), "{}", stderr(&out));
 }
+
+#[test]
+fn nan_values_are_not_aggregated_and_the_note_says_how_many() {
+    let (dir, m) = oracle_points();
+    let case = m["npy"].as_array().and_then(|c| c.iter().find(|c| c["name"] == "nanval_mean")).expect("case");
+    let out_path = dir.join("out_nanval_note.npy");
+    let out = render(dir, case["file"].as_str().unwrap_or_default(), &out_path, &strs(&case["args"]));
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let n = m["nan_values"].as_u64().unwrap_or(0);
+    assert!(n > 1000, "{n}");
+    assert!(err.contains(&format!("{n} points with a NaN value were not aggregated")), "{err}");
+    same_npy(&out_path, &dir.join(case["expected"].as_str().unwrap_or_default()), 1e-12).expect("mean grid");
+}
