@@ -10,8 +10,11 @@ use crate::dtype::{DType, Endian, Order};
 use crate::error::{Error, Result};
 use crate::geom::Rect;
 use crate::headless::{self, LimitsSpec, Quality, Reduce, RenderSpec, Session};
+use crate::headless_points::{self, PointRender};
 use crate::palette::{parse_rgba, Scale};
+use crate::points::{Agg, Extent, PointScale};
 use crate::pyramid::{Method, Progress};
+use crate::source::points::{PointSource, PointSpec};
 use crate::source::{self, raw::parse_shape, OpenSpec, RawSpec};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -75,7 +78,7 @@ pub struct ViewArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Render an image (or a region of it) to PNG, or export its values to .npy
-    Render(RenderArgs),
+    Render(Box<RenderArgs>),
     /// Describe a data file: format, shape, dtype, byte and memory order, sizes
     Info(InfoArgs),
     /// Print the exact stored value at column X, row Y (as numpy's str() shows it)
@@ -96,7 +99,8 @@ pub enum Command {
 /// Where the data comes from: a file (.npy, or raw binary with a layout) or the procedural demo.
 #[derive(Debug, Args, Clone, Default)]
 pub struct InputArgs {
-    /// Raw binary: element type (f32, u16, float32, '<u2', ...). Needs --shape
+    /// Raw binary: element type (f32, u16, float32, '<u2', ...). Images need --shape; point records (--points) take
+    /// f32 or f64 with --columns
     #[arg(long)]
     pub dtype: Option<String>,
     /// Raw binary: HxW, NxHxW (stack) or HxWxC (uint8 RGB/RGBA)
@@ -113,6 +117,27 @@ pub struct InputArgs {
     pub endian: Option<String>,
 }
 
+/// Point sets: records of x, y (and value) columns, drawn as a density image.
+#[derive(Debug, Args, Clone, Default)]
+pub struct PointArgs {
+    /// Read the input as a point set: .npy of shape (N, 2) or (N, 3+), text (x y z per line), or raw records
+    /// with --dtype f32|f64 --columns N
+    #[arg(long)]
+    pub points: bool,
+    /// Raw point records: values per record (each record is N values of --dtype, little-endian, no header)
+    #[arg(long, requires = "points")]
+    pub columns: Option<u64>,
+    /// Point sets: the column holding x
+    #[arg(long = "x", default_value_t = 0, requires = "points")]
+    pub x_col: u64,
+    /// Point sets: the column holding y
+    #[arg(long = "y", default_value_t = 1, requires = "points")]
+    pub y_col: u64,
+    /// Point sets: the column --agg sum|mean|min|max aggregates [default: 2 when the records have 3+ values]
+    #[arg(long = "value", requires = "points")]
+    pub value_col: Option<u64>,
+}
+
 /// How values become colors: flags shared by the window and `render`.
 #[derive(Debug, Args, Clone)]
 pub struct DisplayArgs {
@@ -122,7 +147,7 @@ pub struct DisplayArgs {
     /// Contrast limits LO,HI in data units [default: the 0.5 and 99.5 percentiles of a sample]
     #[arg(long, allow_hyphen_values = true)]
     pub limits: Option<String>,
-    /// Stretch after the limits: linear, log, sqrt or asinh
+    /// Stretch after the limits: linear, log, sqrt or asinh (point sets: linear, log or eqhist)
     #[arg(long, default_value = "linear")]
     pub scale: String,
     /// Exponent applied after the stretch (t -> t^gamma)
@@ -180,10 +205,12 @@ pub struct RenderArgs {
     /// Output: .png for an image, .npy for the (downsampled) data values
     #[arg(short = 'o', long = "output")]
     pub output: PathBuf,
-    /// Region X0,Y0,X1,Y1 (columns, rows; half-open; row 0 at the top). Default: the whole image
+    /// Region X0,Y0,X1,Y1 (columns, rows; half-open; row 0 at the top). Default: the whole image.
+    /// Point sets: XMIN,YMIN,XMAX,YMAX in data units (inclusive). Default: the bounds of the finite points
     #[arg(long, allow_hyphen_values = true)]
     pub region: Option<String>,
-    /// Output size WxH. Default: the region's size, capped at 4096 on the long side
+    /// Output size WxH. Default: the region's size, capped at 4096 on the long side (point sets: 1024 on the
+    /// long side, the other by the region's aspect ratio)
     #[arg(long)]
     pub size: Option<String>,
     /// Contrast limits as percentiles P_LO,P_HI of an evenly spread sample [default: 0.5,99.5]
@@ -201,11 +228,22 @@ pub struct RenderArgs {
     /// Always draw the quick preview (one data row per output row) when shrinking
     #[arg(long)]
     pub preview: bool,
+    /// Point sets: per-pixel aggregate, count, or sum|mean|min|max of the value column
+    #[arg(long, default_value = "count", requires = "points")]
+    pub agg: String,
+    /// Point sets: opacity (0..1) of the non-empty pixels
+    #[arg(long, default_value_t = 1.0, requires = "points")]
+    pub alpha: f64,
+    /// Point sets: background color RRGGBB or RRGGBBAA under the density layer [default: transparent]
+    #[arg(long, requires = "points")]
+    pub background: Option<String>,
     /// Print the adapter, the plan, timings and bytes uploaded to stderr
     #[arg(short, long)]
     pub verbose: bool,
     #[command(flatten)]
     pub input_args: InputArgs,
+    #[command(flatten)]
+    pub point_args: PointArgs,
 }
 
 #[derive(Debug, Args)]
@@ -221,6 +259,8 @@ pub struct InfoArgs {
     pub json: bool,
     #[command(flatten)]
     pub input_args: InputArgs,
+    #[command(flatten)]
+    pub point_args: PointArgs,
 }
 
 #[derive(Debug, Args)]
@@ -451,9 +491,34 @@ fn run_command(command: Command, out: &mut dyn Write) -> Result<()> {
         }
         Command::UninstallDesktop => report(out, "removed", &crate::desktop::uninstall()?),
         Command::Info(a) => {
+            if a.point_args.points {
+                let src = open_points(a.input.as_deref(), &a.input_args, &a.point_args)?;
+                let text = if a.json {
+                    format!("{}\n", headless_points::points_info_json(&src)?)
+                } else {
+                    headless_points::points_info_text(&src)?
+                };
+                return write_out(out, &text);
+            }
             let src = source::open(&open_spec(a.input, a.demo, &a.input_args)?)?;
-            let text =
-                if a.json { format!("{}\n", headless::info_json(src.info())) } else { headless::info_text(src.info()) };
+            let info = src.info();
+            let hint = looks_like_points(info);
+            let text = if a.json {
+                let mut v = headless::info_json(info);
+                v["looks_like_points"] = hint.into();
+                format!("{v}\n")
+            } else {
+                let mut t = headless::info_text(info);
+                if hint {
+                    t.push_str(&format!(
+                        "{:<14}shape {} looks like {} points: add --points to draw them as a density image\n",
+                        "points?:",
+                        source::fmt_shape(&info.shape),
+                        info.shape[0]
+                    ));
+                }
+                t
+            };
             write_out(out, &text)
         }
         Command::Probe(a) => {
@@ -531,9 +596,17 @@ fn run_command(command: Command, out: &mut dyn Write) -> Result<()> {
             let (n, bytes) = headless::cache_clear(file.as_deref())?;
             write_out(out, &format!("removed {n} cache file(s), {:.1} MB\n", bytes as f64 / 1e6))
         }
+        Command::Render(a) if a.point_args.points => render_points(&a),
         Command::Render(a) => with_cache_retry(|| {
             let t0 = Instant::now();
             let src = source::open(&open_spec(a.input.clone(), a.demo, &a.input_args)?)?;
+            if looks_like_points(src.info()) {
+                eprintln!(
+                    "vastview: note: {} has shape {}: drawn as an image; add --points to draw its rows as points",
+                    src.info().path.display(),
+                    source::fmt_shape(&src.info().shape)
+                );
+            }
             let spec = render_spec(&a, &src.info().path)?;
             let plan = headless::plan(src.as_ref(), &spec)?;
             let is_npy = a.output.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
@@ -664,4 +737,136 @@ pub fn build_with_progress(
 
 fn write_out(out: &mut dyn Write, s: &str) -> Result<()> {
     out.write_all(s.as_bytes()).map_err(|e| Error::io("<stdout>", e))
+}
+
+/// True for an array `info` should offer as points: (N, 2) or (N, 3) float with N much larger than 3.
+fn looks_like_points(info: &source::SourceInfo) -> bool {
+    matches!(info.format, source::Format::Npy { .. }) && source::points::looks_like_points(&info.shape, info.dtype)
+}
+
+/// Opens a point set from the input and point flags.
+fn open_points(input: Option<&std::path::Path>, a: &InputArgs, p: &PointArgs) -> Result<PointSource> {
+    let path = input.ok_or_else(|| Error::request("<points>", "--points needs an input file"))?;
+    if a.shape.is_some() {
+        return Err(Error::request(path, "--shape is for images; point records take --dtype f32|f64 and --columns N"));
+    }
+    let (dtype, endian) = match &a.dtype {
+        Some(d) => {
+            let (dt, e) = DType::parse_user(d)
+                .filter(|(dt, _)| matches!(dt, DType::F32 | DType::F64))
+                .ok_or_else(|| Error::request(path, format!("--dtype '{d}' is not f32 or f64 (point records)")))?;
+            let e2 = match &a.endian {
+                Some(s) => Some(
+                    Endian::parse(s)
+                        .ok_or_else(|| Error::request(path, format!("--endian '{s}' is not little or big")))?,
+                ),
+                None => None,
+            };
+            (Some(dt), e.or(e2).unwrap_or(Endian::Little))
+        }
+        None => {
+            if p.columns.is_some() {
+                return Err(Error::request(path, "--columns describes raw records: give --dtype f32|f64 too"));
+            }
+            (None, Endian::Little)
+        }
+    };
+    let spec =
+        PointSpec { dtype, endian, columns: p.columns, offset: a.offset, x: p.x_col, y: p.y_col, value: p.value_col };
+    source::points::open_points(path, &spec)
+}
+
+/// Validates `render --points` flags into a `PointRender`.
+fn point_render_spec(a: &RenderArgs, path: &std::path::Path) -> Result<PointRender> {
+    let region = match &a.region {
+        Some(s) => {
+            let v: Vec<f64> = pair(path, "--region", s, 4)?;
+            if !v.iter().all(|x| x.is_finite()) || v[2] <= v[0] || v[3] <= v[1] {
+                return Err(Error::request(
+                    path,
+                    format!("--region '{s}' must be finite XMIN,YMIN,XMAX,YMAX with XMIN < XMAX and YMIN < YMAX"),
+                ));
+            }
+            Some(Extent { xmin: v[0], ymin: v[1], xmax: v[2], ymax: v[3] })
+        }
+        None => None,
+    };
+    let size = a.size.as_deref().map(|s| parse_wxh(path, "--size", s)).transpose()?;
+    let d = &a.display;
+    let scale = PointScale::parse(&d.scale).ok_or_else(|| {
+        Error::request(path, format!("--scale '{}' is not linear, log or eqhist (point sets)", d.scale))
+    })?;
+    let agg = Agg::parse(&a.agg)
+        .ok_or_else(|| Error::request(path, format!("--agg '{}' is not count, sum, mean, min or max", a.agg)))?;
+    if d.limits.is_some() || a.percentiles.is_some() || d.gamma != 1.0 || d.slice != 0 {
+        return Err(Error::request(
+            path,
+            "--limits, --percentiles, --gamma and --slice are for images; point sets take --scale, --alpha, --background",
+        ));
+    }
+    if !(0.0..=1.0).contains(&a.alpha) {
+        return Err(Error::request(path, format!("--alpha {} must lie in 0..1", a.alpha)));
+    }
+    let background = match &a.background {
+        Some(s) => {
+            let full = if s.trim_start_matches('#').len() == 6 {
+                format!("{}ff", s.trim_start_matches('#'))
+            } else {
+                s.trim_start_matches('#').to_string()
+            };
+            parse_rgba(&full)
+                .ok_or_else(|| Error::request(path, format!("--background '{s}' is not RRGGBB or RRGGBBAA hex")))?
+        }
+        None => [0; 4],
+    };
+    if crate::palette::Colormap::by_name(&d.colormap).is_none() {
+        let known = crate::palette::Colormap::names().join(", ");
+        return Err(Error::request(path, format!("unknown colormap '{}' (known: {known})", d.colormap)));
+    }
+    Ok(PointRender { region, size, agg, colormap: d.colormap.clone(), scale, alpha: a.alpha, background })
+}
+
+fn render_points(a: &RenderArgs) -> Result<()> {
+    let t0 = Instant::now();
+    let path = a.input.as_deref().ok_or_else(|| Error::request("<points>", "--points needs an input file"))?;
+    let spec = point_render_spec(a, path)?;
+    let src = open_points(Some(path), &a.input_args, &a.point_args)?;
+    let t_open = t0.elapsed().as_secs_f64();
+    let r = headless_points::render_points(&src, &spec, &a.output)?;
+    for n in &r.notes {
+        eprintln!("vastview: note: {}: {n}", src.path.display());
+    }
+    if a.verbose {
+        let e = r.extent;
+        eprintln!(
+            "points: {} records of {} x {} ({}), region {},{},{},{} -> {}x{}, agg {}, scale {}",
+            src.len,
+            src.columns,
+            src.dtype.name(),
+            src.format.name(),
+            e.xmin,
+            e.ymin,
+            e.xmax,
+            e.ymax,
+            r.width,
+            r.height,
+            spec.agg.name(),
+            spec.scale.name()
+        );
+        let nonfinite = r.bounds.map_or(r.skipped.nonfinite, |b| b.nonfinite);
+        eprintln!(
+            "skipped: {nonfinite} points with NaN/inf x or y, {} outside the region, {} NaN values",
+            r.skipped.outside, r.skipped.nan_values
+        );
+        eprintln!(
+            "time: open {t_open:.3} s, bounds {:.3} s{}, bin {:.3} s, shade+write {:.3} s, total {:.3} s",
+            r.bounds_s,
+            if r.bounds.is_some_and(|b| b.cached) { " (cached)" } else { "" },
+            r.bin_s,
+            r.write_s,
+            t0.elapsed().as_secs_f64()
+        );
+        eprintln!("memory: {}", crate::headless::memory_report());
+    }
+    Ok(())
 }

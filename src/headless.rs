@@ -510,7 +510,7 @@ pub fn npy_header(descr: &str, shape: &[u64]) -> Vec<u8> {
 }
 
 /// Writes through `f` to `OUT.tmp-PID`, then renames onto `out`; removes the temporary file on error.
-fn write_atomically(out: &Path, f: impl FnOnce(std::fs::File) -> Result<()>) -> Result<()> {
+pub(crate) fn write_atomically(out: &Path, f: impl FnOnce(std::fs::File) -> Result<()>) -> Result<()> {
     let mut tmp_name = out.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     tmp_name.push(format!(".tmp-{}", std::process::id()));
     let tmp = out.with_file_name(tmp_name);

@@ -6,6 +6,7 @@ mod common;
 mod cli;
 mod desktop;
 mod library;
+mod points;
 mod pyramid;
 mod render;
 mod window;

@@ -148,7 +148,7 @@ impl GuardedMap {
         let _ = self.map.advise(memmap2::Advice::Random);
     }
 
-    /// Sequential access: aggressive readahead, and pages behind the reader may be dropped first.
+    /// Announces one front-to-back pass: aggressive readahead, pages dropped behind. Advice only; errors ignored.
     pub fn advise_sequential(&self) {
         let _ = self.map.advise(memmap2::Advice::Sequential);
     }

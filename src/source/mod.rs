@@ -5,6 +5,8 @@ pub mod demo;
 pub mod guard;
 pub mod mapped;
 pub mod npy;
+pub mod points;
+pub mod points_text;
 pub mod raw;
 
 use std::path::{Path, PathBuf};

@@ -28,11 +28,20 @@ pub struct NpyHeader {
 /// Opens an .npy file read-only and memory-maps its data.
 pub fn open_npy(path: &Path) -> Result<MappedArray> {
     let (file, len) = open_file(path)?;
+    let header = read_header(path, &file, len)?;
+    let (major, minor, total) = (header.major, header.minor, header.data_offset);
+    let layout =
+        Layout { shape: header.shape.clone(), dtype: header.dtype, endian: header.endian, order: header.order };
+    let info = layout.into_info(path, Format::Npy { major, minor }, len, total)?;
+    MappedArray::new(&file, info, total)
+}
+
+/// Reads and validates the header of an open .npy file of `len` bytes (the data is not checked).
+pub fn read_header(path: &Path, file: &std::fs::File, len: u64) -> Result<NpyHeader> {
     // Read the preamble and header with plain reads: the header is small and bounded.
     let mut pre = [0u8; 12];
-    let got = read_up_to(&file, &mut pre).map_err(|e| Error::io(path, e))?;
-    let hdr_len_guess = parse_preamble(path, &pre[..got])?;
-    let (major, minor, len_field, text_len) = hdr_len_guess;
+    let got = read_up_to(file, &mut pre).map_err(|e| Error::io(path, e))?;
+    let (major, minor, len_field, text_len) = parse_preamble(path, &pre[..got])?;
     let start = 8 + len_field;
     if text_len > MAX_HEADER {
         return Err(Error::bad_input(
@@ -50,15 +59,11 @@ pub fn open_npy(path: &Path) -> Result<MappedArray> {
     let mut text = vec![0u8; text_len];
     {
         use std::io::{Seek, SeekFrom};
-        let mut f = &file;
+        let mut f = file;
         f.seek(SeekFrom::Start(start as u64)).map_err(|e| Error::io(path, e))?;
         f.read_exact(&mut text).map_err(|e| Error::io(path, e))?;
     }
-    let header = parse_header_text(path, major, minor, &text, total)?;
-    let layout =
-        Layout { shape: header.shape.clone(), dtype: header.dtype, endian: header.endian, order: header.order };
-    let info = layout.into_info(path, Format::Npy { major, minor }, len, total)?;
-    MappedArray::new(&file, info, total)
+    parse_header_text(path, major, minor, &text, total)
 }
 
 fn read_up_to(mut f: &std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {

@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Benchmark `vastview render --points` against the datashader peer on the 200M-point file of
+# /work/shared/peers (points_xyz_f32.bin: N x 3 float32 records, 2.4 GB), with the peers' protocol:
+# every task runs through the peers' measure.py (1 cold run after `sync; echo 3 > /proc/sys/vm/drop_caches`,
+# then warm runs; wall and peak RSS from /usr/bin/time -v, peak RssAnon sampled every 50 ms; waits for an
+# idle machine and redoes runs disturbed by other processes). vastview and datashader run back to back.
+#
+# Usage (as root: dropping the page cache needs it):
+#   bash benches/bench_points.sh
+#
+# Environment (all optional):
+#   VASTVIEW=path   use this binary (default: cargo build --release into $VV_TARGET, default /tmp/vv-release-points)
+#   PEERS=dir       peer harness (default /work/shared/peers)
+#   PY=python       peer venv python (default /tmp/peervenv/bin/python)
+#   DATA=dir        data dir (default /tmp/peerdata; points_xyz_f32.bin made with make_data.py when missing)
+#   RES=dir         results dir (default /tmp/vvbench/points-YYYYmmdd-HHMMSS)
+#   RUNS=4          runs per task (1 cold + RUNS-1 warm)
+#   N=200000000     points
+#   ONLY="vv ds check extra"
+#                   vv: vastview tasks; ds: datashader points (aggregate, shade, save);
+#                   check: vastview's count grid vs datashader's counts_points_N.npy (bit for bit);
+#                   extra: one -v run of each vastview task (per-phase lines)
+#
+# Output: $RES/raw.jsonl (measure.py records), $RES/table.md, $RES/ratios.md, $RES/machine.txt.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "$0")" && pwd)"
+REPO="$(cd "$HERE/.." && pwd)"
+PEERS="${PEERS:-/work/shared/peers}"
+PY="${PY:-/tmp/peervenv/bin/python}"
+DATA="${DATA:-/tmp/peerdata}"
+RES="${RES:-/tmp/vvbench/points-$(date +%Y%m%d-%H%M%S)}"
+RUNS="${RUNS:-4}"
+N="${N:-200000000}"
+ONLY="${ONLY:-vv ds check extra}"
+VV_TARGET="${VV_TARGET:-/tmp/vv-release-points}"
+PTS="$DATA/points_xyz_f32.bin"
+OUT="$RES/out"
+AS=22
+
+log() { echo "[bench_points] $*" >&2; }
+has() { [[ " $ONLY " == *" $1 "* ]]; }
+
+mkdir -p "$RES" "$OUT"
+export PEERS_RESULTS="$RES" PYTHONUNBUFFERED=1
+
+if [[ -z "${VASTVIEW:-}" ]]; then
+  log "building release binary into $VV_TARGET"
+  (cd "$REPO" && CARGO_TARGET_DIR="$VV_TARGET" cargo build --release)
+  VASTVIEW="$VV_TARGET/release/vastview"
+fi
+[[ -x "$VASTVIEW" ]] || { log "no binary at $VASTVIEW"; exit 1; }
+if [[ ! -f "$PTS" ]]; then
+  log "making $PTS (2.4 GB, about 1 min)"
+  "$PY" "$PEERS/make_data.py" --only points --no-npy-points --n-points "$N" --out "$DATA"
+fi
+SIZE=$(stat -c %s "$PTS")
+(( SIZE >= N * 12 )) || { log "$PTS holds fewer than $N points"; exit 1; }
+if (( SIZE != N * 12 )); then
+  # vastview reads whole files: make a view of exactly the first N records.
+  PTS_N="$RES/points_first_$N.bin"; log "using the first $N records via $PTS_N"
+  dd if="$PTS" of="$PTS_N" bs=12M count=$((N / 1048576)) iflag=count_bytes 2>/dev/null || true
+  PTS="$PTS_N"
+fi
+
+{
+  echo "date: $(date -Is)"
+  echo "binary: $VASTVIEW"
+  echo "source: $(cd "$REPO" && git rev-parse HEAD) ($(cd "$REPO" && git status --short | wc -l) uncommitted files)"
+  echo "rustc: $(rustc --version 2>/dev/null || echo n/a)"
+  echo "kernel: $(uname -sr)"; echo "nproc: $(nproc)"
+  lscpu | grep -E "^(Model name|CPU\(s\)|Hypervisor)" || true
+  free -g
+  echo "data: $(ls -l "$PTS")"
+} > "$RES/machine.txt"
+cat "$RES/machine.txt" >&2
+
+M() { "$PY" "$PEERS/measure.py" --quiet-max-wait 300 --retries 2 "$@"; }
+DESC="$N pts x,y,z f32 ($((N * 12 / 1000000)) MB file)"
+VV_REGION=("$VASTVIEW" render "$PTS" --points --dtype f32 --columns 3 --region -10,-10,10,10 --size 1024x1024
+           --scale eqhist -o "$OUT/vv_points_eqhist.png")
+VV_BOUNDS=("$VASTVIEW" render "$PTS" --points --dtype f32 --columns 3 --size 1024x1024 --scale eqhist
+           -o "$OUT/vv_points_bounds_eqhist.png")
+VV_COUNTS=("$VASTVIEW" render "$PTS" --points --dtype f32 --columns 3 --region -10,-10,10,10 --size 1024x1024
+           -o "$OUT/vv_counts.npy")
+
+if has vv; then
+  M --label vv_points_eqhist_1024 --data "$DESC, region -10..10 (as datashader), 1024x1024 count, eqhist PNG" \
+    --cold --runs "$RUNS" --timeout 300 -- "${VV_REGION[@]}"
+fi
+if has ds; then
+  M --label "ds_points_$N" --data "$DESC" --cold --runs "$RUNS" --as-limit-gb $AS --timeout 900 \
+    -- "$PY" "$PEERS/bench_datashader.py" points --n "$N" --data "$DATA"
+fi
+if has vv; then
+  # Default region: the data bounds. Uncached: the cache directory is emptied before every run, so each
+  # run makes the bounds pass; cached: later runs read the bounds the first run saved.
+  CACHE="$RES/cache"
+  M --label vv_points_bounds_eqhist_1024 --data "$DESC, region = data bounds (extra pass every run), 1024x1024 eqhist PNG" \
+    --pre "rm -rf $CACHE" --cold --runs "$RUNS" --timeout 300 -- env VASTVIEW_CACHE_DIR="$CACHE" "${VV_BOUNDS[@]}"
+  M --label vv_points_bounds_cached_1024 --data "$DESC, region = data bounds (read from the cache an earlier run wrote), 1024x1024 eqhist PNG" \
+    --pre "true" --cold --runs "$RUNS" --timeout 300 -- env VASTVIEW_CACHE_DIR="$CACHE" "${VV_BOUNDS[@]}"
+fi
+if has check; then
+  "${VV_COUNTS[@]}"
+  "$PY" - "$OUT/vv_counts.npy" "$DATA/out/datashader/counts_points_$N.npy" > "$RES/check.txt" <<'EOF'
+import sys, numpy as np
+a = np.load(sys.argv[1]); b = np.load(sys.argv[2])
+d = int(np.count_nonzero(a.astype(np.int64) != b.astype(np.int64)))
+print(f"vastview {a.dtype} {a.shape} sum {int(a.sum())} vs datashader {b.dtype} {b.shape} sum {int(b.sum())}: "
+      f"{d} pixels differ")
+EOF
+  cat "$RES/check.txt" >&2
+fi
+if has extra; then
+  for c in VV_REGION VV_BOUNDS; do
+    declare -n cmd=$c
+    rm -rf "$RES/cache-extra"; VASTVIEW_CACHE_DIR="$RES/cache-warm" "${cmd[@]}" >/dev/null 2>&1 || true
+    { echo "\$ ${cmd[*]} -v   (warm)"; VASTVIEW_CACHE_DIR="$RES/cache-extra" "${cmd[@]}" -v 2>&1; } \
+      | tee "$RES/verbose_$c.txt" >&2
+  done
+fi
+
+"$PY" "$PEERS/make_results.py" "$RES/raw.jsonl" > "$RES/table.md"
+"$PY" - "$RES/raw.jsonl" "$N" > "$RES/ratios.md" <<'EOF'
+import json, statistics, sys
+recs = {}
+for line in open(sys.argv[1]):
+    if line.strip():
+        r = json.loads(line); recs[r["label"]] = r
+def fig(label):
+    r = recs.get(label)
+    if not r: return None
+    ok = [x for x in r["runs"] if x.get("exit_status") == 0 and not x.get("timed_out")]
+    warm = [x for x in ok if not x["cold"]]; cold = [x for x in ok if x["cold"]]
+    return dict(warm=statistics.median(x["wall_s"] for x in warm) if warm else None,
+                cold=cold[0]["wall_s"] if cold else None,
+                anon=max(x["peak_rss_anon_kb"] for x in ok) / 1024 if ok else None)
+def f(x, u=" s"): return "-" if x is None else f"{x:.2f}{u}"
+def ratio(a, b): return "-" if not a or not b else f"{a / b:.1f}x"
+ds = fig(f"ds_points_{sys.argv[2]}")
+print("| vastview task | warm | cold | peak RssAnon | datashader warm / vv | cold / vv | anon ds / vv |")
+print("|---|---|---|---|---|---|---|")
+for lab in ("vv_points_eqhist_1024", "vv_points_bounds_eqhist_1024", "vv_points_bounds_cached_1024"):
+    v = fig(lab)
+    if v:
+        print(f"| {lab} | {f(v['warm'])} | {f(v['cold'])} | {f(v['anon'], ' MiB')} | "
+              f"{ratio(ds and ds['warm'], v['warm'])} | {ratio(ds and ds['cold'], v['cold'])} | "
+              f"{ratio(ds and ds['anon'], v['anon'])} |")
+if ds:
+    print(f"\ndatashader: {f(ds['warm'])} warm, {f(ds['cold'])} cold, {f(ds['anon'], ' MiB')} peak RssAnon")
+v = fig("vv_points_eqhist_1024")
+if v and ds:
+    print(f"\nGoal >= 5x faster than datashader warm: {'MET' if ds['warm'] / v['warm'] >= 5 else 'NOT MET'} "
+          f"({ratio(ds['warm'], v['warm'])}); warm < 1 s: {'MET' if v['warm'] < 1 else 'NOT MET'}; "
+          f"RssAnon <= 150 MB: {'MET' if v['anon'] <= 150e6 / 2**20 else 'NOT MET'} ({f(v['anon'], ' MiB')})")
+EOF
+echo; cat "$RES/table.md"; echo; cat "$RES/ratios.md"
+log "results in $RES"

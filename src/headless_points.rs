@@ -1,0 +1,247 @@
+//! The library API behind `vastview render --points` and `info --points`: extent, binning, shading, and
+//! writing the PNG (north up) or the aggregate grid itself as `.npy` (row 0 = lowest y).
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::headless::{npy_header, write_atomically};
+use crate::palette::Colormap;
+use crate::points::{aggregate, data_bounds, shade, Agg, Bounds, Extent, Grid, PointScale, Shading, Skipped};
+use crate::source::points::PointSource;
+
+/// Longest output side when `--size` is not given (the other keeps the region's aspect ratio).
+pub const DEFAULT_POINT_SIDE: u64 = 1024;
+
+/// Most pixels a point image may have: its grids (one per thread while binning) are held in memory.
+pub const MAX_POINT_PIXELS: u64 = 1 << 26;
+
+/// What the user asked `render --points` for.
+#[derive(Debug, Clone)]
+pub struct PointRender {
+    /// Data-space region; default: the bounds of the finite points.
+    pub region: Option<Extent>,
+    pub size: Option<(u64, u64)>,
+    pub agg: Agg,
+    pub colormap: String,
+    pub scale: PointScale,
+    /// 0..1
+    pub alpha: f64,
+    pub background: [u8; 4],
+}
+
+impl Default for PointRender {
+    fn default() -> Self {
+        PointRender {
+            region: None,
+            size: None,
+            agg: Agg::Count,
+            colormap: "viridis".into(),
+            scale: PointScale::Linear,
+            alpha: 1.0,
+            background: [0; 4],
+        }
+    }
+}
+
+/// What a point render did: the extent and size used, what it skipped, notes for the user, timings.
+#[derive(Debug, Clone)]
+pub struct PointReport {
+    pub extent: Extent,
+    pub width: u64,
+    pub height: u64,
+    /// The data-bounds pass, when the region was not given.
+    pub bounds: Option<Bounds>,
+    pub skipped: Skipped,
+    /// Things the user should know (a padded extent, skipped NaN values).
+    pub notes: Vec<String>,
+    pub bounds_s: f64,
+    pub bin_s: f64,
+    pub write_s: f64,
+}
+
+/// The output size for an extent: long side `DEFAULT_POINT_SIDE`, the other by the aspect ratio.
+fn default_size(e: &Extent) -> (u64, u64) {
+    let (dx, dy) = (e.xmax - e.xmin, e.ymax - e.ymin);
+    let n = DEFAULT_POINT_SIDE as f64;
+    if dx >= dy {
+        (DEFAULT_POINT_SIDE, ((n * dy / dx).round() as u64).clamp(1, DEFAULT_POINT_SIDE))
+    } else {
+        (((n * dx / dy).round() as u64).clamp(1, DEFAULT_POINT_SIDE), DEFAULT_POINT_SIDE)
+    }
+}
+
+/// The region a render uses: the given one, or the data bounds (padded when all points share an x or y).
+pub fn resolve_extent(src: &PointSource, region: Option<Extent>) -> Result<(Extent, Option<Bounds>, Vec<String>)> {
+    if let Some(e) = region {
+        return Ok((e, None, Vec::new()));
+    }
+    let b = data_bounds(src)?;
+    let Some(e) = b.extent else {
+        return Err(Error::bad_input(
+            &src.path,
+            format!("none of the {} points has finite x and y (all NaN or infinite): nothing to draw", src.len),
+        ));
+    };
+    let (e, px, py) = e.padded();
+    let mut notes = Vec::new();
+    if px || py {
+        let axes = match (px, py) {
+            (true, true) => "x and y",
+            (true, false) => "x",
+            _ => "y",
+        };
+        notes.push(format!(
+            "all points have the same {axes}: the region is padded by 0.5 to {},{},{},{}",
+            e.xmin, e.ymin, e.xmax, e.ymax
+        ));
+    }
+    Ok((e, Some(b), notes))
+}
+
+/// Bins `src` per `spec` and writes `out`: a PNG (by default) or, for `.npy`, the aggregate grid.
+pub fn render_points(src: &PointSource, spec: &PointRender, out: &Path) -> Result<PointReport> {
+    let colormap = Colormap::by_name(&spec.colormap).ok_or_else(|| {
+        Error::request(
+            &src.path,
+            format!("unknown colormap '{}' (known: {})", spec.colormap, Colormap::names().join(", ")),
+        )
+    })?;
+    if !(0.0..=1.0).contains(&spec.alpha) {
+        return Err(Error::request(&src.path, "--alpha must lie in 0..1"));
+    }
+    let t0 = Instant::now();
+    let (extent, bounds, mut notes) = resolve_extent(src, spec.region)?;
+    let bounds_s = t0.elapsed().as_secs_f64();
+    let (w, h) = spec.size.unwrap_or_else(|| default_size(&extent));
+    if w == 0 || h == 0 || w > 1 << 16 || h > 1 << 16 || w * h > MAX_POINT_PIXELS {
+        return Err(Error::request(
+            &src.path,
+            format!(
+                "output size {w}x{h} must be 1 to 65536 on each side and at most {MAX_POINT_PIXELS} pixels \
+                 (8192 x 8192): point images are held in memory"
+            ),
+        ));
+    }
+    let t1 = Instant::now();
+    let (grid, skipped) = aggregate(src, &extent, w as usize, h as usize, spec.agg)?;
+    let bin_s = t1.elapsed().as_secs_f64();
+    if skipped.nan_values > 0 {
+        notes.push(format!("{} points with a NaN value were not aggregated", skipped.nan_values));
+    }
+    let t2 = Instant::now();
+    let is_npy = out.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
+    if is_npy {
+        write_grid_npy(&grid, w, h, out)?;
+    } else {
+        let sh = Shading {
+            colormap,
+            scale: spec.scale,
+            alpha: (spec.alpha * 255.0).round() as u8,
+            background: spec.background,
+        };
+        let rgba = shade(&grid, w as usize, h as usize, &sh);
+        write_png(&rgba, w as u32, h as u32, out)?;
+    }
+    Ok(PointReport {
+        extent,
+        width: w,
+        height: h,
+        bounds,
+        skipped,
+        notes,
+        bounds_s,
+        bin_s,
+        write_s: t2.elapsed().as_secs_f64(),
+    })
+}
+
+/// The grid as .npy: uint32 counts or float64 (NaN = empty), shape (H, W), row 0 = lowest y.
+pub fn write_grid_npy(grid: &Grid, w: u64, h: u64, out: &Path) -> Result<()> {
+    let werr = |e: std::io::Error| Error::Output { path: out.to_path_buf(), msg: e.to_string() };
+    write_atomically(out, |file| {
+        let mut f = std::io::BufWriter::with_capacity(1 << 20, file);
+        match grid {
+            Grid::Count(c) => {
+                f.write_all(&npy_header("<u4", &[h, w])).map_err(werr)?;
+                for v in c {
+                    f.write_all(&v.to_le_bytes()).map_err(werr)?;
+                }
+            }
+            Grid::Float(v) => {
+                f.write_all(&npy_header("<f8", &[h, w])).map_err(werr)?;
+                for v in v {
+                    f.write_all(&v.to_le_bytes()).map_err(werr)?;
+                }
+            }
+        }
+        f.flush().map_err(werr)
+    })
+}
+
+fn write_png(rgba: &[u8], w: u32, h: u32, out: &Path) -> Result<()> {
+    let werr = |m: String| Error::Output { path: out.to_path_buf(), msg: m };
+    write_atomically(out, |file| {
+        let mut enc = png::Encoder::new(std::io::BufWriter::new(file), w, h);
+        enc.set_color(png::ColorType::Rgba);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.set_compression(png::Compression::Fast);
+        let mut writer = enc.write_header().map_err(|e| werr(e.to_string()))?;
+        writer.write_image_data(rgba).map_err(|e| werr(e.to_string()))?;
+        writer.finish().map_err(|e| werr(e.to_string()))
+    })
+}
+
+/// `info --points` as text lines: the records, then one bounds pass (finite extent, non-finite count).
+pub fn points_info_text(src: &PointSource) -> Result<String> {
+    let mut s = String::new();
+    for (k, v) in src.describe() {
+        s.push_str(&format!("{k:<14}{v}\n"));
+    }
+    let b = data_bounds(src)?;
+    let bounds = match b.extent {
+        Some(e) => format!("x {} .. {}, y {} .. {}", e.xmin, e.xmax, e.ymin, e.ymax),
+        None => "none (no point has finite x and y)".into(),
+    };
+    s.push_str(&format!("{:<14}{bounds}\n", "bounds:"));
+    s.push_str(&format!(
+        "{:<14}{} finite, {} with NaN/inf x or y (skipped when drawing)\n",
+        "points x,y:", b.finite, b.nonfinite
+    ));
+    Ok(s)
+}
+
+/// `info --points --json`.
+pub fn points_info_json(src: &PointSource) -> Result<serde_json::Value> {
+    let b = data_bounds(src)?;
+    let fmt = match &src.format {
+        crate::source::points::PointFormat::Raw => "raw",
+        crate::source::points::PointFormat::Npy { .. } => "npy",
+        crate::source::points::PointFormat::Text { .. } => "text",
+    };
+    let mut v = serde_json::json!({
+        "path": src.path.display().to_string(),
+        "format": fmt,
+        "kind": "points",
+        "points": src.len,
+        "columns": src.columns,
+        "dtype": src.dtype.name(),
+        "byte_order": src.endian.name(),
+        "memory_order": src.order.name(),
+        "x_column": src.x,
+        "y_column": src.y,
+        "value_column": src.value_column(),
+        "file_size": src.file_size,
+        "finite_points": b.finite,
+        "nonfinite_points": b.nonfinite,
+        "bounds": b.extent.map(|e| [e.xmin, e.ymin, e.xmax, e.ymax]),
+    });
+    if let crate::source::points::PointFormat::Text { binary, report } = &src.format {
+        v["converted_to"] = binary.display().to_string().into();
+        v["text_lines"] = report.lines.into();
+        v["malformed_lines"] = report.malformed.into();
+        v["first_malformed_lines"] = report.first_malformed.clone().into();
+    }
+    Ok(v)
+}

@@ -1,0 +1,526 @@
+//! Binning points into a W×H grid with datashader's rule (bit for bit), in parallel over mmap'd chunks:
+//! data bounds, extents, and the per-pixel aggregates count, sum, mean, min and max.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use crate::error::{Error, Result};
+use crate::source::points::{CachedBounds, Chunk, ChunkBuf, Cols, PointSource};
+
+/// A data-space rectangle: keep a point iff xmin ≤ x ≤ xmax and ymin ≤ y ≤ ymax (in float64).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Extent {
+    pub xmin: f64,
+    pub ymin: f64,
+    pub xmax: f64,
+    pub ymax: f64,
+}
+
+impl Extent {
+    /// Widens a zero-width axis by ±0.5 (all points identical along it); returns which axes were padded.
+    pub fn padded(self) -> (Extent, bool, bool) {
+        let mut e = self;
+        let px = e.xmax <= e.xmin;
+        let py = e.ymax <= e.ymin;
+        if px {
+            e.xmin -= 0.5;
+            e.xmax += 0.5;
+        }
+        if py {
+            e.ymin -= 0.5;
+            e.ymax += 0.5;
+        }
+        (e, px, py)
+    }
+}
+
+/// The per-pixel reduction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Agg {
+    #[default]
+    Count,
+    Sum,
+    Mean,
+    Min,
+    Max,
+}
+
+impl Agg {
+    pub const ALL: [Agg; 5] = [Agg::Count, Agg::Sum, Agg::Mean, Agg::Min, Agg::Max];
+    pub fn name(self) -> &'static str {
+        match self {
+            Agg::Count => "count",
+            Agg::Sum => "sum",
+            Agg::Mean => "mean",
+            Agg::Min => "min",
+            Agg::Max => "max",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Agg> {
+        Agg::ALL.into_iter().find(|a| a.name() == s.to_ascii_lowercase())
+    }
+    pub fn needs_value(self) -> bool {
+        self != Agg::Count
+    }
+}
+
+/// An aggregate grid, row 0 = lowest y (datashader's orientation).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Grid {
+    /// Points per pixel (datashader's `count()` is uint32 too).
+    Count(Vec<u32>),
+    /// sum/mean/min/max; NaN where no point (with a non-NaN value) fell.
+    Float(Vec<f64>),
+}
+
+/// Counts of what a pass skipped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Skipped {
+    /// Points whose x or y is NaN or ±inf.
+    pub nonfinite: u64,
+    /// Finite points outside the extent.
+    pub outside: u64,
+    /// Kept points whose value is NaN (not aggregated).
+    pub nan_values: u64,
+}
+
+impl Skipped {
+    fn add(&mut self, o: Skipped) {
+        self.nonfinite += o.nonfinite;
+        self.outside += o.outside;
+        self.nan_values += o.nan_values;
+    }
+}
+
+/// The bounds of the finite points, and how many points had non-finite coordinates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bounds {
+    /// `None` when no point has finite x and y.
+    pub extent: Option<Extent>,
+    pub finite: u64,
+    pub nonfinite: u64,
+    /// Read from the cache rather than computed by this call.
+    pub cached: bool,
+}
+
+/// Runs `work(chunk_index, state)` over every chunk on all rayon threads (one state per thread,
+/// chunks handed out in order), then returns the states.
+fn par_chunks<S: Send>(src: &PointSource, init: impl Fn() -> S + Sync, work: impl Fn(usize, &mut S) + Sync) -> Vec<S> {
+    let n = src.chunk_count();
+    let threads = rayon::current_num_threads().clamp(1, n.max(1));
+    let next = AtomicUsize::new(0);
+    let out = Mutex::new(Vec::with_capacity(threads));
+    src.advise_sequential();
+    rayon::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|_| {
+                let mut st = init();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    if i + threads < n {
+                        src.prefetch(i + threads);
+                    }
+                    work(i, &mut st);
+                }
+                if let Ok(mut o) = out.lock() {
+                    o.push(st);
+                }
+            });
+        }
+    });
+    out.into_inner().unwrap_or_default()
+}
+
+/// min/max of the points with finite x and y: from the cache of an earlier pass over the same file, else
+/// one parallel pass (then cached).
+pub fn data_bounds(src: &PointSource) -> Result<Bounds> {
+    if let Some(c) = src.cached_bounds() {
+        let extent = c.extent.map(|[xmin, ymin, xmax, ymax]| Extent { xmin, ymin, xmax, ymax });
+        return Ok(Bounds { extent, finite: c.finite, nonfinite: c.nonfinite, cached: true });
+    }
+    let b = scan_bounds(src)?;
+    src.store_bounds(&CachedBounds {
+        extent: b.extent.map(|e| [e.xmin, e.ymin, e.xmax, e.ymax]),
+        finite: b.finite,
+        nonfinite: b.nonfinite,
+    });
+    Ok(b)
+}
+
+/// One parallel pass: min/max of the points with finite x and y.
+pub fn scan_bounds(src: &PointSource) -> Result<Bounds> {
+    #[derive(Clone, Copy)]
+    struct B {
+        xmin: f64,
+        xmax: f64,
+        ymin: f64,
+        ymax: f64,
+        finite: u64,
+        nonfinite: u64,
+    }
+    let init = || B {
+        xmin: f64::INFINITY,
+        xmax: f64::NEG_INFINITY,
+        ymin: f64::INFINITY,
+        ymax: f64::NEG_INFINITY,
+        finite: 0,
+        nonfinite: 0,
+    };
+    fn scan_points<T: Copy + Into<f64>>(pts: impl Iterator<Item = (T, T)>, n: usize, b: &mut B) {
+        let (mut xmin, mut xmax, mut ymin, mut ymax) = (b.xmin, b.xmax, b.ymin, b.ymax);
+        let mut finite = 0u64;
+        for (x, y) in pts {
+            let (x, y): (f64, f64) = (x.into(), y.into());
+            if x.is_finite() & y.is_finite() {
+                // Plain compares (rarely true once the bounds settle), not NaN-aware min/max.
+                if x < xmin {
+                    xmin = x;
+                }
+                if x > xmax {
+                    xmax = x;
+                }
+                if y < ymin {
+                    ymin = y;
+                }
+                if y > ymax {
+                    ymax = y;
+                }
+                finite += 1;
+            }
+        }
+        *b = B { xmin, xmax, ymin, ymax, finite: b.finite + finite, nonfinite: b.nonfinite + (n as u64 - finite) };
+    }
+    fn scan<T: Copy + Into<f64>>(c: &Cols<'_, T>, b: &mut B) {
+        let (xi, yi) = (c.offsets[0], c.offsets[1]);
+        match c.stride {
+            2 if xi < 2 && yi < 2 && !c.records.is_empty() => {
+                scan_points(c.records.chunks_exact(2).map(|r| (r[xi], r[yi])), c.len, b)
+            }
+            3 if xi < 3 && yi < 3 && !c.records.is_empty() => {
+                scan_points(c.records.chunks_exact(3).map(|r| (r[xi], r[yi])), c.len, b)
+            }
+            _ => scan_points(
+                c.x.iter().step_by(c.stride).zip(c.y.iter().step_by(c.stride)).take(c.len).map(|(x, y)| (*x, *y)),
+                c.len,
+                b,
+            ),
+        }
+    }
+    let states = par_chunks(
+        src,
+        || (init(), ChunkBuf::default()),
+        |i, (b, buf)| {
+            src.with_chunk(i, None, buf, |c| match c {
+                Chunk::F32(c) => scan(&c, b),
+                Chunk::F64(c) => scan(&c, b),
+            })
+        },
+    );
+    src.check_faulted()?;
+    let mut t = init();
+    for (b, _) in states {
+        t.xmin = t.xmin.min(b.xmin);
+        t.xmax = t.xmax.max(b.xmax);
+        t.ymin = t.ymin.min(b.ymin);
+        t.ymax = t.ymax.max(b.ymax);
+        t.finite += b.finite;
+        t.nonfinite += b.nonfinite;
+    }
+    let extent = (t.finite > 0).then_some(Extent { xmin: t.xmin, ymin: t.ymin, xmax: t.xmax, ymax: t.ymax });
+    Ok(Bounds { extent, finite: t.finite, nonfinite: t.nonfinite, cached: false })
+}
+
+/// The binning transform of one axis: index = trunc(v·s + t), clamped to n − 1 (datashader's rule).
+#[derive(Debug, Clone, Copy)]
+struct Axis {
+    lo: f64,
+    hi: f64,
+    s: f64,
+    t: f64,
+    n: usize,
+}
+
+impl Axis {
+    /// `None` when the transform overflows (an extent too narrow or too far out for float64 binning).
+    fn new(lo: f64, hi: f64, n: usize) -> Option<Axis> {
+        let s = n as f64 / (hi - lo);
+        let t = -lo * s;
+        // Every v in [lo, hi] then has a finite v·s (between lo·s and hi·s) and 0 ≤ v·s + t ≲ n.
+        let ok = lo.is_finite() && hi > lo && s.is_finite() && t.is_finite() && (hi * s).is_finite() && n > 0;
+        ok.then_some(Axis { lo, hi, s, t, n })
+    }
+    /// `index` for a value known to lie in [lo, hi]: the truncation needs no saturation.
+    #[inline(always)]
+    fn index_kept(&self, v: f64) -> usize {
+        let f = v * self.s + self.t;
+        // SAFETY: `v` is in [lo, hi] (callers substitute `lo` for points they drop) and `new` checked that
+        // s, t, lo·s and hi·s are finite, so `f` is finite and in [0, n + ε]: representable as i64.
+        let i = unsafe { f.to_int_unchecked::<i64>() } as usize;
+        i.min(self.n - 1)
+    }
+    #[inline(always)]
+    fn index(&self, v: f64) -> usize {
+        // v ≥ lo makes v·s + t ≥ 0; the cast truncates toward zero (and saturates; NaN gives 0).
+        // Points not kept may give anything in 0..n; callers drop them.
+        ((v * self.s + self.t) as i64).clamp(0, self.n as i64 - 1) as usize
+    }
+}
+
+/// Per-thread accumulation grids.
+struct Acc {
+    count: Vec<u32>,
+    /// sum (sum, mean), running min or max; unused for count.
+    val: Vec<f64>,
+    skipped: Skipped,
+    buf: ChunkBuf,
+}
+
+#[inline(always)]
+fn bin_count<T: Copy + Into<f64>>(c: &Cols<'_, T>, ax: &Axis, ay: &Axis, grid: &mut [u32], sk: &mut Skipped) {
+    let (xi, yi) = (c.offsets[0], c.offsets[1]);
+    let nonfinite = match c.stride {
+        // Whole records of 2 or 3 values (the common layouts): a loop the compiler can keep tight.
+        2 if xi < 2 && yi < 2 && !c.records.is_empty() => {
+            count_points(c.records.chunks_exact(2).map(|r| (r[xi], r[yi])), ax, ay, grid)
+        }
+        3 if (xi, yi) == (0, 1) && !c.records.is_empty() => {
+            count_points(c.records.chunks_exact(3).map(|r| (r[0], r[1])), ax, ay, grid)
+        }
+        3 if xi < 3 && yi < 3 && !c.records.is_empty() => {
+            count_points(c.records.chunks_exact(3).map(|r| (r[xi], r[yi])), ax, ay, grid)
+        }
+        _ => count_points(
+            c.x.iter().step_by(c.stride).zip(c.y.iter().step_by(c.stride)).take(c.len).map(|(x, y)| (*x, *y)),
+            ax,
+            ay,
+            grid,
+        ),
+    };
+    sk.nonfinite += nonfinite;
+}
+
+/// Points per batch of the count kernel: indices first (branch-free), then the increments (independent
+/// memory accesses the CPU overlaps).
+const BATCH: usize = 512;
+
+/// The count kernel: `grid` has one extra cell at the end that collects the points not kept.
+/// Returns how many points had non-finite coordinates.
+#[inline(always)]
+fn count_points<T: Copy + Into<f64>>(
+    mut pts: impl Iterator<Item = (T, T)>,
+    ax: &Axis,
+    ay: &Axis,
+    grid: &mut [u32],
+) -> u64 {
+    let w = ax.n;
+    let dump = grid.len() - 1;
+    let mut nonfinite = 0u64;
+    let mut idx = [0usize; BATCH];
+    loop {
+        let mut n = 0;
+        for (slot, (x, y)) in idx.iter_mut().zip(&mut pts) {
+            let (x, y): (f64, f64) = (x.into(), y.into());
+            let keep = (x >= ax.lo) & (x <= ax.hi) & (y >= ay.lo) & (y <= ay.hi);
+            // Dropped points are binned at (lo, lo) and sent to the extra cell.
+            let (xk, yk) = if keep { (x, y) } else { (ax.lo, ay.lo) };
+            let k = ay.index_kept(yk) * w + ax.index_kept(xk);
+            *slot = if keep { k } else { dump };
+            nonfinite += u64::from(!(x.is_finite() & y.is_finite()));
+            n += 1;
+        }
+        for &k in &idx[..n] {
+            if let Some(g) = grid.get_mut(k) {
+                *g += 1;
+            }
+        }
+        if n < BATCH {
+            return nonfinite;
+        }
+    }
+}
+
+#[inline(always)]
+fn bin_value<T: Copy + Into<f64>>(c: &Cols<'_, T>, ax: &Axis, ay: &Axis, agg: Agg, acc: &mut Acc) {
+    let w = ax.n;
+    let vals = c.value.unwrap_or(&[]);
+    let it = c.x.iter().step_by(c.stride).zip(c.y.iter().step_by(c.stride)).zip(vals.iter().step_by(c.stride));
+    for ((x, y), v) in it.take(c.len) {
+        let (x, y, v): (f64, f64, f64) = ((*x).into(), (*y).into(), (*v).into());
+        if x >= ax.lo && x <= ax.hi && y >= ay.lo && y <= ay.hi {
+            if v.is_nan() {
+                acc.skipped.nan_values += 1;
+                continue;
+            }
+            let k = ay.index(y) * w + ax.index(x);
+            let (Some(n), Some(a)) = (acc.count.get_mut(k), acc.val.get_mut(k)) else { continue };
+            *n += 1;
+            match agg {
+                Agg::Min => *a = a.min(v),
+                Agg::Max => *a = a.max(v),
+                _ => *a += v,
+            }
+        } else if !(x.is_finite() && y.is_finite()) {
+            acc.skipped.nonfinite += 1;
+        } else {
+            acc.skipped.outside += 1;
+        }
+    }
+}
+
+/// The largest memory all threads' private grids may take together; fewer threads beyond it.
+const GRID_BUDGET: usize = 1 << 30;
+
+/// Bins every point of `src` into a `w`×`h` grid over `extent` (which must have positive width and height).
+pub fn aggregate(src: &PointSource, extent: &Extent, w: usize, h: usize, agg: Agg) -> Result<(Grid, Skipped)> {
+    let path = &src.path;
+    let finite = [extent.xmin, extent.xmax, extent.ymin, extent.ymax].iter().all(|v| v.is_finite());
+    if !(finite && extent.xmax > extent.xmin && extent.ymax > extent.ymin) {
+        return Err(Error::request(path, "the region must be finite with XMIN < XMAX and YMIN < YMAX"));
+    }
+    let cells = w
+        .checked_mul(h)
+        .filter(|&c| c > 0)
+        .ok_or_else(|| Error::request(path, "the output size is empty or too large"))?;
+    let value_col = if agg.needs_value() {
+        Some(src.value_column().ok_or_else(|| {
+            Error::request(
+                path,
+                format!(
+                    "--agg {} needs a value column: the records have only {} values (give --value COLUMN)",
+                    agg.name(),
+                    src.columns
+                ),
+            )
+        })?)
+    } else {
+        None
+    };
+    let axes = Axis::new(extent.xmin, extent.xmax, w).zip(Axis::new(extent.ymin, extent.ymax, h));
+    let (ax, ay) = axes.ok_or_else(|| {
+        Error::request(path, "the region is too narrow (or too far out) to bin in float64: choose a wider --region")
+    })?;
+    let per_thread = cells * if agg.needs_value() { 12 } else { 4 };
+    let pool_threads = rayon::current_num_threads().min((GRID_BUDGET / per_thread.max(1)).max(1));
+    let run = || {
+        par_chunks(
+            src,
+            || Acc {
+                count: vec![0u32; cells + 1],
+                val: if agg.needs_value() {
+                    vec![
+                        match agg {
+                            Agg::Min => f64::INFINITY,
+                            Agg::Max => f64::NEG_INFINITY,
+                            _ => 0.0,
+                        };
+                        cells
+                    ]
+                } else {
+                    Vec::new()
+                },
+                skipped: Skipped::default(),
+                buf: ChunkBuf::default(),
+            },
+            |i, acc| {
+                let mut buf = std::mem::take(&mut acc.buf);
+                src.with_chunk(i, value_col, &mut buf, |c| match (c, agg) {
+                    (Chunk::F32(c), Agg::Count) => bin_count(&c, &ax, &ay, &mut acc.count, &mut acc.skipped),
+                    (Chunk::F64(c), Agg::Count) => bin_count(&c, &ax, &ay, &mut acc.count, &mut acc.skipped),
+                    (Chunk::F32(c), _) => bin_value(&c, &ax, &ay, agg, acc),
+                    (Chunk::F64(c), _) => bin_value(&c, &ax, &ay, agg, acc),
+                });
+                acc.buf = buf;
+            },
+        )
+    };
+    let accs = if pool_threads < rayon::current_num_threads() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(pool_threads)
+            .build()
+            .map_err(|e| Error::request(path, format!("cannot start worker threads: {e}")))?;
+        pool.install(run)
+    } else {
+        run()
+    };
+    src.check_faulted()?;
+    let mut it = accs.into_iter();
+    let Some(mut total) = it.next() else {
+        return Ok((empty_grid(agg, cells), Skipped::default()));
+    };
+    for a in it {
+        total.skipped.add(a.skipped);
+        merge(&mut total, &a, agg);
+    }
+    // The extra cell: points the count kernel did not keep (value aggregates count theirs as they go).
+    if let Some(missed) = total.count.pop() {
+        if agg == Agg::Count {
+            total.skipped.outside = u64::from(missed).saturating_sub(total.skipped.nonfinite);
+        }
+    }
+    let grid = match agg {
+        Agg::Count => Grid::Count(total.count),
+        _ => {
+            let mut v = total.val;
+            for (x, &n) in v.iter_mut().zip(&total.count) {
+                if n == 0 {
+                    *x = f64::NAN;
+                } else if agg == Agg::Mean {
+                    *x /= f64::from(n);
+                }
+            }
+            Grid::Float(v)
+        }
+    };
+    Ok((grid, total.skipped))
+}
+
+fn empty_grid(agg: Agg, cells: usize) -> Grid {
+    match agg {
+        Agg::Count => Grid::Count(vec![0; cells]),
+        _ => Grid::Float(vec![f64::NAN; cells]),
+    }
+}
+
+/// Adds thread grid `a` into `total`, in parallel over pixel bands.
+fn merge(total: &mut Acc, a: &Acc, agg: Agg) {
+    use rayon::prelude::*;
+    const BAND: usize = 1 << 16;
+    total.count.par_chunks_mut(BAND).zip(a.count.par_chunks(BAND)).for_each(|(t, s)| {
+        for (t, s) in t.iter_mut().zip(s) {
+            *t = t.wrapping_add(*s);
+        }
+    });
+    if agg.needs_value() {
+        total.val.par_chunks_mut(BAND).zip(a.val.par_chunks(BAND)).for_each(|(t, s)| {
+            for (t, s) in t.iter_mut().zip(s) {
+                *t = match agg {
+                    Agg::Min => t.min(*s),
+                    Agg::Max => t.max(*s),
+                    _ => *t + *s,
+                };
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axis_follows_datashader_rule() {
+        let Some(a) = Axis::new(-10.0, 10.0, 1024) else { panic!("axis") };
+        assert!(Axis::new(0.0, 1e-320, 1024).is_none());
+        assert_eq!(a.index_kept(10.0), 1023);
+        assert_eq!(a.index(-10.0), 0);
+        assert_eq!(a.index(10.0), 1023);
+        assert_eq!(a.index(0.0), 512);
+        assert_eq!(a.index(-10.0 + 20.0 / 1024.0), 1);
+        let (e, px, py) = Extent { xmin: 1.0, xmax: 1.0, ymin: 0.0, ymax: 2.0 }.padded();
+        assert!(px && !py);
+        assert_eq!((e.xmin, e.xmax), (0.5, 1.5));
+    }
+}
