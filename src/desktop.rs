@@ -7,7 +7,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -141,7 +141,7 @@ pub fn install_into(dirs: &XdgDirs, exe: &Path) -> Result<InstallReport> {
     }
     let mut report = InstallReport::default();
     for (path, bytes) in &files {
-        write_atomic(path, bytes, None)?;
+        crate::diskcache::write_atomic(path, bytes, None)?;
         report.files.push(path.clone());
     }
     refresh_mime_database(dirs, &mut report.notes);
@@ -174,7 +174,7 @@ pub fn uninstall_from(dirs: &XdgDirs) -> Result<InstallReport> {
             // Edit the file a symlinked mimeapps.list points to, not the link.
             let target = fs::canonicalize(&list).map_err(|e| Error::io(&list, e))?;
             let perms = fs::metadata(&target).map_err(|e| Error::io(&target, e))?.permissions();
-            write_atomic(&target, edited.as_bytes(), Some(perms))?;
+            crate::diskcache::write_atomic(&target, edited.as_bytes(), Some(perms))?;
             report.notes.push(format!("removed {DESKTOP_ID} as the default for {MIME_TYPE} from {}", list.display()));
             report.files.push(list);
         }
@@ -304,28 +304,6 @@ fn without_default(text: &str) -> Option<String> {
         out.push_str(line);
     }
     changed.then_some(out)
-}
-
-/// Writes `bytes` to a temporary file beside `path`, then renames it over `path` (creating parent directories).
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8], perms: Option<fs::Permissions>) -> Result<()> {
-    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    let name = path.file_name().unwrap_or(OsStr::new("file")).to_string_lossy();
-    let tmp = parent.join(format!(".{name}.vastview-{}.tmp", std::process::id()));
-    let written = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        if let Some(p) = perms {
-            f.set_permissions(p)?;
-        }
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(Error::Output { path: path.to_path_buf(), msg: e.to_string() });
-    }
-    Ok(())
 }
 
 fn refresh_mime_database(dirs: &XdgDirs, notes: &mut Vec<String>) {

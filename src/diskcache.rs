@@ -191,6 +191,29 @@ pub fn enforce_cap(cap: u64, incoming: u64, keep: &[&Path]) -> Result<Vec<PathBu
     Ok(evicted)
 }
 
+/// Writes `bytes` to a temporary file beside `path`, then renames it over `path` (creating parent directories).
+pub fn write_atomic(path: &Path, bytes: &[u8], perms: Option<std::fs::Permissions>) -> Result<()> {
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    let name = path.file_name().unwrap_or(std::ffi::OsStr::new("file")).to_string_lossy();
+    let tmp = parent.join(format!(".{name}.vastview-{}.tmp", std::process::id()));
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        use std::io::Write;
+        f.write_all(bytes)?;
+        if let Some(p) = perms {
+            f.set_permissions(p)?;
+        }
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::Output { path: path.to_path_buf(), msg: e.to_string() });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -74,7 +74,7 @@ pub fn push_recent(list: &mut Vec<PathBuf>, p: &Path) {
     list.truncate(10);
     if let Some(f) = recent_path() {
         let text: String = list.iter().map(|p| format!("{}\n", p.display())).collect();
-        let _ = crate::desktop::write_atomic(&f, text.as_bytes(), None);
+        let _ = crate::diskcache::write_atomic(&f, text.as_bytes(), None);
     }
 }
 

@@ -424,7 +424,6 @@ impl PointSource {
 
     /// The cache file for this point set's data bounds (depends on the file and on the x/y columns read).
     fn bounds_cache_path(&self) -> Option<PathBuf> {
-        let meta = std::fs::metadata(&self.path).ok()?;
         let key = format!(
             "bounds {} {} {} {} {} {} {} {}",
             self.dtype.name(),
@@ -436,7 +435,7 @@ impl PointSource {
             self.x,
             self.y
         );
-        points_text::cache_path(&self.path, &meta, key.as_bytes(), "bounds").ok()
+        points_text::cache_path(&self.path, &key, "bounds").ok()
     }
 
     /// Data bounds saved by an earlier pass over this same file (same size and mtime), if any.
@@ -456,7 +455,7 @@ impl PointSource {
         let Some(path) = self.bounds_cache_path() else { return };
         let e = b.extent.unwrap_or([f64::NAN; 4]).map(f64::to_bits);
         let text = format!("{:x} {:x} {:x} {:x} {:x} {:x}\n", e[0], e[1], e[2], e[3], b.finite, b.nonfinite);
-        let _ = points_text::write_cache_file(&path, text.as_bytes());
+        let _ = crate::diskcache::write_atomic(&path, text.as_bytes(), None);
     }
 
     /// `info` lines for the point set itself.

@@ -76,54 +76,17 @@ impl TextReport {
     }
 }
 
-/// A cache file for `input` in `points/` of the shared cache directory ([`crate::diskcache::root`]), named by
-/// a hash of the canonical path, size, mtime and `key`, ending in `ext`.
-pub fn cache_path(input: &Path, meta: &std::fs::Metadata, key: &[u8], ext: &str) -> Result<PathBuf> {
-    let base = crate::diskcache::root()?;
-    let canon = std::fs::canonicalize(input).map_err(|e| Error::io(input, e))?;
-    let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).unwrap_or_default();
-    let mut h = Fnv::default();
-    h.write(canon.as_os_str().as_encoded_bytes());
-    h.write(&meta.len().to_le_bytes());
-    h.write(&mtime.as_nanos().to_le_bytes());
-    h.write(&CACHE_VERSION.to_le_bytes());
-    h.write(key);
-    Ok(base.join("points").join(format!("{:016x}.{ext}", h.0)))
-}
-
-/// Writes `bytes` to `path` through a temporary name and a rename (creating the directory).
-pub fn write_cache_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
-}
-
-/// FNV-1a, 64 bits: a hash that stays the same across builds (cache file names).
-struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv(0xcbf29ce484222325)
-    }
-}
-
-impl Fnv {
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100000001b3);
-        }
-    }
+/// A cache file for `input` in `points/` of the shared cache directory, named from the file's identity
+/// (canonical path, size, mtime, header hash: [`crate::diskcache::Identity`]) and `key`, ending in `ext`.
+pub fn cache_path(input: &Path, key: &str, ext: &str) -> Result<PathBuf> {
+    let id = crate::diskcache::Identity::of(input)?;
+    crate::diskcache::entry_path("points", &id.key(&format!("points v{CACHE_VERSION} {key}")), ext)
 }
 
 /// Returns the cached binary of a text point file, converting it first when there is none.
 pub fn convert_cached(input: &Path) -> Result<(PathBuf, TextReport)> {
     let meta = std::fs::metadata(input).map_err(|e| Error::io(input, e))?;
-    let bin = cache_path(input, &meta, b"text", "f64")?;
+    let bin = cache_path(input, "text", "f64")?;
     let report_path = bin.with_extension("txt");
     if let (Ok(text), Ok(m)) = (std::fs::read_to_string(&report_path), std::fs::metadata(&bin)) {
         if let Some(r) = TextReport::from_text(&text) {
@@ -146,7 +109,7 @@ pub fn convert_cached(input: &Path) -> Result<(PathBuf, TextReport)> {
         }
     };
     std::fs::rename(&tmp, &bin).map_err(|e| Error::io(&bin, e))?;
-    write_cache_file(&report_path, report.to_text().as_bytes())?;
+    crate::diskcache::write_atomic(&report_path, report.to_text().as_bytes(), None)?;
     Ok((bin, report))
 }
 
