@@ -150,7 +150,7 @@ pub fn list() -> Result<Vec<Entry>> {
 /// Bytes a file occupies on disk (a sparse, half-built file counts only what is written).
 fn allocated(meta: &std::fs::Metadata) -> u64 {
     use std::os::unix::fs::MetadataExt;
-    (meta.blocks() * 512).min(meta.len().max(meta.blocks() * 512))
+    meta.blocks() * 512
 }
 
 /// Deletes entries: all of them, or those whose file name starts with `prefix`. Returns (files, bytes).

@@ -194,7 +194,7 @@ impl<'a> Builder<'a> {
                 self.src.prefetch(slice, Rect::new(0, y1, w, (y1 + bh).min(h)));
             }
             self.read_band(slice, y, y1, &mut bufs)?;
-            let rows = self.reduce_band(&bufs, y, l0)?;
+            let rows = self.reduce_band(&bufs, l0)?;
             y = y1;
             // Level-0 tile row finished: its statistics go out and up.
             if self.with_stats && (y % tile == 0 || y == h) {
@@ -234,7 +234,7 @@ impl<'a> Builder<'a> {
     }
 
     /// Level-1 rows (sums/maxima and counts) from a band, and the band's part of the level-0 statistics.
-    fn reduce_band(&self, bufs: &[RegionBuf], y0: u64, l0: &mut [StatsAcc]) -> Result<Rows> {
+    fn reduce_band(&self, bufs: &[RegionBuf], l0: &mut [StatsAcc]) -> Result<Rows> {
         let dtype = self.src.info().dtype;
         macro_rules! go {
             ($t:ty) => {{
@@ -246,7 +246,7 @@ impl<'a> Builder<'a> {
                         s.chunks_exact(wc)
                     })
                     .collect();
-                self.reduce_rows::<$t>(&rows, y0, l0)
+                self.reduce_rows::<$t>(&rows, l0)
             }};
         }
         Ok(match dtype {
@@ -264,7 +264,7 @@ impl<'a> Builder<'a> {
         })
     }
 
-    fn reduce_rows<T: Element>(&self, rows: &[&[T]], _y0: u64, l0: &mut [StatsAcc]) -> Rows {
+    fn reduce_rows<T: Element>(&self, rows: &[&[T]], l0: &mut [StatsAcc]) -> Rows {
         let im = self.src.info().image;
         let (w, c) = (im.width as usize, im.channels as usize);
         let tile = self.store.levels().tile as usize;
@@ -421,6 +421,11 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
+    /// What ties a checkpoint to its pyramid file: a hash of the file's header.
+    fn meta_key(&self) -> u64 {
+        crate::diskcache::fnv1a(&serde_json::to_vec(&self.store.meta).unwrap_or_default(), 0)
+    }
+
     /// Writes the state needed to resume at level-0 row `y` (a tile-row boundary) of `slice`.
     fn checkpoint(&self, slice: u64, y: u64, states: &mut [LevelState]) -> Result<()> {
         for st in states.iter_mut() {
@@ -428,9 +433,7 @@ impl<'a> Builder<'a> {
         }
         let mut b = Vec::new();
         b.extend_from_slice(b"VVRESUM1");
-        b.extend_from_slice(
-            &crate::diskcache::fnv1a(&serde_json::to_vec(&self.store.meta).unwrap_or_default(), 0).to_le_bytes(),
-        );
+        b.extend_from_slice(&self.meta_key().to_le_bytes());
         for v in [slice, y] {
             b.extend_from_slice(&v.to_le_bytes());
         }
@@ -475,7 +478,7 @@ impl<'a> Builder<'a> {
             Some(v)
         };
         let key = u64_at(&mut at)?;
-        if key != crate::diskcache::fnv1a(&serde_json::to_vec(&self.store.meta).ok()?, 0) {
+        if key != self.meta_key() {
             return None;
         }
         let slice = u64_at(&mut at)?;

@@ -33,6 +33,11 @@ pub fn bins(start: u64, n_in: u64, n_out: u64) -> Vec<(u64, u64)> {
     }
 }
 
+/// The one-row bin at the centre of each bin: what a preview reads instead of the whole block.
+pub fn centre_rows(bins: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    bins.iter().map(|&(a, b)| ((a + b) / 2, (a + b) / 2 + 1)).collect()
+}
+
 /// Means of `src` over the blocks `x_bins × y_bins` (each a half-open pixel range), row by row, with
 /// the channels of each block interleaved (`c` values per block for a `c`-channel source).
 /// NaN pixels are left out of a block's mean; a block of only NaN is NaN. Multi-threaded; holds at most

@@ -5,9 +5,9 @@ use crate::error::{Error, Result};
 use crate::geom::{Rect, TileGrid};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use crate::pyramid::block_reduce;
 use crate::pyramid::store::{Method, Store};
 use crate::pyramid::texels::TileData;
+use crate::pyramid::{block_reduce, centre_rows};
 use crate::source::{ArraySource, RegionBuf};
 
 /// The levels of an image of `width × height` data pixels cut into `tile × tile` tiles.
@@ -130,10 +130,7 @@ impl TileSource {
         let r = self.levels.grid(level).tile_rect(tx, ty);
         let f = factor(level);
         let x_bins = level_bins(r.x0, r.x1, f, self.levels.width);
-        let rows: Vec<(u64, u64)> = level_bins(r.y0, r.y1, f, self.levels.height)
-            .into_iter()
-            .map(|(a, b)| ((a + b) / 2, (a + b) / 2 + 1))
-            .collect();
+        let rows = centre_rows(&level_bins(r.y0, r.y1, f, self.levels.height));
         let vals = block_reduce(self.src.as_ref(), slice, &x_bins, &rows, self.method)?;
         let mut t = texels_of(self.src.info(), &vals, r.width() as u32, r.height() as u32);
         t.preview = true;

@@ -39,14 +39,14 @@ fn source_desc(info: &SourceInfo) -> String {
     )
 }
 
-/// What a pyramid of `src` must say about itself (the histogram limits aside).
-fn expected_meta(src: &dyn ArraySource, id: Identity, method: Method, hist: HistRange) -> Meta {
+/// What a pyramid of `src` must say about itself (the histogram limits aside), and its layout.
+fn expected_meta(src: &dyn ArraySource, id: Identity, method: Method, hist: HistRange) -> (Meta, Layout) {
     let info = src.info();
     let im = info.image;
     let levels = Levels::new(im.width, im.height, TILE);
     let dtype = level_dtype(info.dtype);
     let layout = Layout::new(levels, im.slices, im.channels, dtype);
-    Meta {
+    let meta = Meta {
         format: "vastview-pyramid".into(),
         version: store::VERSION,
         identity: id,
@@ -63,7 +63,8 @@ fn expected_meta(src: &dyn ArraySource, id: Identity, method: Method, hist: Hist
         hist_hi: hist.hi,
         little_endian: store::native_little(),
         file_size: layout.file_size,
-    }
+    };
+    (meta, layout)
 }
 
 /// The identity and cache paths of `src`'s pyramid, or `None` for sources that are not files (the demo).
@@ -87,7 +88,7 @@ pub fn find(src: &dyn ArraySource, method: Method) -> Result<Option<Arc<Store>>>
     if !paths.done.exists() {
         return Ok(None);
     }
-    let expect = expected_meta(src, id, method, HistRange { lo: 0.0, hi: 1.0 });
+    let (expect, _) = expected_meta(src, id, method, HistRange { lo: 0.0, hi: 1.0 });
     match Store::open(&paths.done, &expect, true) {
         Ok(s) => {
             diskcache::touch(&paths.done);
@@ -117,8 +118,7 @@ impl BuildJob {
         let Some((id, paths)) = locate(src, method)? else {
             return Err(Error::request(&src.info().path, "procedural sources have no pyramid file"));
         };
-        let hist = HistRange { lo: 0.0, hi: 1.0 };
-        let expect = expected_meta(src, id.clone(), method, hist);
+        let (expect, _) = expected_meta(src, id.clone(), method, HistRange { lo: 0.0, hi: 1.0 });
         if paths.partial.exists() && paths.resume.exists() {
             if let Ok(s) = Store::open(&paths.partial, &expect, false) {
                 if !s.try_lock() {
@@ -128,11 +128,7 @@ impl BuildJob {
             }
         }
         // A new build: free room first, then sample the histogram range.
-        let mut meta = expected_meta(src, id, method, sample_range(src)?);
-        meta.hist_lo = meta.hist_lo.min(meta.hist_hi);
-        let layout = Layout::new(Levels::new(meta.width, meta.height, TILE), meta.slices, meta.channels, {
-            level_dtype(src.info().dtype)
-        });
+        let (meta, layout) = expected_meta(src, id, method, sample_range(src)?);
         let _ = diskcache::enforce_cap(diskcache::cap(), layout.file_size, &[]);
         let _ = std::fs::remove_file(&paths.resume);
         let s = Store::create(&paths.partial, meta, layout)?;

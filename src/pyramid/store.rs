@@ -327,6 +327,11 @@ impl Store {
         self.index.iter().filter(|e| e.load(Ordering::Relaxed) & DONE != 0).count() as u64
     }
 
+    /// The tile-table position of a stored tile the builder writes (an error for a tile outside the file).
+    fn slot(&self, slice: u64, level: u32, tx: u64, ty: u64) -> Result<u64> {
+        self.layout.data_index(slice, level, tx, ty).ok_or_else(|| Error::cache(&self.path, "tile index"))
+    }
+
     fn slot_offset(&self, i: u64) -> u64 {
         self.layout.data_offset + i * self.layout.slot_bytes
     }
@@ -361,14 +366,14 @@ impl Store {
         row0: u64,
         bytes: &[u8],
     ) -> Result<()> {
-        let i = self.layout.data_index(slice, level, tx, ty).ok_or_else(|| Error::cache(&self.path, "tile index"))?;
+        let i = self.slot(slice, level, tx, ty)?;
         let (row_bytes, _, _) = self.layout.tile_dims(level, tx, ty);
         self.file.write_all_at(bytes, self.slot_offset(i) + row0 * row_bytes).map_err(rw_err(&self.path))
     }
 
     /// Reads back a stored tile's bytes whatever its state (to checksum it when it is finished).
     pub(crate) fn tile_bytes(&self, slice: u64, level: u32, tx: u64, ty: u64) -> Result<Vec<u8>> {
-        let i = self.layout.data_index(slice, level, tx, ty).ok_or_else(|| Error::cache(&self.path, "tile index"))?;
+        let i = self.slot(slice, level, tx, ty)?;
         let (row_bytes, _, h) = self.layout.tile_dims(level, tx, ty);
         let mut b = vec![0u8; (row_bytes * h) as usize];
         self.file.read_exact_at(&mut b, self.slot_offset(i)).map_err(rw_err(&self.path))?;
@@ -377,7 +382,7 @@ impl Store {
 
     /// Records a tile as complete with the checksum of its bytes.
     pub(crate) fn finish_tile(&self, slice: u64, level: u32, tx: u64, ty: u64, crc: u32) -> Result<()> {
-        let i = self.layout.data_index(slice, level, tx, ty).ok_or_else(|| Error::cache(&self.path, "tile index"))?;
+        let i = self.slot(slice, level, tx, ty)?;
         let e = DONE | u64::from(crc);
         self.file.write_all_at(&e.to_le_bytes(), self.layout.index_offset + 8 * i).map_err(rw_err(&self.path))?;
         if let Some(a) = self.index.get(i as usize) {
@@ -388,7 +393,7 @@ impl Store {
 
     /// Forgets a tile (a resumed build rewrites it).
     pub(crate) fn unfinish_tile(&self, slice: u64, level: u32, tx: u64, ty: u64) -> Result<()> {
-        let i = self.layout.data_index(slice, level, tx, ty).ok_or_else(|| Error::cache(&self.path, "tile index"))?;
+        let i = self.slot(slice, level, tx, ty)?;
         self.file.write_all_at(&0u64.to_le_bytes(), self.layout.index_offset + 8 * i).map_err(rw_err(&self.path))?;
         if let Some(a) = self.index.get(i as usize) {
             a.store(0, Ordering::Release);
