@@ -141,13 +141,13 @@ fn point_pngs_match_datashader_shading() {
             failures.push(format!("{name}: exit {:?}: {}", out.status.code(), stderr(&out)));
             continue;
         }
-        let (w, h, got) = read_png(&png);
-        let (shape, want) = read_npy(&dir.join(case["expected"].as_str().unwrap_or_default()));
-        if shape != [u64::from(h), u64::from(w), 4] {
-            failures.push(format!("{name}: PNG is {w}x{h}, expected shape {shape:?}"));
-            continue;
-        }
-        let want: Vec<u8> = want.iter().map(|&v| v as u8).collect();
+        let (w, got, want) = match png_and_expected(dir, case, &png) {
+            Ok(v) => v,
+            Err(msg) => {
+                failures.push(format!("{name}: {msg}"));
+                continue;
+            }
+        };
         // The picture is real: some transparent (empty) and many colored pixels.
         let empty = got.chunks_exact(4).filter(|p| p[3] == 0).count();
         let colors: std::collections::HashSet<&[u8]> = got.chunks_exact(4).collect();

@@ -28,13 +28,13 @@ fn rendered_pixels_match_matplotlib() {
             failures.push(format!("{name}: exit {:?}: {}", out.status.code(), stderr(&out)));
             continue;
         }
-        let (w, h, got) = read_png(&png);
-        let (shape, want) = read_npy(&dir.join(case["expected"].as_str().unwrap_or_default()));
-        if shape != [u64::from(h), u64::from(w), 4] {
-            failures.push(format!("{name}: PNG is {w}x{h}, expected shape {shape:?}"));
-            continue;
-        }
-        let want: Vec<u8> = want.iter().map(|&v| v as u8).collect();
+        let (w, got, want) = match png_and_expected(dir, case, &png) {
+            Ok(v) => v,
+            Err(msg) => {
+                failures.push(format!("{name}: {msg}"));
+                continue;
+            }
+        };
         let tol = case["tol"].as_i64().unwrap_or(2) as i32;
         if let Some(msg) = compare_rgba(&got, &want, w as usize, tol) {
             failures.push(format!("{name}: {msg}"));

@@ -121,3 +121,14 @@ pub fn gpu_session() -> Option<vastview::headless::Session> {
         }
     }
 }
+
+/// A rendered PNG and the RGBA8 pixels an oracle case expects (`case["expected"]`, an (H, W, 4) .npy):
+/// (width, got, want), or why they cannot be compared.
+pub fn png_and_expected(dir: &Path, case: &Value, png: &Path) -> Result<(u32, Vec<u8>, Vec<u8>), String> {
+    let (w, h, got) = read_png(png);
+    let (shape, want) = read_npy(&dir.join(case["expected"].as_str().unwrap_or_default()));
+    if shape != [u64::from(h), u64::from(w), 4] {
+        return Err(format!("PNG is {w}x{h}, expected shape {shape:?}"));
+    }
+    Ok((w, got, want.iter().map(|&v| v as u8).collect()))
+}
