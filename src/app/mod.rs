@@ -162,6 +162,8 @@ struct Doc {
     hist_time: Option<Instant>,
     /// Visible tiles drawn from a preview last frame.
     previews_drawn: usize,
+    /// Tiles whose resident texture holds a preview (set at upload, cleared when the exact one replaces it).
+    preview_tiles: HashSet<TileId>,
 }
 
 /// The tiles at the level the view wants, and how many of them were drawn at that level.
@@ -329,6 +331,7 @@ impl Viewer {
                     hist_stale: true,
                     hist_time: None,
                     previews_drawn: 0,
+                    preview_tiles: HashSet::new(),
                 });
                 self.error = None;
             }
@@ -518,17 +521,20 @@ impl Viewer {
         let mut renderer = rs.renderer.write();
         let Some(vg) = renderer.callback_resources.get_mut::<ViewerGpu>() else { return false };
         vg.tiles.begin_frame();
+        // Whether each texture uploaded this frame is a preview (recorded once, at upload).
+        let mut uploaded: Vec<(TileId, bool)> = Vec::new();
         // A tile loaded again (an exact tile replacing its preview) replaces the resident texture.
         for tid in &fresh {
             let key = Self::key(doc, tid);
             if vg.tiles.has_tile(&key) {
                 if let Some(data) = doc.cache.get(tid) {
                     let _ = vg.tiles.upload(&vg.gpu, key, &data);
+                    uploaded.push((*tid, data.preview));
                 }
             }
         }
         let mut uploads = 0;
-        let resident = |vg: &mut ViewerGpu, tid: &TileId, uploads: &mut u32| -> bool {
+        let resident = |vg: &mut ViewerGpu, tid: &TileId, uploads: &mut u32, uploaded: &mut Vec<(TileId, bool)>| {
             let key = Self::key(doc, tid);
             if vg.tiles.has_tile(&key) {
                 return true;
@@ -539,6 +545,7 @@ impl Viewer {
             match doc.cache.get(tid) {
                 Some(data) => {
                     *uploads += 1;
+                    uploaded.push((*tid, data.preview));
                     vg.tiles.upload(&vg.gpu, key, &data).is_ok()
                 }
                 None => false,
@@ -549,7 +556,7 @@ impl Viewer {
         let mut all_resident = true;
         for t in &visible {
             let tid = id(level, *t);
-            if resident(vg, &tid, &mut uploads) {
+            if resident(vg, &tid, &mut uploads, &mut uploaded) {
                 fine.push(tid);
                 continue;
             }
@@ -557,7 +564,7 @@ impl Viewer {
             let mut a = tid;
             while a.level < top {
                 a = a.parent();
-                if resident(vg, &a, &mut uploads) {
+                if resident(vg, &a, &mut uploads, &mut uploaded) {
                     if !stand_ins.contains(&a) {
                         stand_ins.push(a);
                     }
@@ -632,7 +639,14 @@ impl Viewer {
             );
         }
         // Preview tiles on screen: not final (a screenshot waits for the exact ones).
-        let previews = fine.iter().filter(|t| doc.cache.get(t).is_some_and(|d| d.preview)).count();
+        for (tid, preview) in uploaded {
+            if preview {
+                doc.preview_tiles.insert(tid);
+            } else {
+                doc.preview_tiles.remove(&tid);
+            }
+        }
+        let previews = fine.iter().filter(|t| doc.preview_tiles.contains(t)).count();
         doc.previews_drawn = previews;
         let all_resident = all_resident && previews == 0;
         if !all_resident {
