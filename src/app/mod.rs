@@ -374,7 +374,7 @@ impl Viewer {
         PyramidBuild { progress, outcome, started: Instant::now(), epoch_seen: 0 }
     }
 
-    /// The build's state for the status bar, and whether preview tiles may still be on screen.
+    /// The build's state for the status bar, and whether it is still running (then a progress bar shows).
     fn build_status(doc: &Doc) -> Option<(String, bool)> {
         let b = doc.build.as_ref()?;
         let outcome = b.outcome.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
@@ -383,10 +383,10 @@ impl Viewer {
                 let done = b.progress.done.load(Ordering::Relaxed);
                 let from = b.progress.resumed_from.load(Ordering::Relaxed);
                 let rate = done.saturating_sub(from) as f64 / b.started.elapsed().as_secs_f64().max(1e-3) / 1e6;
-                (format!("preview · building pyramid {:.0} % ({rate:.0} MB/s)", b.progress.fraction() * 100.0), true)
+                (format!("building pyramid {:.0} % ({rate:.0} MB/s)", b.progress.fraction() * 100.0), true)
             }
             Some(Ok(())) => ("pyramid built".into(), false),
-            Some(Err(e)) => (format!("preview · pyramid not built: {e}"), true),
+            Some(Err(e)) => (format!("pyramid not built: {e}"), false),
         })
     }
 
@@ -686,7 +686,7 @@ impl Viewer {
                     }
                 }
                 let text = if doc.previews_drawn > 0 {
-                    format!("{text} ({} preview tiles shown)", doc.previews_drawn)
+                    format!("preview · {text} ({} preview tiles shown)", doc.previews_drawn)
                 } else {
                     text
                 };
