@@ -69,8 +69,19 @@ pub struct ViewArgs {
     /// computed from the data on demand)
     #[arg(long)]
     pub no_pyramid: bool,
+    /// Point sets: per-pixel aggregate, count, or sum|mean|min|max of the value column
+    #[arg(long, default_value = "count", requires = "points")]
+    pub agg: String,
+    /// Point sets: opacity (0..1) of the non-empty pixels
+    #[arg(long, default_value_t = 1.0, requires = "points")]
+    pub alpha: f64,
+    /// Point sets: background color RRGGBB or RRGGBBAA under the density layer [default: none]
+    #[arg(long, requires = "points")]
+    pub background: Option<String>,
     #[command(flatten)]
     pub input_args: InputArgs,
+    #[command(flatten)]
+    pub point_args: PointArgs,
 }
 
 // Parsed once per run: the size of the biggest variant does not matter.
@@ -416,6 +427,9 @@ fn parse_wxh(p: &std::path::Path, flag: &str, s: &str) -> Result<(u64, u64)> {
 #[cfg(feature = "gui")]
 pub fn launch_options(a: &ViewArgs) -> Result<crate::app::LaunchOptions> {
     let p = a.input.clone().unwrap_or_else(|| PathBuf::from("<window>"));
+    if a.point_args.points {
+        return point_launch_options(a, &p);
+    }
     let open =
         if a.demo || a.input.is_some() { Some(open_spec(a.input.clone(), a.demo, &a.input_args)?) } else { None };
     let DisplaySettings { limits, scale, gamma, nan_color } = display_settings(&p, &a.display)?;
@@ -449,6 +463,43 @@ pub fn launch_options(a: &ViewArgs) -> Result<crate::app::LaunchOptions> {
         bench_frames: a.bench_frames,
         method: parse_method(&p, &a.downsample)?,
         build_min_bytes: if a.no_pyramid { u64::MAX } else { crate::app::BUILD_MIN_BYTES },
+        points: None,
+    })
+}
+
+/// The window's flags with `--points`: the layout is checked here (a bad file still opens the window's error
+/// panel); scale, colormap, alpha, background and aggregate as `render --points` takes them.
+#[cfg(feature = "gui")]
+fn point_launch_options(a: &ViewArgs, p: &std::path::Path) -> Result<crate::app::LaunchOptions> {
+    let d = &a.display;
+    let scale = PointScale::parse(&d.scale)
+        .ok_or_else(|| Error::request(p, format!("--scale '{}' is not linear, log or eqhist (point sets)", d.scale)))?;
+    let agg = Agg::parse(&a.agg)
+        .ok_or_else(|| Error::request(p, format!("--agg '{}' is not count, sum, mean, min or max", a.agg)))?;
+    if d.limits.is_some() || d.gamma != 1.0 || d.slice != 0 || a.zoom.is_some() || a.center.is_some() {
+        return Err(Error::request(
+            p,
+            "--limits, --gamma, --slice, --zoom and --center are for images; point sets take --scale, --alpha, --background",
+        ));
+    }
+    if !(0.0..=1.0).contains(&a.alpha) {
+        return Err(Error::request(p, format!("--alpha {} must lie in 0..1", a.alpha)));
+    }
+    let background = parse_background(p, a.background.as_deref())?;
+    if crate::palette::Colormap::by_name(&d.colormap).is_none() {
+        let known = crate::palette::Colormap::names().join(", ");
+        return Err(Error::request(p, format!("unknown colormap '{}' (known: {known})", d.colormap)));
+    }
+    let path = a.input.clone().ok_or_else(|| Error::request(p, "--points needs an input file"))?;
+    let spec = point_spec(&path, &a.input_args, &a.point_args)?;
+    let (w, h) = parse_wxh(p, "--window-size", &a.window_size)?;
+    Ok(crate::app::LaunchOptions {
+        colormap: d.colormap.clone(),
+        screenshot: a.screenshot.clone(),
+        window_size: (w as u32, h as u32),
+        bench_frames: a.bench_frames,
+        points: Some(crate::app::PointOptions { path, spec, agg, scale, alpha: a.alpha, background }),
+        ..Default::default()
     })
 }
 
@@ -747,6 +798,11 @@ fn looks_like_points(info: &source::SourceInfo) -> bool {
 /// Opens a point set from the input and point flags.
 fn open_points(input: Option<&std::path::Path>, a: &InputArgs, p: &PointArgs) -> Result<PointSource> {
     let path = input.ok_or_else(|| Error::request("<points>", "--points needs an input file"))?;
+    source::points::open_points(path, &point_spec(path, a, p)?)
+}
+
+/// The point layout the input and point flags describe.
+fn point_spec(path: &std::path::Path, a: &InputArgs, p: &PointArgs) -> Result<PointSpec> {
     if a.shape.is_some() {
         return Err(Error::request(path, "--shape is for images; point records take --dtype f32|f64 and --columns N"));
     }
@@ -771,9 +827,18 @@ fn open_points(input: Option<&std::path::Path>, a: &InputArgs, p: &PointArgs) ->
             (None, Endian::Little)
         }
     };
-    let spec =
-        PointSpec { dtype, endian, columns: p.columns, offset: a.offset, x: p.x_col, y: p.y_col, value: p.value_col };
-    source::points::open_points(path, &spec)
+    Ok(PointSpec { dtype, endian, columns: p.columns, offset: a.offset, x: p.x_col, y: p.y_col, value: p.value_col })
+}
+
+/// `--background RRGGBB[AA]` (None: transparent).
+fn parse_background(path: &std::path::Path, s: Option<&str>) -> Result<[u8; 4]> {
+    let Some(s) = s else { return Ok([0; 4]) };
+    let full = if s.trim_start_matches('#').len() == 6 {
+        format!("{}ff", s.trim_start_matches('#'))
+    } else {
+        s.trim_start_matches('#').to_string()
+    };
+    parse_rgba(&full).ok_or_else(|| Error::request(path, format!("--background '{s}' is not RRGGBB or RRGGBBAA hex")))
 }
 
 /// Validates `render --points` flags into a `PointRender`.
@@ -807,18 +872,7 @@ fn point_render_spec(a: &RenderArgs, path: &std::path::Path) -> Result<PointRend
     if !(0.0..=1.0).contains(&a.alpha) {
         return Err(Error::request(path, format!("--alpha {} must lie in 0..1", a.alpha)));
     }
-    let background = match &a.background {
-        Some(s) => {
-            let full = if s.trim_start_matches('#').len() == 6 {
-                format!("{}ff", s.trim_start_matches('#'))
-            } else {
-                s.trim_start_matches('#').to_string()
-            };
-            parse_rgba(&full)
-                .ok_or_else(|| Error::request(path, format!("--background '{s}' is not RRGGBB or RRGGBBAA hex")))?
-        }
-        None => [0; 4],
-    };
+    let background = parse_background(path, a.background.as_deref())?;
     if crate::palette::Colormap::by_name(&d.colormap).is_none() {
         let known = crate::palette::Colormap::names().join(", ");
         return Err(Error::request(path, format!("unknown colormap '{}' (known: {known})", d.colormap)));

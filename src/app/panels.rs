@@ -97,7 +97,10 @@ impl Viewer {
             ui.menu_button("File", |ui| {
                 if ui.button("Open…").clicked() {
                     ui.close();
-                    if let Some(p) = rfd::FileDialog::new().add_filter("NumPy array", &["npy"]).pick_file() {
+                    if let Some(p) = rfd::FileDialog::new()
+                        .add_filter("NumPy array or point set", &["npy", "txt", "csv", "xyz", "tsv", "dat", "pts"])
+                        .pick_file()
+                    {
                         self.open(&OpenSpec { path: p, ..Default::default() });
                     }
                 }
@@ -136,6 +139,10 @@ impl Viewer {
             if let Some(doc) = &self.doc {
                 ui.separator();
                 ui.label(doc.src.info().path.display().to_string());
+            }
+            if let Some(p) = &self.points {
+                ui.separator();
+                ui.label(format!("{} ({})", p.src.path.display(), p.src.format.name()));
             }
         });
     }
@@ -239,7 +246,7 @@ impl Viewer {
         });
     }
 
-    fn colormap_picker(&mut self, ui: &mut egui::Ui) {
+    pub(super) fn colormap_picker(&mut self, ui: &mut egui::Ui) {
         if self.previews.is_empty() {
             for name in Colormap::names().into_iter().filter(|n| !n.ends_with("_r")) {
                 if let Some(c) = Colormap::by_name(&name) {
@@ -384,7 +391,10 @@ impl Viewer {
             ui.label("Arrays larger than memory, on the GPU.");
             ui.add_space(20.0);
             if ui.button("Open a file…").clicked() {
-                if let Some(p) = rfd::FileDialog::new().add_filter("NumPy array", &["npy"]).pick_file() {
+                if let Some(p) = rfd::FileDialog::new()
+                    .add_filter("NumPy array or point set", &["npy", "txt", "csv", "xyz", "tsv", "dat", "pts"])
+                    .pick_file()
+                {
                     self.open(&OpenSpec { path: p, ..Default::default() });
                 }
             }

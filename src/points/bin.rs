@@ -103,14 +103,22 @@ pub struct Bounds {
     pub cached: bool,
 }
 
-/// Runs `work(chunk_index, state)` over every chunk on all rayon threads (one state per thread,
-/// chunks handed out in order), then returns the states.
-fn par_chunks<S: Send>(src: &PointSource, init: impl Fn() -> S + Sync, work: impl Fn(usize, &mut S) + Sync) -> Vec<S> {
-    let n = src.chunk_count();
+/// Runs `work(chunk_index, state)` over every `every`-th chunk (0, every, 2·every, …) on all rayon threads
+/// (one state per thread, chunks handed out in order), then returns the states.
+fn par_chunks<S: Send>(
+    src: &PointSource,
+    every: usize,
+    init: impl Fn() -> S + Sync,
+    work: impl Fn(usize, &mut S) + Sync,
+) -> Vec<S> {
+    let every = every.max(1);
+    let n = src.chunk_count().div_ceil(every);
     let threads = rayon::current_num_threads().clamp(1, n.max(1));
     let next = AtomicUsize::new(0);
     let out = Mutex::new(Vec::with_capacity(threads));
-    src.advise_sequential();
+    if every == 1 {
+        src.advise_sequential();
+    }
     rayon::scope(|s| {
         for _ in 0..threads {
             s.spawn(|_| {
@@ -121,9 +129,9 @@ fn par_chunks<S: Send>(src: &PointSource, init: impl Fn() -> S + Sync, work: imp
                         break;
                     }
                     if i + threads < n {
-                        src.prefetch(i + threads);
+                        src.prefetch((i + threads) * every);
                     }
-                    work(i, &mut st);
+                    work(i * every, &mut st);
                 }
                 if let Ok(mut o) = out.lock() {
                     o.push(st);
@@ -152,6 +160,11 @@ pub fn data_bounds(src: &PointSource) -> Result<Bounds> {
 
 /// One parallel pass: min/max of the points with finite x and y.
 pub fn scan_bounds(src: &PointSource) -> Result<Bounds> {
+    scan_bounds_sampled(src, 1)
+}
+
+/// `scan_bounds` over every `every`-th chunk only (a quick estimate; counts are the sample's).
+pub fn scan_bounds_sampled(src: &PointSource, every: usize) -> Result<Bounds> {
     #[derive(Clone, Copy)]
     struct B {
         xmin: f64,
@@ -211,6 +224,7 @@ pub fn scan_bounds(src: &PointSource) -> Result<Bounds> {
     }
     let states = par_chunks(
         src,
+        every,
         || (init(), ChunkBuf::default()),
         |i, (b, buf)| {
             src.with_chunk(i, None, buf, |c| match c {
@@ -436,6 +450,19 @@ const GRID_BUDGET: usize = 1 << 30;
 
 /// Bins every point of `src` into a `w`×`h` grid over `extent` (which must have positive width and height).
 pub fn aggregate(src: &PointSource, extent: &Extent, w: usize, h: usize, agg: Agg) -> Result<(Grid, Skipped)> {
+    aggregate_sampled(src, extent, w, h, agg, 1)
+}
+
+/// `aggregate` over the points of every `every`-th chunk of `CHUNK_RECORDS` records only (a strided sample for a
+/// quick preview; `every` = 1 is `aggregate`). Counts and sums are those of the sample, not scaled up.
+pub fn aggregate_sampled(
+    src: &PointSource,
+    extent: &Extent,
+    w: usize,
+    h: usize,
+    agg: Agg,
+    every: usize,
+) -> Result<(Grid, Skipped)> {
     let path = &src.path;
     let finite = [extent.xmin, extent.xmax, extent.ymin, extent.ymax].iter().all(|v| v.is_finite());
     if !(finite && extent.xmax > extent.xmin && extent.ymax > extent.ymin) {
@@ -468,6 +495,7 @@ pub fn aggregate(src: &PointSource, extent: &Extent, w: usize, h: usize, agg: Ag
     let run = || {
         par_chunks(
             src,
+            every,
             || Acc {
                 count: vec![0u32; cells + 1],
                 val: if agg.needs_value() {

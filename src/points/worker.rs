@@ -1,0 +1,290 @@
+//! Background aggregation for viewers: one thread per open point set, the newest request wins, results come
+//! back over a channel (a quick strided-sample preview first for big sets, then the exact grid). `aggregate_view`
+//! is the one place that bins a view: swapping in a spatial index is a change there only.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::error::Result;
+use crate::points::bin::{aggregate_sampled, data_bounds, scan_bounds_sampled, Agg, Bounds, Extent, Grid, Skipped};
+use crate::points::shade::{palette_thresholds, PointScale};
+use crate::source::points::{PointSource, CHUNK_RECORDS};
+
+/// Point sets of at least this many chunks (of `CHUNK_RECORDS` records) get a preview before each exact grid.
+pub const PREVIEW_MIN_CHUNKS: usize = 24;
+/// A preview bins about this many chunks, spread evenly over the file.
+pub const PREVIEW_CHUNKS: usize = 12;
+
+/// Bins the points of every `every`-th chunk (1 = all) into a `w`×`h` grid over `extent`, with datashader's rule.
+/// The one aggregation call of the viewer: a spatial index answering the same question goes here.
+pub fn aggregate_view(
+    src: &PointSource,
+    extent: &Extent,
+    w: usize,
+    h: usize,
+    agg: Agg,
+    every: usize,
+) -> Result<(Grid, Skipped)> {
+    aggregate_sampled(src, extent, w, h, agg, every)
+}
+
+/// One view to aggregate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ViewRequest {
+    /// Increases with every request; a result carries the generation it answers.
+    pub gen: u64,
+    pub extent: Extent,
+    pub w: usize,
+    pub h: usize,
+    pub agg: Agg,
+}
+
+/// An aggregated view, ready to upload: the grid, what it counts, and the palette thresholds of each scale.
+#[derive(Debug, Clone)]
+pub struct ViewGrid {
+    pub req: ViewRequest,
+    pub grid: Grid,
+    pub skipped: Skipped,
+    /// 1 for the exact grid; k for a preview from every k-th chunk.
+    pub every: usize,
+    /// Points binned into the grid (in the sample, for a preview).
+    pub in_view: u64,
+    /// Points in the chunks read (all points for an exact grid).
+    pub read: u64,
+    pub secs: f64,
+    /// `palette_thresholds` for each of `PointScale::ALL`, in that order.
+    pub thresholds: [[f64; 256]; 3],
+    /// Smallest and largest non-empty value (None when the view is empty).
+    pub range: Option<(f64, f64)>,
+}
+
+impl ViewGrid {
+    pub fn is_preview(&self) -> bool {
+        self.every > 1
+    }
+    /// The thresholds of `scale`.
+    pub fn thresholds_of(&self, scale: PointScale) -> &[f64; 256] {
+        let i = PointScale::ALL.iter().position(|s| *s == scale).unwrap_or(0);
+        &self.thresholds[i]
+    }
+    /// The grid value at column `c`, row `r` (row 0 = lowest y): None where empty.
+    pub fn value(&self, c: usize, r: usize) -> Option<f64> {
+        if c >= self.req.w || r >= self.req.h {
+            return None;
+        }
+        let k = r * self.req.w + c;
+        match &self.grid {
+            Grid::Count(v) => v.get(k).filter(|n| **n > 0).map(|n| f64::from(*n)),
+            Grid::Float(v) => v.get(k).copied().filter(|x| !x.is_nan()),
+        }
+    }
+    /// The grid as f32 texels, NaN where empty (row 0 = lowest y).
+    pub fn texels(&self) -> Vec<f32> {
+        match &self.grid {
+            Grid::Count(v) => v.iter().map(|&n| if n == 0 { f32::NAN } else { n as f32 }).collect(),
+            Grid::Float(v) => v.iter().map(|&x| x as f32).collect(),
+        }
+    }
+}
+
+/// What the worker sends back.
+#[derive(Debug)]
+pub enum WorkerMsg {
+    /// Data bounds: `exact` from a full pass (or the cache), else from the preview's sample of chunks.
+    Bounds {
+        bounds: Bounds,
+        exact: bool,
+    },
+    Grid(Box<ViewGrid>),
+    /// Aggregating request `gen` failed.
+    Failed {
+        gen: u64,
+        msg: String,
+    },
+}
+
+/// The handle a viewer keeps: send requests, receive results. Dropping it stops the thread after its current job.
+pub struct PointWorker {
+    tx: Sender<ViewRequest>,
+    rx: Receiver<WorkerMsg>,
+    aggregations: Arc<AtomicU64>,
+}
+
+impl PointWorker {
+    /// Starts the thread; it first reports the data bounds (cached, or a sample's then the exact ones).
+    /// `wake` is called after every message (the window's repaint request).
+    pub fn start(src: Arc<PointSource>, wake: Arc<dyn Fn() + Send + Sync>) -> std::io::Result<PointWorker> {
+        let (tx, req_rx) = mpsc::channel::<ViewRequest>();
+        let (msg_tx, rx) = mpsc::channel();
+        let aggregations = Arc::new(AtomicU64::new(0));
+        let count = aggregations.clone();
+        std::thread::Builder::new()
+            .name("vastview-points".into())
+            .spawn(move || run(&src, &req_rx, &msg_tx, &count, wake.as_ref()))?;
+        Ok(PointWorker { tx, rx, aggregations })
+    }
+
+    /// Asks for a view; an older request not yet started is dropped.
+    pub fn request(&self, r: ViewRequest) {
+        let _ = self.tx.send(r);
+    }
+
+    /// The next message, if any (never blocks).
+    pub fn poll(&self) -> Option<WorkerMsg> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Aggregations run so far (previews included).
+    pub fn aggregations(&self) -> u64 {
+        self.aggregations.load(Ordering::Relaxed)
+    }
+}
+
+/// The preview stride for `src`: None when a full pass is quick anyway.
+pub fn preview_every(src: &PointSource) -> Option<usize> {
+    let chunks = src.chunk_count();
+    (chunks >= PREVIEW_MIN_CHUNKS).then(|| chunks / PREVIEW_CHUNKS)
+}
+
+/// Records in chunks 0, every, 2·every, …
+fn sampled_records(src: &PointSource, every: usize) -> u64 {
+    (0..src.chunk_count()).step_by(every.max(1)).map(|i| (src.len - i as u64 * CHUNK_RECORDS).min(CHUNK_RECORDS)).sum()
+}
+
+fn run(
+    src: &PointSource,
+    req_rx: &Receiver<ViewRequest>,
+    tx: &Sender<WorkerMsg>,
+    count: &AtomicU64,
+    wake: &(dyn Fn() + Send + Sync),
+) {
+    let send = |m: WorkerMsg| {
+        let ok = tx.send(m).is_ok();
+        wake();
+        ok
+    };
+    let preview = preview_every(src);
+    let mut bounds_exact = false;
+    match (src.cached_bounds().is_some(), preview) {
+        // Cached, or small enough for one quick pass.
+        (true, _) | (false, None) => {
+            let r = data_bounds(src);
+            bounds_exact = true;
+            if !send(match r {
+                Ok(b) => WorkerMsg::Bounds { bounds: b, exact: true },
+                Err(e) => WorkerMsg::Failed { gen: 0, msg: e.to_string() },
+            }) {
+                return;
+            }
+        }
+        (false, Some(every)) => {
+            if !send(match scan_bounds_sampled(src, every) {
+                Ok(b) => WorkerMsg::Bounds { bounds: b, exact: false },
+                Err(e) => WorkerMsg::Failed { gen: 0, msg: e.to_string() },
+            }) {
+                return;
+            }
+        }
+    }
+    // The newest request waiting (blocking for one when none is).
+    let newest = |first: Option<ViewRequest>| -> Option<ViewRequest> {
+        let mut r = match first {
+            Some(r) => r,
+            None => req_rx.recv().ok()?,
+        };
+        loop {
+            match req_rx.try_recv() {
+                Ok(n) => r = n,
+                Err(TryRecvError::Empty) => return Some(r),
+                Err(TryRecvError::Disconnected) => return None,
+            }
+        }
+    };
+    let pending = || -> Option<Option<ViewRequest>> {
+        match req_rx.try_recv() {
+            Ok(r) => Some(Some(r)),
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Disconnected) => Some(None),
+        }
+    };
+    let mut next: Option<ViewRequest> = None;
+    'jobs: loop {
+        let Some(req) = newest(next.take()) else { return };
+        let passes: Vec<usize> = match preview {
+            Some(every) => vec![every, 1],
+            None => vec![1],
+        };
+        for every in passes {
+            if every == 1 && !bounds_exact {
+                // The exact bounds (one pass, then cached) before the first exact grid.
+                bounds_exact = true;
+                if let Ok(b) = data_bounds(src) {
+                    if !send(WorkerMsg::Bounds { bounds: b, exact: true }) {
+                        return;
+                    }
+                    // A viewer that fitted the sample's bounds refits to these within a frame: wait that long for
+                    // its request rather than aggregate a view about to be replaced.
+                    match req_rx.recv_timeout(std::time::Duration::from_millis(250)) {
+                        Ok(r) => {
+                            next = Some(r);
+                            continue 'jobs;
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    }
+                }
+            }
+            if every == 1 {
+                // A newer view supersedes this one before its (long) exact pass.
+                match pending() {
+                    Some(Some(r)) => {
+                        next = Some(r);
+                        continue 'jobs;
+                    }
+                    Some(None) => return,
+                    None => {}
+                }
+            }
+            let t0 = Instant::now();
+            count.fetch_add(1, Ordering::Relaxed);
+            let msg = match aggregate_view(src, &req.extent, req.w, req.h, req.agg, every) {
+                Ok((grid, skipped)) => {
+                    let read = if every == 1 { src.len } else { sampled_records(src, every) };
+                    let in_view = match &grid {
+                        Grid::Count(c) => c.iter().map(|&n| u64::from(n)).sum(),
+                        Grid::Float(_) => read.saturating_sub(skipped.nonfinite + skipped.outside),
+                    };
+                    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+                    match &grid {
+                        Grid::Count(c) => c.iter().filter(|&&n| n > 0).for_each(|&n| {
+                            lo = lo.min(f64::from(n));
+                            hi = hi.max(f64::from(n));
+                        }),
+                        Grid::Float(v) => v.iter().filter(|x| !x.is_nan()).for_each(|&x| {
+                            lo = lo.min(x);
+                            hi = hi.max(x);
+                        }),
+                    }
+                    let thresholds = PointScale::ALL.map(|s| palette_thresholds(&grid, s));
+                    WorkerMsg::Grid(Box::new(ViewGrid {
+                        req,
+                        grid,
+                        skipped,
+                        every,
+                        in_view,
+                        read,
+                        secs: t0.elapsed().as_secs_f64(),
+                        thresholds,
+                        range: (lo <= hi).then_some((lo, hi)),
+                    }))
+                }
+                Err(e) => WorkerMsg::Failed { gen: req.gen, msg: e.to_string() },
+            };
+            if !send(msg) {
+                return;
+            }
+        }
+    }
+}
