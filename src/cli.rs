@@ -427,7 +427,9 @@ fn parse_wxh(p: &std::path::Path, flag: &str, s: &str) -> Result<(u64, u64)> {
 #[cfg(feature = "gui")]
 pub fn launch_options(a: &ViewArgs) -> Result<crate::app::LaunchOptions> {
     let p = a.input.clone().unwrap_or_else(|| PathBuf::from("<window>"));
-    if a.point_args.points {
+    // A file with no layout flags that looks like points ((N, 2|3) float .npy, text points) opens as points.
+    let looks = a.input_args.dtype.is_none() && a.input.as_deref().is_some_and(crate::app::is_point_file);
+    if a.point_args.points || looks {
         return point_launch_options(a, &p);
     }
     let open =

@@ -1,5 +1,6 @@
 //! The window, run for real under Xvfb on the software adapter: `--screenshot` pixels of the data area
-//! against matplotlib's colormap of numpy's values, and the error panel for a bad file.
+//! against matplotlib's colormap of numpy's values, point sets against `render --points` of the same extent and
+//! size (itself checked against numpy's datashader rule in points.rs), and the error panel for a bad file.
 
 use std::process::Command;
 
@@ -157,5 +158,223 @@ fn panning_a_file_much_larger_than_the_budgets_stays_within_them() {
     assert!(gpu <= gpu_budget, "GPU tiles {gpu} over budget {gpu_budget}");
     // Panning 200 frames by 1/32 of the view crossed far more tiles than the budgets hold.
     assert!(loaded * 256 * 256 * 4 > 2 * cpu_budget, "only {loaded} tiles loaded: {line}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A deterministic point set: `n` records of x, y (a curved band) and a value, float32.
+fn point_records(n: u32) -> Vec<[f32; 3]> {
+    (0..n)
+        .map(|i| {
+            // Two low-discrepancy coordinates, bent into a band; the value varies along it.
+            let u = (f64::from(i) * 0.618_033_988_749_895).fract();
+            let v = (f64::from(i) * 0.754_877_666_246_693).fract();
+            let x = (u - 0.5) * 8.0;
+            let y = 0.2 * x * x + (v - 0.5) * (1.0 + u * 3.0);
+            [x as f32, y as f32, (x * 1.7).sin() as f32 * (1.0 + v as f32)]
+        })
+        .collect()
+}
+
+/// The last "points view: XMIN,YMIN,XMAX,YMAX; grid WxH; data area: X,Y,W,H px" line: (region, size, origin).
+fn points_view(stderr: &str) -> Option<(String, String, [u32; 2])> {
+    let line = stderr.lines().rev().find(|l| l.starts_with("points view: "))?;
+    let mut parts = line["points view: ".len()..].split("; ");
+    let region = parts.next()?.to_string();
+    let size = parts.next()?.strip_prefix("grid ")?.to_string();
+    let area: Vec<u32> = parts
+        .next()?
+        .strip_prefix("data area: ")?
+        .trim_end_matches(" px")
+        .split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .collect();
+    (area.len() == 4).then(|| (region, size, [area[0], area[1]]))
+}
+
+/// Opens `file` in the window with `window_args`, then renders the view it reports with `render --points` and
+/// `render_args`; compares the screenshot's data area with the PNG. Non-empty pixels (alpha > 0 in the PNG) must
+/// match within `tol` per channel; empty ones must all show one color (the area's backdrop). Returns how many
+/// pixels were compared and how many were non-empty.
+fn window_matches_render(
+    file: &std::path::Path,
+    window_args: &[&str],
+    render_args: &[&str],
+    tol: i32,
+) -> (usize, usize) {
+    let dir = file.parent().expect("dir");
+    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("p");
+    let shot = dir.join(format!("{stem}-window.png"));
+    let mut args = vec![file.to_str().unwrap_or_default()];
+    args.extend_from_slice(window_args);
+    args.extend(["--window-size", "700x500", "--screenshot", shot.to_str().unwrap_or_default()]);
+    let Some(out) = under_xvfb(&args) else { return (0, 0) };
+    let err = stderr(&out);
+    assert!(out.status.success(), "window exited {:?}: {err}", out.status.code());
+    let (region, size, [ox, oy]) = points_view(&err).unwrap_or_else(|| panic!("no points view line in: {err}"));
+    let png = dir.join(format!("{stem}-render.png"));
+    let mut rargs = vec!["render", file.to_str().unwrap_or_default(), "-o", png.to_str().unwrap_or_default()];
+    let region_arg = format!("--region={region}");
+    rargs.extend(["--points", region_arg.as_str(), "--size", size.as_str()]);
+    rargs.extend_from_slice(render_args);
+    let r = vastview(&rargs);
+    assert!(r.status.success(), "render --points: {}", stderr(&r));
+    let (rw, rh, want) = read_png(&png);
+    let (sw, _, got) = read_png(&shot);
+    let mut backdrop = None;
+    let (mut compared, mut nonempty, mut bad) = (0, 0, Vec::new());
+    for y in 0..rh {
+        for x in 0..rw {
+            let k = ((y * rw + x) * 4) as usize;
+            let at = (((oy + y) * sw + ox + x) * 4) as usize;
+            let (g, w) = (&got[at..at + 3], &want[k..k + 4]);
+            compared += 1;
+            if w[3] == 0 {
+                // Empty in the PNG (transparent): the window shows its backdrop there, the same everywhere.
+                let b = *backdrop.get_or_insert([g[0], g[1], g[2]]);
+                if g != b && bad.len() < 5 {
+                    bad.push(format!("empty pixel ({x},{y}) shows {g:?}, other empty pixels {b:?}"));
+                }
+                continue;
+            }
+            nonempty += 1;
+            assert_eq!(w[3], 255, "these cases draw opaque pixels");
+            if g.iter().zip(w).any(|(a, b)| (i32::from(*a) - i32::from(*b)).abs() > tol) && bad.len() < 5 {
+                bad.push(format!("pixel ({x},{y}): window {g:?}, render --points {:?}", &w[..3]));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "window differs from render --points {region} {size}: {}", bad.join("; "));
+    (compared, nonempty)
+}
+
+fn points_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("vastview-window-points-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
+#[test]
+fn window_points_count_eqhist_equal_the_headless_render() {
+    if gpu_session().is_none() {
+        return;
+    }
+    // A (N, 3) float32 .npy opened with no flags: the window offers it as points, as `info` does.
+    let dir = points_dir("npy");
+    let file = dir.join("band.npy");
+    let recs = point_records(300_000);
+    let mut bytes = vastview::headless::npy_header("<f4", &[recs.len() as u64, 3]);
+    bytes.extend(recs.iter().flatten().flat_map(|v| v.to_le_bytes()));
+    std::fs::write(&file, &bytes).expect("write");
+    let (compared, nonempty) = window_matches_render(&file, &["--scale", "eqhist"], &["--scale", "eqhist"], 0);
+    if compared == 0 {
+        return;
+    }
+    assert!(nonempty > compared / 10 && nonempty < compared, "{nonempty} of {compared} pixels drawn");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn window_points_mean_log_alpha_background_equal_the_headless_render() {
+    if gpu_session().is_none() {
+        return;
+    }
+    let dir = points_dir("raw");
+    let file = dir.join("band.bin");
+    let recs = point_records(200_000);
+    std::fs::write(&file, recs.iter().flatten().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).expect("write");
+    let style = [
+        "--points",
+        "--dtype",
+        "f32",
+        "--columns",
+        "3",
+        "--agg",
+        "mean",
+        "--scale",
+        "log",
+        "--colormap",
+        "magma",
+        "--alpha",
+        "0.7",
+        "--background",
+        "203040",
+    ];
+    // The window runs with the same flags (plus its own); render gets them after --points.
+    let (compared, nonempty) = window_matches_render(&file, &style, &style[1..], 1);
+    if compared == 0 {
+        return;
+    }
+    // With an opaque background every pixel is compared.
+    assert_eq!(nonempty, compared);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn window_points_style_changes_never_reaggregate() {
+    if gpu_session().is_none() {
+        return;
+    }
+    let dir = points_dir("bench");
+    let file = dir.join("band.bin");
+    let recs = point_records(100_000);
+    std::fs::write(&file, recs.iter().flatten().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).expect("write");
+    let args = [
+        file.to_str().unwrap_or_default(),
+        "--points",
+        "--dtype",
+        "f32",
+        "--columns",
+        "3",
+        "--window-size",
+        "700x500",
+        "--bench-frames",
+        "20",
+    ];
+    let Some(out) = under_xvfb(&args) else { return };
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("bench points: style changes"))
+        .unwrap_or_else(|| panic!("no style line: {err}"));
+    let nums: Vec<u64> =
+        line.split(|c: char| !c.is_ascii_digit()).filter(|t| !t.is_empty()).filter_map(|t| t.parse().ok()).collect();
+    let (changes, aggs, grid_bytes, max_bytes) = (nums[0], nums[1], nums[2], nums[3]);
+    // Each change set a new scale, colormap, alpha and background: the palette (1 KiB) and the 64-byte uniform at
+    // most, never a grid, and nothing was aggregated again.
+    assert!(changes >= 10, "{line}");
+    assert_eq!(aggs, 0, "{line}");
+    assert_eq!(grid_bytes, 0, "{line}");
+    assert!(max_bytes > 0 && max_bytes <= 1024 + 64, "{line}");
+    // Panning asked for new views, and their grids arrived.
+    let pan = err.lines().find(|l| l.contains("grids arrived while panning")).unwrap_or_default();
+    assert!(!pan.contains(" 0 grids arrived"), "{pan}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_point_input_shows_the_error_panel_with_the_cli_line() {
+    let dir = points_dir("bad");
+    let file = dir.join("ragged.bin");
+    // 10 float32 values: not a whole number of 3-value records.
+    std::fs::write(&file, [0u8; 40]).expect("write");
+    let shot = dir.join("error.png");
+    let flags = ["--points", "--dtype", "f32", "--columns", "3"];
+    let mut args = vec![file.to_str().unwrap_or_default()];
+    args.extend(flags);
+    args.extend(["--screenshot", shot.to_str().unwrap_or_default()]);
+    let Some(out) = under_xvfb(&args) else { return };
+    if gpu_session().is_none() {
+        return;
+    }
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let msg: Vec<&str> = err.lines().filter(|l| l.starts_with("vastview: ")).collect();
+    assert_eq!(msg.len(), 1, "{err}");
+    assert!(msg[0].contains("ragged.bin") && msg[0].contains("not a multiple of the record size"), "{err}");
+    let mut cli = vec!["info", file.to_str().unwrap_or_default()];
+    cli.extend(flags);
+    assert_eq!(stderr(&vastview(&cli)).trim(), msg[0]);
+    assert!(shot.exists(), "no screenshot of the error panel");
     let _ = std::fs::remove_dir_all(&dir);
 }

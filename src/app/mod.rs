@@ -7,7 +7,7 @@ mod gpu;
 mod panels;
 mod points;
 
-pub use points::PointOptions;
+pub use points::{is_point_file, PointOptions};
 
 use std::collections::HashSet;
 use std::path::PathBuf;

@@ -38,7 +38,7 @@ pub(crate) struct PointLook {
 
 impl Default for PointLook {
     fn default() -> Self {
-        PointLook { scale: PointScale::EqHist, alpha: 1.0, background: [0; 4], agg: Agg::Count }
+        PointLook { scale: PointScale::Linear, alpha: 1.0, background: [0; 4], agg: Agg::Count }
     }
 }
 
@@ -119,7 +119,7 @@ const TEXT_POINT_EXT: [&str; 6] = ["txt", "csv", "xyz", "tsv", "dat", "pts"];
 
 /// Whether a file opened without flags should open as points: a `.npy` of shape (N, 2) or (N, 3) float that `info`
 /// offers as points, or text with a points extension.
-pub(super) fn is_point_file(path: &Path) -> bool {
+pub fn is_point_file(path: &Path) -> bool {
     let mut magic = [0u8; 6];
     let is_npy = std::fs::File::open(path)
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
@@ -524,6 +524,7 @@ impl Viewer {
                 b.pan_ui.push(ui_secs);
                 if let Some(v) = pd.view.as_mut() {
                     v.pan(-v.vw / 32.0, -v.vh / 256.0);
+                    pd.interacted = true;
                 }
                 if b.frames >= b.n {
                     (b.phase, b.frames) = (4, 0);

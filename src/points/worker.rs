@@ -116,13 +116,23 @@ impl PointWorker {
     /// Starts the thread; it first reports the data bounds (cached, or a sample's then the exact ones).
     /// `wake` is called after every message (the window's repaint request).
     pub fn start(src: Arc<PointSource>, wake: Arc<dyn Fn() + Send + Sync>) -> std::io::Result<PointWorker> {
+        let preview = preview_every(&src);
+        Self::start_with(src, wake, preview)
+    }
+
+    /// `start` with the preview stride given (None: exact grids only).
+    pub fn start_with(
+        src: Arc<PointSource>,
+        wake: Arc<dyn Fn() + Send + Sync>,
+        preview: Option<usize>,
+    ) -> std::io::Result<PointWorker> {
         let (tx, req_rx) = mpsc::channel::<ViewRequest>();
         let (msg_tx, rx) = mpsc::channel();
         let aggregations = Arc::new(AtomicU64::new(0));
         let count = aggregations.clone();
         std::thread::Builder::new()
             .name("vastview-points".into())
-            .spawn(move || run(&src, &req_rx, &msg_tx, &count, wake.as_ref()))?;
+            .spawn(move || run(&src, preview, &req_rx, &msg_tx, &count, wake.as_ref()))?;
         Ok(PointWorker { tx, rx, aggregations })
     }
 
@@ -155,6 +165,7 @@ fn sampled_records(src: &PointSource, every: usize) -> u64 {
 
 fn run(
     src: &PointSource,
+    preview: Option<usize>,
     req_rx: &Receiver<ViewRequest>,
     tx: &Sender<WorkerMsg>,
     count: &AtomicU64,
@@ -165,7 +176,6 @@ fn run(
         wake();
         ok
     };
-    let preview = preview_every(src);
     let mut bounds_exact = false;
     match (src.cached_bounds().is_some(), preview) {
         // Cached, or small enough for one quick pass.
@@ -286,5 +296,56 @@ fn run(
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::points::bin::aggregate;
+    use crate::source::points::{open_points, PointSpec};
+    use std::time::Duration;
+
+    fn recv(w: &PointWorker) -> WorkerMsg {
+        for _ in 0..3000 {
+            if let Some(m) = w.poll() {
+                return m;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        panic!("no message from the worker in 15 s");
+    }
+
+    #[test]
+    fn preview_then_exact_bounds_and_grid() {
+        // 2.5 chunks of (x, y) float32 records: x = i mod 1000, y = i / 1000 (so the sample misses the top rows).
+        let n = 2 * CHUNK_RECORDS + CHUNK_RECORDS / 2;
+        let path = std::env::temp_dir().join(format!("vastview-worker-{}.bin", std::process::id()));
+        let bytes: Vec<u8> =
+            (0..n).flat_map(|i| [(i % 1000) as f32, (i / 1000) as f32]).flat_map(f32::to_le_bytes).collect();
+        std::fs::write(&path, bytes).expect("write");
+        let spec = PointSpec { dtype: Some(crate::dtype::DType::F32), columns: Some(2), ..Default::default() };
+        let src = Arc::new(open_points(&path, &spec).expect("open"));
+        let w = PointWorker::start_with(src.clone(), Arc::new(|| {}), Some(2)).expect("start");
+        // The sample (chunks 0 and 2) holds the lowest and highest rows, so its bounds are the exact ones; both
+        // arrive, the sample's first and marked inexact.
+        let WorkerMsg::Bounds { bounds: b0, exact: false } = recv(&w) else { panic!("sample bounds first") };
+        let e = b0.extent.expect("finite");
+        assert_eq!(b0.finite, CHUNK_RECORDS + CHUNK_RECORDS / 2);
+        let req = ViewRequest { gen: 1, extent: e, w: 64, h: 48, agg: Agg::Count };
+        w.request(req);
+        let WorkerMsg::Grid(p) = recv(&w) else { panic!("preview grid") };
+        assert!(p.is_preview() && p.every == 2 && p.req == req);
+        assert_eq!(p.in_view, CHUNK_RECORDS + CHUNK_RECORDS / 2, "the sample's points");
+        let WorkerMsg::Bounds { bounds: b1, exact: true } = recv(&w) else { panic!("exact bounds") };
+        assert_eq!(b1.finite, n);
+        let WorkerMsg::Grid(g) = recv(&w) else { panic!("exact grid") };
+        assert!(!g.is_preview());
+        let (want, _) = aggregate(&src, &e, 64, 48, Agg::Count).expect("aggregate");
+        assert_eq!(g.grid, want);
+        assert_eq!(g.in_view, n);
+        assert_eq!(w.aggregations(), 2);
+        assert_eq!(g.thresholds_of(PointScale::EqHist), &palette_thresholds(&want, PointScale::EqHist));
+        let _ = std::fs::remove_file(&path);
     }
 }
