@@ -225,6 +225,8 @@ struct Bench {
     aggs_at: u64,
     last_point_up: Option<crate::render::PointUploads>,
     style_grid_bytes: u64,
+    /// Aggregation time of the first exact grid.
+    exact_secs: f64,
 }
 
 #[derive(PartialEq)]
@@ -286,6 +288,7 @@ impl Viewer {
                 aggs_at: 0,
                 last_point_up: None,
                 style_grid_bytes: 0,
+                exact_secs: 0.0,
             }),
             points: None,
             look: opts.points.as_ref().map_or_else(points::PointLook::default, |p| points::PointLook {
