@@ -119,7 +119,10 @@ impl Viewer {
                     });
                 }
                 ui.separator();
-                if ui.add_enabled(self.doc.is_some(), egui::Button::new("Export view…")).clicked() {
+                if ui
+                    .add_enabled(self.doc.is_some() || self.points.is_some(), egui::Button::new("Export view…"))
+                    .clicked()
+                {
                     ui.close();
                     self.export_view();
                 }
@@ -149,6 +152,9 @@ impl Viewer {
 
     /// Writes what is on screen (the data area) to PNG through the headless renderer, on a thread.
     fn export_view(&mut self) {
+        if self.points.is_some() {
+            return self.export_points_view();
+        }
         let Some(doc) = &self.doc else { return };
         let Some(view) = doc.view else { return };
         let Some(path) = rfd::FileDialog::new().add_filter("PNG", &["png"]).set_file_name("view.png").save_file()

@@ -388,6 +388,43 @@ impl Viewer {
         exact_now && !uploaded
     }
 
+    /// `File ▸ Export view…` for a point set: `render --points` of the view's extent, at the view's pixels (or the
+    /// export size), with the window's style, on a thread.
+    pub(super) fn export_points_view(&mut self) {
+        let Some(pd) = &self.points else { return };
+        let Some(view) = pd.view else { return };
+        let Some(path) = rfd::FileDialog::new().add_filter("PNG", &["png"]).set_file_name("points.png").save_file()
+        else {
+            return;
+        };
+        let size = if self.export.width > 0 && self.export.height > 0 {
+            (u64::from(self.export.width), u64::from(self.export.height))
+        } else {
+            (view.vw as u64, view.vh as u64)
+        };
+        let spec = crate::headless_points::PointRender {
+            region: Some(view.extent()),
+            size: Some(size),
+            agg: self.look.agg,
+            colormap: self.display.colormap.name.clone(),
+            scale: self.look.scale,
+            alpha: self.look.alpha,
+            background: self.look.background,
+        };
+        let src = pd.src.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.export.running = Some(rx);
+        let ctx = self.ctx.clone();
+        std::thread::spawn(move || {
+            let msg = match crate::headless_points::render_points(&src, &spec, &path) {
+                Ok(r) => format!("exported {}x{} to {}", r.width, r.height, path.display()),
+                Err(e) => format!("export failed: {e}"),
+            };
+            let _ = tx.send(msg);
+            ctx.request_repaint();
+        });
+    }
+
     pub(super) fn points_status(&self, ui: &mut egui::Ui) {
         let Some(pd) = &self.points else { return };
         ui.horizontal(|ui| {
@@ -431,6 +468,12 @@ impl Viewer {
             if let Some(msg) = &pd.failed {
                 ui.separator();
                 ui.colored_label(egui::Color32::from_rgb(255, 90, 90), msg);
+            }
+            if let Some((msg, t)) = &self.message {
+                if t.elapsed().as_secs() < 8 {
+                    ui.separator();
+                    ui.label(msg);
+                }
             }
         });
     }
@@ -488,6 +531,13 @@ impl Viewer {
                 ui.small(format!("y {} … {}", fmt_value(e.ymin), fmt_value(e.ymax)));
                 ui.small(format!("grid {} × {} px", g.req.w, g.req.h));
             }
+            ui.separator();
+            ui.heading("Export size");
+            ui.horizontal(|ui| {
+                ui.add(egui::DragValue::new(&mut self.export.width).prefix("w "));
+                ui.add(egui::DragValue::new(&mut self.export.height).prefix("h "));
+            });
+            ui.small("0 × 0: the view's own pixels");
         });
     }
 
@@ -537,14 +587,12 @@ impl Viewer {
                     b.settle_start = Some(Instant::now());
                 }
             }
-            4 => {
-                if ready || b.frames > 5000 {
-                    ui.ctx().request_repaint();
-                    (b.phase, b.frames) = (3, 0);
-                    b.settle_secs = b.settle_start.map_or(0.0, |t| t.elapsed().as_secs_f64());
-                    b.aggs_at = pd.worker.aggregations();
-                    b.last_point_up = Some(up);
-                }
+            4 if ready || b.frames > 5000 => {
+                ui.ctx().request_repaint();
+                (b.phase, b.frames) = (3, 0);
+                b.settle_secs = b.settle_start.map_or(0.0, |t| t.elapsed().as_secs_f64());
+                b.aggs_at = pd.worker.aggregations();
+                b.last_point_up = Some(up);
             }
             3 => {
                 if let Some(prev) = b.last_point_up {

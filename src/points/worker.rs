@@ -155,7 +155,7 @@ impl PointWorker {
 /// The preview stride for `src`: None when a full pass is quick anyway.
 pub fn preview_every(src: &PointSource) -> Option<usize> {
     let chunks = src.chunk_count();
-    (chunks >= PREVIEW_MIN_CHUNKS).then(|| chunks / PREVIEW_CHUNKS)
+    (chunks >= PREVIEW_MIN_CHUNKS).then_some(chunks / PREVIEW_CHUNKS)
 }
 
 /// Records in chunks 0, every, 2·every, …
