@@ -175,8 +175,9 @@ fn point_records(n: u32) -> Vec<[f32; 3]> {
         .collect()
 }
 
-/// The last "points view: XMIN,YMIN,XMAX,YMAX; grid WxH; data area: X,Y,W,H px" line: (region, size, origin).
-fn points_view(stderr: &str) -> Option<(String, String, [u32; 2])> {
+/// The last "points view: XMIN,YMIN,XMAX,YMAX; grid WxH; data area: X,Y,W,H px; N points in view" line:
+/// (region, size, origin, points in view).
+fn points_view(stderr: &str) -> Option<(String, String, [u32; 2], u64)> {
     let line = stderr.lines().rev().find(|l| l.starts_with("points view: "))?;
     let mut parts = line["points view: ".len()..].split("; ");
     let region = parts.next()?.to_string();
@@ -188,15 +189,17 @@ fn points_view(stderr: &str) -> Option<(String, String, [u32; 2])> {
         .split(',')
         .filter_map(|v| v.trim().parse().ok())
         .collect();
-    (area.len() == 4).then(|| (region, size, [area[0], area[1]]))
+    let in_view = parts.next()?.strip_suffix(" points in view")?.parse().ok()?;
+    (area.len() == 4).then(|| (region, size, [area[0], area[1]], in_view))
 }
 
 /// Opens `file` in the window with `window_args`, then renders the view it reports with `render --points` and
 /// `render_args`; compares the screenshot's data area with the PNG. Non-empty pixels (alpha > 0 in the PNG) must
 /// match within `tol` per channel; empty ones must all show one color (the area's backdrop). Returns how many
-/// pixels were compared and how many were non-empty.
+/// pixels were compared and how many were non-empty. The fitted first view holds every point.
 fn window_matches_render(
     file: &std::path::Path,
+    n_points: u64,
     window_args: &[&str],
     render_args: &[&str],
     tol: i32,
@@ -210,7 +213,9 @@ fn window_matches_render(
     let Some(out) = under_xvfb(&args) else { return (0, 0) };
     let err = stderr(&out);
     assert!(out.status.success(), "window exited {:?}: {err}", out.status.code());
-    let (region, size, [ox, oy]) = points_view(&err).unwrap_or_else(|| panic!("no points view line in: {err}"));
+    let (region, size, [ox, oy], in_view) =
+        points_view(&err).unwrap_or_else(|| panic!("no points view line in: {err}"));
+    assert_eq!(in_view, n_points, "the first view fits the data: every point is in it");
     let png = dir.join(format!("{stem}-render.png"));
     let mut rargs = vec!["render", file.to_str().unwrap_or_default(), "-o", png.to_str().unwrap_or_default()];
     let region_arg = format!("--region={region}");
@@ -265,7 +270,7 @@ fn window_points_count_eqhist_equal_the_headless_render() {
     let mut bytes = vastview::headless::npy_header("<f4", &[recs.len() as u64, 3]);
     bytes.extend(recs.iter().flatten().flat_map(|v| v.to_le_bytes()));
     std::fs::write(&file, &bytes).expect("write");
-    let (compared, nonempty) = window_matches_render(&file, &["--scale", "eqhist"], &["--scale", "eqhist"], 0);
+    let (compared, nonempty) = window_matches_render(&file, 300_000, &["--scale", "eqhist"], &["--scale", "eqhist"], 0);
     if compared == 0 {
         return;
     }
@@ -300,7 +305,7 @@ fn window_points_mean_log_alpha_background_equal_the_headless_render() {
         "203040",
     ];
     // The window runs with the same flags (plus its own); render gets them after --points.
-    let (compared, nonempty) = window_matches_render(&file, &style, &style[1..], 1);
+    let (compared, nonempty) = window_matches_render(&file, 200_000, &style, &style[1..], 1);
     if compared == 0 {
         return;
     }

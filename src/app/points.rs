@@ -53,9 +53,10 @@ pub struct PointView {
 }
 
 impl PointView {
-    /// `e` centred and fitted into a `vw`×`vh` area with square pixels.
+    /// `e` centred and fitted into a `vw`×`vh` area with square pixels, with half a pixel to spare on each side
+    /// (so rounding never leaves the outermost points out of the view).
     pub fn fit(e: &Extent, vw: f64, vh: f64) -> PointView {
-        let upp = ((e.xmax - e.xmin) / vw).max((e.ymax - e.ymin) / vh);
+        let upp = ((e.xmax - e.xmin) / (vw - 1.0).max(1.0)).max((e.ymax - e.ymin) / (vh - 1.0).max(1.0));
         PointView { cx: (e.xmin + e.xmax) / 2.0, cy: (e.ymin + e.ymax) / 2.0, upp, vw, vh }
     }
     pub fn extent(&self) -> Extent {
@@ -369,7 +370,7 @@ impl Viewer {
         {
             if let Some(r) = pd.last_req.filter(|_| exact_now && self.opts.screenshot.is_some()) {
                 eprintln!(
-                    "points view: {},{},{},{}; grid {}x{}; data area: {},{},{},{} px",
+                    "points view: {},{},{},{}; grid {}x{}; data area: {},{},{},{} px; {} points in view",
                     r.extent.xmin,
                     r.extent.ymin,
                     r.extent.xmax,
@@ -379,7 +380,8 @@ impl Viewer {
                     origin_px[0],
                     origin_px[1],
                     size_px[0],
-                    size_px[1]
+                    size_px[1],
+                    pd.shown.as_ref().map_or(0, |g| g.in_view)
                 );
             }
         }
