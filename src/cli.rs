@@ -21,7 +21,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 /// vastview: look at arrays larger than memory, on the GPU.
 ///
 /// `vastview FILE` opens a window on the file; `vastview` alone opens a welcome screen; `vastview --demo`
-/// opens a procedural 1,000,000 x 1,000,000 image. The subcommands work with no window.
+/// opens a procedural 1,000,000 x 1,000,000 image; `vastview POINTS --points ...` (or an (N, 2|3) float .npy,
+/// or text points) opens a point set as a density image aggregated in the background. The subcommands work
+/// with no window.
 #[derive(Debug, Parser)]
 #[command(name = "vastview", version, about, long_about = None, args_conflicts_with_subcommands = true)]
 pub struct Cli {
@@ -34,7 +36,8 @@ pub struct Cli {
 /// Flags of the window (no subcommand).
 #[derive(Debug, Args)]
 pub struct ViewArgs {
-    /// The data file to open (.npy, or raw with --dtype/--shape)
+    /// The data file to open (.npy, or raw with --dtype/--shape; point sets with --points, or an (N, 2|3) float
+    /// .npy or .txt/.csv/.xyz text points without it)
     pub input: Option<PathBuf>,
     /// Open the procedural 1,000,000 x 1,000,000 float32 demo field
     #[arg(long, conflicts_with = "input")]
@@ -59,7 +62,8 @@ pub struct ViewArgs {
     /// Byte budget for tile textures on the GPU, in MiB (the tiles of the current frame are always kept)
     #[arg(long, default_value_t = 128)]
     pub gpu_budget_mb: u64,
-    /// Benchmark the window: once loaded, 30 still frames, N panning frames, 10 palette changes; print figures and exit
+    /// Benchmark the window: once loaded, 30 still frames, N panning frames, 10 palette changes (point sets: 12
+    /// scale/colormap/alpha/background changes, and the time to the first and the exact frame); print figures and exit
     #[arg(long)]
     pub bench_frames: Option<u32>,
     /// Coarse levels: mean (NaN-ignoring) or max (keeps sparse bright points visible) of their blocks
