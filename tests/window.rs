@@ -315,6 +315,28 @@ fn window_points_mean_log_alpha_background_equal_the_headless_render() {
 }
 
 #[test]
+fn window_points_text_file_opens_without_flags_and_equals_the_headless_render() {
+    if gpu_session().is_none() {
+        return;
+    }
+    // A .csv with a header line: converted once (on the worker thread) into the cache, then drawn like any set.
+    let dir = points_dir("text");
+    let file = dir.join("band.csv");
+    let mut text = String::from("x,y,v\n");
+    for r in point_records(20_000) {
+        text.push_str(&format!("{},{},{}\n", r[0], r[1], r[2]));
+    }
+    std::fs::write(&file, text).expect("write");
+    let (compared, nonempty) =
+        window_matches_render(&file, 20_000, &["--colormap", "inferno"], &["--colormap", "inferno"], 0);
+    if compared == 0 {
+        return;
+    }
+    assert!(nonempty > 100, "{nonempty} of {compared} pixels drawn");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn window_points_style_changes_never_reaggregate() {
     if gpu_session().is_none() {
         return;

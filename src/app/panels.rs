@@ -145,7 +145,10 @@ impl Viewer {
             }
             if let Some(p) = &self.points {
                 ui.separator();
-                ui.label(format!("{} ({})", p.src.path.display(), p.src.format.name()));
+                match &p.src {
+                    Some(s) => ui.label(format!("{} ({})", p.path.display(), s.format.name())),
+                    None => ui.label(p.path.display().to_string()),
+                };
             }
         });
     }

@@ -13,7 +13,7 @@ use super::Viewer;
 use crate::points::worker::{PointWorker, ViewGrid, ViewRequest, WorkerMsg};
 use crate::points::{Agg, Extent, PointScale};
 use crate::render::PointStyle;
-use crate::source::points::{open_points, PointSource, PointSpec};
+use crate::source::points::{PointSource, PointSpec};
 
 /// How to open a point set from the command line (the layout flags) and how to draw it first.
 #[derive(Debug, Clone)]
@@ -93,7 +93,9 @@ impl PointView {
 
 /// An open point set.
 pub(crate) struct PointDoc {
-    pub src: Arc<PointSource>,
+    pub path: PathBuf,
+    /// None while the worker opens it (a text file is converted then).
+    pub src: Option<Arc<PointSource>>,
     worker: PointWorker,
     /// Best known data bounds (padded when flat) and whether they are exact (else from a sample).
     bounds: Option<(Extent, bool)>,
@@ -136,25 +138,20 @@ pub fn is_point_file(path: &Path) -> bool {
 }
 
 impl Viewer {
-    /// Opens a point set, replacing what is open; a failure shows the error panel with the command line's message.
+    /// Opens a point set, replacing what is open: the worker thread opens it (and converts text), so the window
+    /// stays responsive; a failure shows the error panel with the command line's message.
     pub(crate) fn open_points(&mut self, path: &Path, spec: &PointSpec) {
-        let src = match open_points(path, spec) {
-            Ok(s) => Arc::new(s),
-            Err(e) => return self.fail(e.to_string()),
-        };
-        if self.look.agg.needs_value() && src.value_column().is_none() {
-            self.look.agg = Agg::Count;
-        }
         let ctx = self.ctx.clone();
-        let worker = match PointWorker::start(src.clone(), Arc::new(move || ctx.request_repaint())) {
+        let wake = Arc::new(move || ctx.request_repaint());
+        let worker = match PointWorker::open(path.to_path_buf(), spec.clone(), wake) {
             Ok(w) => w,
             Err(e) => return self.fail(format!("{}: cannot start a worker thread: {e}", path.display())),
         };
-        super::panels::push_recent(&mut self.recent, path);
         self.doc = None;
         self.error = None;
         self.points = Some(PointDoc {
-            src,
+            path: path.to_path_buf(),
+            src: None,
             worker,
             bounds: None,
             view: None,
@@ -185,28 +182,33 @@ impl Viewer {
     fn poll_points(&mut self) {
         let Some(pd) = self.points.as_mut() else { return };
         let mut fail = None;
+        let mut opened = false;
         while let Some(m) = pd.worker.poll() {
             match m {
-                WorkerMsg::Bounds { bounds, exact } => match bounds.extent {
-                    Some(e) => {
-                        let (e, _, _) = e.padded();
-                        // The view refits to these bounds unless the user has moved it.
-                        pd.bounds = Some((e, exact));
-                    }
-                    None if exact || bounds.finite == 0 && bounds.nonfinite == 0 => {
-                        // The message `render --points` gives.
-                        let e = crate::error::Error::bad_input(
-                            &pd.src.path,
-                            format!(
-                                "none of the {} points has finite x and y (all NaN or infinite): nothing to draw",
-                                pd.src.len
-                            ),
+                WorkerMsg::Opened(src) => {
+                    pd.src = Some(src);
+                    opened = true;
+                }
+                WorkerMsg::Bounds { bounds, exact } => {
+                    match bounds.extent {
+                        Some(e) => {
+                            let (e, _, _) = e.padded();
+                            // The view refits to these bounds unless the user has moved it.
+                            pd.bounds = Some((e, exact));
+                        }
+                        None if exact || bounds.finite == 0 && bounds.nonfinite == 0 => {
+                            // The message `render --points` gives.
+                            let len = pd.src.as_ref().map_or(0, |s| s.len);
+                            let e = crate::error::Error::bad_input(
+                            &pd.path,
+                            format!("none of the {len} points has finite x and y (all NaN or infinite): nothing to draw"),
                         );
-                        fail = Some(e.to_string());
+                            fail = Some(e.to_string());
+                        }
+                        // A sample with no finite point: wait for the exact bounds.
+                        None => {}
                     }
-                    // A sample with no finite point: wait for the exact bounds.
-                    None => {}
-                },
+                }
                 WorkerMsg::Grid(g) => {
                     pd.grids_received += 1;
                     let newer = pd
@@ -228,6 +230,13 @@ impl Viewer {
                     }
                 }
             }
+        }
+        if opened {
+            let path = pd.path.clone();
+            if self.look.agg.needs_value() && pd.src.as_ref().is_some_and(|s| s.value_column().is_none()) {
+                self.look.agg = Agg::Count;
+            }
+            super::panels::push_recent(&mut self.recent, &path);
         }
         if let Some(msg) = fail {
             self.fail(msg);
@@ -304,7 +313,8 @@ impl Viewer {
                 (Some(v), _) => (v.vw, v.vh) = (vw, vh),
                 (None, Some((e, _))) => pd.view = Some(PointView::fit(&e, vw, vh)),
                 (None, None) => {
-                    ui.centered_and_justified(|ui| ui.label("reading the point set…"));
+                    let what = if pd.src.is_none() { "opening the point set…" } else { "reading the point set…" };
+                    ui.centered_and_justified(|ui| ui.label(what));
                     return false;
                 }
             }
@@ -413,7 +423,7 @@ impl Viewer {
             alpha: self.look.alpha,
             background: self.look.background,
         };
-        let src = pd.src.clone();
+        let Some(src) = pd.src.clone() else { return };
         let (tx, rx) = std::sync::mpsc::channel();
         self.export.running = Some(rx);
         let ctx = self.ctx.clone();
@@ -466,7 +476,9 @@ impl Viewer {
                 }
             }
             ui.separator();
-            ui.label(format!("{} points in the file", fmt_count(pd.src.len)));
+            if let Some(src) = &pd.src {
+                ui.label(format!("{} points in the file", fmt_count(src.len)));
+            }
             if let Some(msg) = &pd.failed {
                 ui.separator();
                 ui.colored_label(egui::Color32::from_rgb(255, 90, 90), msg);
@@ -481,7 +493,7 @@ impl Viewer {
     }
 
     pub(super) fn points_side_panel(&mut self, ui: &mut egui::Ui) {
-        let has_value = self.points.as_ref().is_some_and(|p| p.src.value_column().is_some());
+        let has_value = self.points.as_ref().and_then(|p| p.src.as_ref()).is_some_and(|s| s.value_column().is_some());
         egui::ScrollArea::vertical().show(ui, |ui| {
             ui.heading("Aggregate");
             egui::ComboBox::from_id_salt("agg").selected_text(self.look.agg.name()).show_ui(ui, |ui| {
@@ -617,9 +629,9 @@ impl Viewer {
                     let (pm, pp) = stat(&b.pan_ui);
                     eprintln!(
                         "bench points: {} points; first frame {:.3} s (preview: {}), exact frame {:.3} s after open ({:.3} s to aggregate it)",
-                        pd.src.len,
+                        pd.src.as_ref().map_or(0, |s| s.len),
                         pd.first_frame_s.unwrap_or(f64::NAN),
-                        crate::points::worker::preview_every(&pd.src).is_some(),
+                        pd.src.as_deref().and_then(crate::points::worker::preview_every).is_some(),
                         pd.exact_frame_s.unwrap_or(f64::NAN),
                         b.exact_secs
                     );

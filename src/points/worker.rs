@@ -2,6 +2,7 @@
 //! back over a channel (a quick strided-sample preview first for big sets, then the exact grid). `aggregate_view`
 //! is the one place that bins a view: swapping in a spatial index is a change there only.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use std::time::Instant;
 use crate::error::Result;
 use crate::points::bin::{aggregate_sampled, data_bounds, scan_bounds_sampled, Agg, Bounds, Extent, Grid, Skipped};
 use crate::points::shade::{palette_thresholds, PointScale};
-use crate::source::points::{PointSource, CHUNK_RECORDS};
+use crate::source::points::{open_points, PointSource, PointSpec, CHUNK_RECORDS};
 
 /// Point sets of at least this many chunks (of `CHUNK_RECORDS` records) get a preview before each exact grid.
 pub const PREVIEW_MIN_CHUNKS: usize = 24;
@@ -92,13 +93,15 @@ impl ViewGrid {
 /// What the worker sends back.
 #[derive(Debug)]
 pub enum WorkerMsg {
+    /// The point set is open (text converted into its cached binary, when it is text).
+    Opened(Arc<PointSource>),
     /// Data bounds: `exact` from a full pass (or the cache), else from the preview's sample of chunks.
     Bounds {
         bounds: Bounds,
         exact: bool,
     },
     Grid(Box<ViewGrid>),
-    /// Aggregating request `gen` failed.
+    /// Aggregating request `gen` failed; generation 0: opening the file or its bounds failed.
     Failed {
         gen: u64,
         msg: String,
@@ -113,26 +116,45 @@ pub struct PointWorker {
 }
 
 impl PointWorker {
-    /// Starts the thread; it first reports the data bounds (cached, or a sample's then the exact ones).
+    /// Starts the thread, which opens the point set (converting text once, off the caller's thread) and reports
+    /// it, then the data bounds (cached, or a sample's then the exact ones), then answers requests.
     /// `wake` is called after every message (the window's repaint request).
-    pub fn start(src: Arc<PointSource>, wake: Arc<dyn Fn() + Send + Sync>) -> std::io::Result<PointWorker> {
-        let preview = preview_every(&src);
-        Self::start_with(src, wake, preview)
+    pub fn open(path: PathBuf, spec: PointSpec, wake: Arc<dyn Fn() + Send + Sync>) -> std::io::Result<PointWorker> {
+        Self::spawn(Box::new(move || open_points(&path, &spec).map(Arc::new)), wake, None)
     }
 
-    /// `start` with the preview stride given (None: exact grids only).
+    /// Starts the thread on an open point set with the preview stride given (None: exact grids only).
     pub fn start_with(
         src: Arc<PointSource>,
         wake: Arc<dyn Fn() + Send + Sync>,
         preview: Option<usize>,
     ) -> std::io::Result<PointWorker> {
+        Self::spawn(Box::new(move || Ok(src)), wake, Some(preview))
+    }
+
+    fn spawn(
+        open: Box<dyn FnOnce() -> Result<Arc<PointSource>> + Send>,
+        wake: Arc<dyn Fn() + Send + Sync>,
+        preview: Option<Option<usize>>,
+    ) -> std::io::Result<PointWorker> {
         let (tx, req_rx) = mpsc::channel::<ViewRequest>();
         let (msg_tx, rx) = mpsc::channel();
         let aggregations = Arc::new(AtomicU64::new(0));
         let count = aggregations.clone();
-        std::thread::Builder::new()
-            .name("vastview-points".into())
-            .spawn(move || run(&src, preview, &req_rx, &msg_tx, &count, wake.as_ref()))?;
+        std::thread::Builder::new().name("vastview-points".into()).spawn(move || {
+            let src = match open() {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = msg_tx.send(WorkerMsg::Failed { gen: 0, msg: e.to_string() });
+                    return wake();
+                }
+            };
+            let preview = preview.unwrap_or_else(|| preview_every(&src));
+            if msg_tx.send(WorkerMsg::Opened(src.clone())).is_ok() {
+                wake();
+                run(&src, preview, &req_rx, &msg_tx, &count, wake.as_ref());
+            }
+        })?;
         Ok(PointWorker { tx, rx, aggregations })
     }
 
@@ -327,6 +349,8 @@ mod tests {
         let spec = PointSpec { dtype: Some(crate::dtype::DType::F32), columns: Some(2), ..Default::default() };
         let src = Arc::new(open_points(&path, &spec).expect("open"));
         let w = PointWorker::start_with(src.clone(), Arc::new(|| {}), Some(2)).expect("start");
+        let WorkerMsg::Opened(s) = recv(&w) else { panic!("opened first") };
+        assert_eq!(s.len, n);
         // The sample (chunks 0 and 2) holds the lowest and highest rows, so its bounds are the exact ones; both
         // arrive, the sample's first and marked inexact.
         let WorkerMsg::Bounds { bounds: b0, exact: false } = recv(&w) else { panic!("sample bounds first") };
