@@ -1,7 +1,7 @@
 //! Binning points into a W×H grid with datashader's rule (bit for bit), in parallel over mmap'd chunks:
 //! data bounds, extents, and the per-pixel aggregates count, sum, mean, min and max.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
@@ -104,10 +104,12 @@ pub struct Bounds {
 }
 
 /// Runs `work(chunk_index, state)` over every `every`-th chunk (0, every, 2·every, …) on all rayon threads
-/// (one state per thread, chunks handed out in order), then returns the states.
+/// (one state per thread, chunks handed out in order), then returns the states. When `stop` becomes true the
+/// threads take no further chunk.
 fn par_chunks<S: Send>(
     src: &PointSource,
     every: usize,
+    stop: Option<&AtomicBool>,
     init: impl Fn() -> S + Sync,
     work: impl Fn(usize, &mut S) + Sync,
 ) -> Vec<S> {
@@ -125,7 +127,7 @@ fn par_chunks<S: Send>(
                 let mut st = init();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= n {
+                    if i >= n || stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
                         break;
                     }
                     if i + threads < n {
@@ -225,6 +227,7 @@ pub fn scan_bounds_sampled(src: &PointSource, every: usize) -> Result<Bounds> {
     let states = par_chunks(
         src,
         every,
+        None,
         || (init(), ChunkBuf::default()),
         |i, (b, buf)| {
             src.with_chunk(i, None, buf, |c| match c {
@@ -450,11 +453,12 @@ const GRID_BUDGET: usize = 1 << 30;
 
 /// Bins every point of `src` into a `w`×`h` grid over `extent` (which must have positive width and height).
 pub fn aggregate(src: &PointSource, extent: &Extent, w: usize, h: usize, agg: Agg) -> Result<(Grid, Skipped)> {
-    aggregate_sampled(src, extent, w, h, agg, 1)
+    aggregate_sampled(src, extent, w, h, agg, 1, None)
 }
 
 /// `aggregate` over the points of every `every`-th chunk of `CHUNK_RECORDS` records only (a strided sample for a
-/// quick preview; `every` = 1 is `aggregate`). Counts and sums are those of the sample, not scaled up.
+/// quick preview; `every` = 1 is `aggregate`). Counts and sums are those of the sample, not scaled up. Setting
+/// `cancel` stops the pass at the next chunk with `Error::Cancelled` (a viewer whose view moved on).
 pub fn aggregate_sampled(
     src: &PointSource,
     extent: &Extent,
@@ -462,6 +466,7 @@ pub fn aggregate_sampled(
     h: usize,
     agg: Agg,
     every: usize,
+    cancel: Option<&AtomicBool>,
 ) -> Result<(Grid, Skipped)> {
     let path = &src.path;
     let finite = [extent.xmin, extent.xmax, extent.ymin, extent.ymax].iter().all(|v| v.is_finite());
@@ -496,6 +501,7 @@ pub fn aggregate_sampled(
         par_chunks(
             src,
             every,
+            cancel,
             || Acc {
                 count: vec![0u32; cells + 1],
                 val: if agg.needs_value() {
@@ -535,6 +541,9 @@ pub fn aggregate_sampled(
         run()
     };
     src.check_faulted()?;
+    if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+        return Err(Error::Cancelled);
+    }
     let mut it = accs.into_iter();
     let Some(mut total) = it.next() else {
         return Ok((empty_grid(agg, cells), Skipped::default()));

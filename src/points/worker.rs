@@ -3,7 +3,7 @@
 //! is the one place that bins a view: swapping in a spatial index is a change there only.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,8 +18,9 @@ pub const PREVIEW_MIN_CHUNKS: usize = 24;
 /// A preview bins about this many chunks, spread evenly over the file.
 pub const PREVIEW_CHUNKS: usize = 12;
 
-/// Bins the points of every `every`-th chunk (1 = all) into a `w`×`h` grid over `extent`, with datashader's rule.
-/// The one aggregation call of the viewer: a spatial index answering the same question goes here.
+/// Bins the points of every `every`-th chunk (1 = all) into a `w`×`h` grid over `extent`, with datashader's rule;
+/// `cancel` set stops it early (`Error::Cancelled`). The one aggregation call of the viewer: a spatial index
+/// answering the same question goes here.
 pub fn aggregate_view(
     src: &PointSource,
     extent: &Extent,
@@ -27,8 +28,9 @@ pub fn aggregate_view(
     h: usize,
     agg: Agg,
     every: usize,
+    cancel: &AtomicBool,
 ) -> Result<(Grid, Skipped)> {
-    aggregate_sampled(src, extent, w, h, agg, every)
+    aggregate_sampled(src, extent, w, h, agg, every, Some(cancel))
 }
 
 /// One view to aggregate.
@@ -113,6 +115,8 @@ pub struct PointWorker {
     tx: Sender<ViewRequest>,
     rx: Receiver<WorkerMsg>,
     aggregations: Arc<AtomicU64>,
+    /// Set with every request: the aggregation under way stops at its next chunk (its view is stale).
+    cancel: Arc<AtomicBool>,
 }
 
 impl PointWorker {
@@ -141,6 +145,8 @@ impl PointWorker {
         let (msg_tx, rx) = mpsc::channel();
         let aggregations = Arc::new(AtomicU64::new(0));
         let count = aggregations.clone();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let stop = cancel.clone();
         std::thread::Builder::new().name("vastview-points".into()).spawn(move || {
             let src = match open() {
                 Ok(s) => s,
@@ -152,14 +158,15 @@ impl PointWorker {
             let preview = preview.unwrap_or_else(|| preview_every(&src));
             if msg_tx.send(WorkerMsg::Opened(src.clone())).is_ok() {
                 wake();
-                run(&src, preview, &req_rx, &msg_tx, &count, wake.as_ref());
+                run(&src, preview, &req_rx, &msg_tx, &count, &stop, wake.as_ref());
             }
         })?;
-        Ok(PointWorker { tx, rx, aggregations })
+        Ok(PointWorker { tx, rx, aggregations, cancel })
     }
 
-    /// Asks for a view; an older request not yet started is dropped.
+    /// Asks for a view: an older request not yet started is dropped, and one being aggregated stops.
     pub fn request(&self, r: ViewRequest) {
+        self.cancel.store(true, Ordering::Relaxed);
         let _ = self.tx.send(r);
     }
 
@@ -191,6 +198,7 @@ fn run(
     req_rx: &Receiver<ViewRequest>,
     tx: &Sender<WorkerMsg>,
     count: &AtomicU64,
+    cancel: &AtomicBool,
     wake: &(dyn Fn() + Send + Sync),
 ) {
     let send = |m: WorkerMsg| {
@@ -244,6 +252,10 @@ fn run(
     let mut next: Option<ViewRequest> = None;
     'jobs: loop {
         let Some(req) = newest(next.take()) else { return };
+        // Cleared once the channel is drained: a request sent from here on cancels this job. (One whose flag was
+        // set just before this line is not lost: it is in the channel, checked before the exact pass and taken
+        // next.)
+        cancel.store(false, Ordering::Relaxed);
         let passes: Vec<usize> = match preview {
             Some(every) => vec![every, 1],
             None => vec![1],
@@ -281,7 +293,7 @@ fn run(
             }
             let t0 = Instant::now();
             count.fetch_add(1, Ordering::Relaxed);
-            let msg = match aggregate_view(src, &req.extent, req.w, req.h, req.agg, every) {
+            let msg = match aggregate_view(src, &req.extent, req.w, req.h, req.agg, every, cancel) {
                 Ok((grid, skipped)) => {
                     let read = if every == 1 { src.len } else { sampled_records(src, every) };
                     let in_view = match &grid {
@@ -311,6 +323,12 @@ fn run(
                         thresholds,
                         range: (lo <= hi).then_some((lo, hi)),
                     }))
+                }
+                // Stopped by a request sent while it ran: take the newest (this one again when the request that
+                // cancelled it was already drained into it).
+                Err(crate::error::Error::Cancelled) => {
+                    next = Some(req);
+                    continue 'jobs;
                 }
                 Err(e) => WorkerMsg::Failed { gen: req.gen, msg: e.to_string() },
             };
@@ -370,6 +388,31 @@ mod tests {
         assert_eq!(g.in_view, n);
         assert_eq!(w.aggregations(), 2);
         assert_eq!(g.thresholds_of(PointScale::EqHist), &palette_thresholds(&want, PointScale::EqHist));
+
+        // A cancelled pass stops with `Cancelled`; a burst of requests ends with the newest view's exact grid.
+        let stop = AtomicBool::new(true);
+        let r = aggregate_view(&src, &e, 64, 48, Agg::Count, 1, &stop);
+        assert!(matches!(r, Err(crate::error::Error::Cancelled)), "{r:?}");
+        let mut last = 0;
+        for gen in 2..=6 {
+            let mut q = req;
+            q.gen = gen;
+            q.w = 60 + gen as usize;
+            w.request(q);
+        }
+        loop {
+            match recv(&w) {
+                WorkerMsg::Grid(g) => {
+                    assert!(g.req.gen >= last, "results in request order");
+                    last = g.req.gen;
+                    if g.req.gen == 6 && !g.is_preview() {
+                        assert_eq!(g.req.w, 66);
+                        break;
+                    }
+                }
+                m => panic!("unexpected {m:?}"),
+            }
+        }
         let _ = std::fs::remove_file(&path);
     }
 }
