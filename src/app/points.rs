@@ -111,6 +111,8 @@ pub(crate) struct PointDoc {
     hover: Option<String>,
     failed: Option<String>,
     opened: Instant,
+    /// Seconds from `app::run` (window and GPU set-up) to opening this file.
+    pub setup_s: f64,
     pub first_frame_s: Option<f64>,
     pub exact_frame_s: Option<f64>,
     /// Grids received (previews included).
@@ -163,6 +165,7 @@ impl Viewer {
             hover: None,
             failed: None,
             opened: Instant::now(),
+            setup_s: super::RUN_START.get().map_or(0.0, |t| t.elapsed().as_secs_f64()),
             first_frame_s: None,
             exact_frame_s: None,
             grids_received: 0,
@@ -628,8 +631,9 @@ impl Viewer {
                     let (sm, sp) = stat(&b.still_ui);
                     let (pm, pp) = stat(&b.pan_ui);
                     eprintln!(
-                        "bench points: {} points; first frame {:.3} s (preview: {}), exact frame {:.3} s after open ({:.3} s to aggregate it)",
+                        "bench points: {} points; window set-up {:.3} s, then first frame {:.3} s (preview: {}), exact frame {:.3} s after open ({:.3} s to aggregate it)",
                         pd.src.as_ref().map_or(0, |s| s.len),
+                        pd.setup_s,
                         pd.first_frame_s.unwrap_or(f64::NAN),
                         pd.src.as_deref().and_then(crate::points::worker::preview_every).is_some(),
                         pd.exact_frame_s.unwrap_or(f64::NAN),
