@@ -690,3 +690,50 @@ fn fmt_value(v: f64) -> String {
         format!("{v:.4}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_view_maps_onto_its_own_grid_pixel_for_pixel() {
+        let e = Extent { xmin: -3.25, ymin: 1.0, xmax: 7.5, ymax: 4.0 };
+        let v = PointView::fit(&e, 640.0, 480.0);
+        let f = v.extent();
+        assert!(f.xmin <= e.xmin && f.xmax >= e.xmax && f.ymin <= e.ymin && f.ymax >= e.ymax, "{f:?}");
+        let req = ViewRequest { gen: 1, extent: f, w: 640, h: 480, agg: Agg::Count };
+        let [mx, bx, my, by] = v.grid_map(&req, [10.0, 25.0]);
+        // Framebuffer pixel centres (x + 0.5, y + 0.5) of the area at origin (10, 25), in f32 as the shader sees them.
+        for (px, py) in [(0.0, 0.0), (639.0, 479.0), (320.0, 17.0)] {
+            let (fx, fy) = ((10.0 + px + 0.5) as f32, (25.0 + py + 0.5) as f32);
+            let col = (fx * mx as f32 + bx as f32).floor();
+            let row = (fy * my as f32 + by as f32).floor();
+            assert_eq!((col, row), (px as f32, 479.0 - py as f32), "pixel ({px}, {py})");
+        }
+    }
+
+    #[test]
+    fn point_shaped_files_open_as_points() {
+        let dir = std::env::temp_dir().join(format!("vastview-ispoints-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let npy = |name: &str, dtype: &str, shape: &[u64]| {
+            let p = dir.join(name);
+            let mut b = crate::headless::npy_header(dtype, shape);
+            b.resize(b.len() + shape.iter().product::<u64>() as usize * 4, 0);
+            std::fs::write(&p, b).expect("write");
+            p
+        };
+        assert!(is_point_file(&npy("pts.npy", "<f4", &[1000, 3])));
+        assert!(is_point_file(&npy("pts2.npy", "<f4", &[1000, 2])));
+        assert!(!is_point_file(&npy("img.npy", "<f4", &[100, 100])));
+        assert!(!is_point_file(&npy("few.npy", "<f4", &[10, 3])));
+        assert!(!is_point_file(&npy("ints.npy", "<i4", &[1000, 3])));
+        let csv = dir.join("p.csv");
+        std::fs::write(&csv, "1,2\n3,4\n").expect("write");
+        assert!(is_point_file(&csv));
+        let raw = dir.join("p.bin");
+        std::fs::write(&raw, [0u8; 24]).expect("write");
+        assert!(!is_point_file(&raw));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
