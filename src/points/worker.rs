@@ -293,7 +293,11 @@ fn run(
             }
             let t0 = Instant::now();
             count.fetch_add(1, Ordering::Relaxed);
-            let msg = match aggregate_view(src, &req.extent, req.w, req.h, req.agg, every, cancel) {
+            // Only a long pass (the exact one of a set big enough for previews) can be cancelled: short ones always
+            // finish, so a view moving every frame still gets a grid as fast as they come (no starvation).
+            let never = AtomicBool::new(false);
+            let stop = if every == 1 && preview.is_some() { cancel } else { &never };
+            let msg = match aggregate_view(src, &req.extent, req.w, req.h, req.agg, every, stop) {
                 Ok((grid, skipped)) => {
                     let read = if every == 1 { src.len } else { sampled_records(src, every) };
                     let in_view = match &grid {
