@@ -64,6 +64,8 @@ pub struct PointCallback {
     pub style: PointStyle,
     /// Framebuffer pixel → grid pixel (see `PointRenderer::set_style`).
     pub grid_map: [f64; 4],
+    /// The grid this frame draws (0: none yet); another resident grid is not drawn.
+    pub grid_id: u64,
 }
 
 impl CallbackTrait for PointCallback {
@@ -76,7 +78,7 @@ impl CallbackTrait for PointCallback {
         resources: &mut CallbackResources,
     ) -> Vec<wgpu::CommandBuffer> {
         if let Some(v) = resources.get_mut::<ViewerGpu>() {
-            v.points.set_style(&v.gpu, &self.style, self.grid_map);
+            v.points.set_style(&v.gpu, &self.style, self.grid_map, self.grid_id);
         }
         Vec::new()
     }

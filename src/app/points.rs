@@ -119,6 +119,9 @@ pub(crate) struct PointDoc {
     pub grids_received: u64,
 }
 
+/// Ids of grids for the GPU, unique across documents (so a new file never shows the previous file's grid).
+static NEXT_GRID_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// Extensions read as text points when a file is opened without flags.
 const TEXT_POINT_EXT: [&str; 6] = ["txt", "csv", "xyz", "tsv", "dat", "pts"];
 
@@ -220,7 +223,7 @@ impl Viewer {
                         .is_none_or(|s| g.req.gen > s.req.gen || (g.req.gen == s.req.gen && !g.is_preview()));
                     if newer {
                         pd.shown = Some(Arc::from(g));
-                        pd.shown_id += 1;
+                        pd.shown_id = NEXT_GRID_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         if pd.gen == pd.shown.as_ref().map_or(0, |s| s.req.gen) {
                             pd.failed = None;
                         }
@@ -362,7 +365,8 @@ impl Viewer {
         if exact_now {
             pd.exact_frame_s.get_or_insert(t);
         }
-        ui.painter().add(super::gpu::Callback::new_paint_callback(rect, PointCallback { style, grid_map: map }));
+        let cb = PointCallback { style, grid_map: map, grid_id: pd.shown.as_ref().map_or(0, |_| pd.shown_id) };
+        ui.painter().add(super::gpu::Callback::new_paint_callback(rect, cb));
         // The aggregate under the cursor, from the grid on screen.
         pd.hover = resp.hover_pos().and_then(|p| {
             let g = pd.shown.as_ref()?;

@@ -211,8 +211,9 @@ impl PointRenderer {
     }
 
     /// Sets the style and the grid mapping for this frame: the palette is written only when the colormap changed,
-    /// the 64-byte uniform only when it changed.
-    pub fn set_style(&mut self, gpu: &GpuContext, style: &PointStyle, grid_map: [f64; 4]) {
+    /// the 64-byte uniform only when it changed. Pixels show the grid only if the resident one is `grid_id` (else
+    /// just the background).
+    pub fn set_style(&mut self, gpu: &GpuContext, style: &PointStyle, grid_map: [f64; 4], grid_id: u64) {
         if self.lut_name.as_deref() != Some(style.colormap.name.as_str()) {
             Self::write(gpu, &self.lut, style.colormap.bytes(), 256, 1, 4);
             self.stats.lut_bytes += 1024;
@@ -223,7 +224,7 @@ impl PointRenderer {
             background: style.background.map(|c| f32::from(c) / 255.0),
             alpha: f32::from(style.alpha) / 255.0,
             scale_row: style.scale_row,
-            has_grid: u32::from(self.grid.is_some()),
+            has_grid: u32::from(grid_id != 0 && self.grid_id() == grid_id),
             _pad: 0,
             _pad2: [0; 4],
         };
