@@ -50,10 +50,11 @@ pub struct ViewArgs {
     /// Window size WxH in points
     #[arg(long, default_value = "1280x800")]
     pub window_size: String,
-    /// Start at this zoom (screen pixels per data pixel; 1 = 100 %) instead of fitting the image
+    /// Start at this zoom (screen pixels per data pixel; 1 = 100 %) instead of fitting the image (point sets:
+    /// magnification of the fitted view, 2 = twice as close)
     #[arg(long)]
     pub zoom: Option<f64>,
-    /// Start centred on data point X,Y (column, row) instead of the image centre
+    /// Start centred on data point X,Y (column, row) instead of the image centre (point sets: X,Y in data units)
     #[arg(long, allow_hyphen_values = true)]
     pub center: Option<String>,
     /// Byte budget for tiles held in CPU memory, in MiB (the tiles of the current view are always kept)
@@ -482,12 +483,27 @@ fn point_launch_options(a: &ViewArgs, p: &std::path::Path) -> Result<crate::app:
         .ok_or_else(|| Error::request(p, format!("--scale '{}' is not linear, log or eqhist (point sets)", d.scale)))?;
     let agg = Agg::parse(&a.agg)
         .ok_or_else(|| Error::request(p, format!("--agg '{}' is not count, sum, mean, min or max", a.agg)))?;
-    if d.limits.is_some() || d.gamma != 1.0 || d.slice != 0 || a.zoom.is_some() || a.center.is_some() {
+    if d.limits.is_some() || d.gamma != 1.0 || d.slice != 0 {
         return Err(Error::request(
             p,
-            "--limits, --gamma, --slice, --zoom and --center are for images; point sets take --scale, --alpha, --background",
+            "--limits, --gamma and --slice are for images; point sets take --scale, --alpha, --background",
         ));
     }
+    if let Some(z) = a.zoom {
+        if !(z.is_finite() && z > 0.0) {
+            return Err(Error::request(p, "--zoom must be a positive number"));
+        }
+    }
+    let center = match &a.center {
+        Some(s) => {
+            let v: Vec<f64> = pair(p, "--center", s, 2)?;
+            if !v.iter().all(|x| x.is_finite()) {
+                return Err(Error::request(p, "--center must be finite numbers"));
+            }
+            Some((v[0], v[1]))
+        }
+        None => None,
+    };
     if !(0.0..=1.0).contains(&a.alpha) {
         return Err(Error::request(p, format!("--alpha {} must lie in 0..1", a.alpha)));
     }
@@ -504,7 +520,16 @@ fn point_launch_options(a: &ViewArgs, p: &std::path::Path) -> Result<crate::app:
         screenshot: a.screenshot.clone(),
         window_size: (w as u32, h as u32),
         bench_frames: a.bench_frames,
-        points: Some(crate::app::PointOptions { path, spec, agg, scale, alpha: a.alpha, background }),
+        points: Some(crate::app::PointOptions {
+            path,
+            spec,
+            agg,
+            scale,
+            alpha: a.alpha,
+            background,
+            zoom: a.zoom,
+            center,
+        }),
         ..Default::default()
     })
 }

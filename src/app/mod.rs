@@ -231,6 +231,7 @@ struct Bench {
     style_grid_bytes: u64,
     /// Aggregation time of the first exact grid.
     exact_secs: f64,
+    exact_in_view: u64,
 }
 
 #[derive(PartialEq)]
@@ -293,6 +294,7 @@ impl Viewer {
                 last_point_up: None,
                 style_grid_bytes: 0,
                 exact_secs: 0.0,
+                exact_in_view: 0,
             }),
             points: None,
             look: opts.points.as_ref().map_or_else(points::PointLook::default, |p| points::PointLook {

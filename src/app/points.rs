@@ -25,6 +25,9 @@ pub struct PointOptions {
     /// 0..1
     pub alpha: f64,
     pub background: [u8; 4],
+    /// Magnification of the fitted first view, and its centre in data units.
+    pub zoom: Option<f64>,
+    pub center: Option<(f64, f64)>,
 }
 
 /// Point style state of the window (kept across files).
@@ -114,6 +117,8 @@ pub(crate) struct PointDoc {
     /// Seconds from `app::run` (window and GPU set-up) to opening this file.
     pub setup_s: f64,
     pub first_frame_s: Option<f64>,
+    /// Whether the first grid drawn was a preview.
+    pub first_was_preview: bool,
     pub exact_frame_s: Option<f64>,
     /// Grids received (previews included).
     pub grids_received: u64,
@@ -170,6 +175,7 @@ impl Viewer {
             opened: Instant::now(),
             setup_s: super::RUN_START.get().map_or(0.0, |t| t.elapsed().as_secs_f64()),
             first_frame_s: None,
+            first_was_preview: false,
             exact_frame_s: None,
             grids_received: 0,
         });
@@ -313,7 +319,22 @@ impl Viewer {
         let (vw, vh) = (f64::from(size_px[0]), f64::from(size_px[1]));
         {
             let Some(pd) = self.points.as_mut() else { return false };
+            let (zoom, center) = self.opts.points.as_ref().map_or((None, None), |p| (p.zoom, p.center));
             match (&mut pd.view, pd.bounds) {
+                // `--zoom`/`--center`: the fitted view magnified and moved, once the exact bounds are known.
+                (None, Some((e, true))) if zoom.is_some() || center.is_some() => {
+                    let mut v = PointView::fit(&e, vw, vh);
+                    v.upp /= zoom.unwrap_or(1.0);
+                    if let Some((x, y)) = center {
+                        (v.cx, v.cy) = (x, y);
+                    }
+                    pd.view = Some(v);
+                    pd.interacted = true;
+                }
+                (None, Some(_)) if zoom.is_some() || center.is_some() => {
+                    ui.centered_and_justified(|ui| ui.label("reading the point set…"));
+                    return false;
+                }
                 // Until the user moves it, the view fits the data whatever the area's size.
                 (_, Some((e, _))) if !pd.interacted => pd.view = Some(PointView::fit(&e, vw, vh)),
                 (Some(v), _) => (v.vw, v.vh) = (vw, vh),
@@ -358,8 +379,9 @@ impl Viewer {
         }
         drop(renderer);
         let t = pd.opened.elapsed().as_secs_f64();
-        if uploaded {
-            pd.first_frame_s.get_or_insert(t);
+        if uploaded && pd.first_frame_s.is_none() {
+            pd.first_frame_s = Some(t);
+            pd.first_was_preview = pd.shown.as_ref().is_some_and(|g| g.is_preview());
         }
         let exact_now = pd.shown.as_ref().is_some_and(|g| !g.is_preview() && g.req.gen == pd.gen);
         if exact_now {
@@ -586,6 +608,7 @@ impl Viewer {
                 ui.ctx().request_repaint();
                 (b.phase, b.frames) = (1, 0);
                 b.exact_secs = pd.shown.as_ref().map_or(0.0, |g| g.secs);
+                b.exact_in_view = pd.shown.as_ref().map_or(0, |g| g.in_view);
             }
             1 => {
                 b.still_ui.push(ui_secs);
@@ -635,13 +658,14 @@ impl Viewer {
                     let (sm, sp) = stat(&b.still_ui);
                     let (pm, pp) = stat(&b.pan_ui);
                     eprintln!(
-                        "bench points: {} points; window set-up {:.3} s, then first frame {:.3} s (preview: {}), exact frame {:.3} s after open ({:.3} s to aggregate it)",
+                        "bench points: {} points; window set-up {:.3} s, then first frame {:.3} s ({}), exact frame {:.3} s after open ({:.3} s to aggregate it, {} points in view)",
                         pd.src.as_ref().map_or(0, |s| s.len),
                         pd.setup_s,
                         pd.first_frame_s.unwrap_or(f64::NAN),
-                        pd.src.as_deref().and_then(crate::points::worker::preview_every).is_some(),
+                        if pd.first_was_preview { "preview" } else { "exact" },
                         pd.exact_frame_s.unwrap_or(f64::NAN),
-                        b.exact_secs
+                        b.exact_secs,
+                        b.exact_in_view
                     );
                     eprintln!(
                         "bench points: still frames ui {sm:.2} ms mean / {sp:.2} ms p95; panning {} frames ui {pm:.2} ms mean / {pp:.2} ms p95, {:.1} fps wall, {} grids arrived while panning; exact again {:.3} s after panning stopped",
