@@ -6,8 +6,13 @@ use std::process::Command;
 
 use crate::common::*;
 
+/// One `xvfb-run` at a time: parallel ones sometimes fail to clean up their temporary directory (then
+/// xvfb-run's exit code replaces the window's).
+static XVFB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs vastview under `xvfb-run -a`; None (or a failure under CI) when Xvfb is missing.
 fn under_xvfb(args: &[&str]) -> Option<std::process::Output> {
+    let _one = XVFB.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let have = Command::new("xvfb-run").arg("--help").output().is_ok();
     if !have {
         assert!(std::env::var_os("CI").is_none(), "CI is set but xvfb-run is missing (apt-get install xvfb xauth)");
