@@ -400,6 +400,7 @@ impl Viewer {
                 "–".to_string()
             } else {
                 match g.value(fx as usize, fy as usize) {
+                    Some(v) if g.req.agg == Agg::Count => format!("{}", v as u64),
                     Some(v) => crate::numfmt::format_f64(v),
                     None => "empty".into(),
                 }
@@ -567,7 +568,12 @@ impl Viewer {
             if let Some(g) = self.points.as_ref().and_then(|p| p.shown.as_ref()) {
                 ui.separator();
                 if let Some((lo, hi)) = g.range {
-                    ui.small(format!("{} in view: {} … {}", g.req.agg.name(), fmt_value(lo), fmt_value(hi)));
+                    let (lo, hi) = if g.req.agg == Agg::Count {
+                        (fmt_count(lo as u64), fmt_count(hi as u64))
+                    } else {
+                        (fmt_value(lo), fmt_value(hi))
+                    };
+                    ui.small(format!("{} in view: {lo} … {hi}", g.req.agg.name()));
                 }
                 let e = g.req.extent;
                 ui.small(format!("x {} … {}", fmt_value(e.xmin), fmt_value(e.xmax)));
