@@ -747,6 +747,27 @@ mod tests {
     }
 
     #[test]
+    fn a_moved_view_draws_the_last_grid_stretched() {
+        let e = Extent { xmin: 0.0, ymin: 0.0, xmax: 100.0, ymax: 50.0 };
+        let v = PointView::fit(&e, 200.0, 100.0);
+        let req = ViewRequest { gen: 1, extent: v.extent(), w: 200, h: 100, agg: Agg::Count };
+        let cell = |m: [f64; 4], px: f64, py: f64| {
+            ((px + 0.5) * m[0] + m[1]).floor() as i64 * 1000 + ((py + 0.5) * m[2] + m[3]).floor() as i64
+        };
+        // Panned right by 10 pixels: screen pixel x shows grid column x − 10 (the data moved with the drag).
+        let mut p = v;
+        p.pan(10.0, 0.0);
+        let m = p.grid_map(&req, [0.0, 0.0]);
+        assert_eq!(cell(m, 50.0, 20.0), 40 * 1000 + 79);
+        // Zoomed 2× about the centre: the centre pixel keeps its cell, pixels 2 apart show neighbouring cells.
+        let mut z = v;
+        z.zoom_about(100.0, 50.0, 2.0);
+        let m = z.grid_map(&req, [0.0, 0.0]);
+        assert_eq!(cell(m, 100.0, 50.0), 100 * 1000 + 49);
+        assert_eq!(cell(m, 102.0, 50.0), 101 * 1000 + 49);
+    }
+
+    #[test]
     fn point_shaped_files_open_as_points() {
         let dir = std::env::temp_dir().join(format!("vastview-ispoints-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");

@@ -181,6 +181,13 @@ impl PointWorker {
     }
 }
 
+impl Drop for PointWorker {
+    /// Closing the point set stops a scan under way at its next chunk; the thread then ends (its channel is closed).
+    fn drop(&mut self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+}
+
 /// The preview stride for `src`: None when a full pass is quick anyway.
 pub fn preview_every(src: &PointSource) -> Option<usize> {
     let chunks = src.chunk_count();
