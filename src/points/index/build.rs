@@ -19,10 +19,10 @@ use super::{
     expected_base, footer_bytes, header_bytes, locate, parse_header, CellValues, IndexMeta, Layout, Paths, PointIndex,
     FOOTER_AT,
 };
-use crate::diskcache;
+use crate::diskcache::{self, Identity};
 use crate::error::{Error, Result};
 use crate::points::bin::{bin_feed, chunk_cells, Axis, BinPlan, ChunkFeed};
-use crate::points::{data_bounds, Agg, Grid};
+use crate::points::{data_bounds, Agg, Bounds, Grid};
 use crate::pyramid::Progress;
 use crate::source::points::{Chunk, ChunkBuf, Cols, PointSource, CHUNK_RECORDS};
 
@@ -96,10 +96,8 @@ fn try_lock(file: &File) -> bool {
 }
 
 impl BuildJob {
-    /// The header `src`'s index will have (one bounds pass, or the cached bounds), and its layout.
-    pub fn expected(src: &PointSource) -> Result<(IndexMeta, Layout, Paths)> {
-        let (id, paths) = locate(src)?;
-        let b = data_bounds(src)?;
+    /// The header `src`'s index will have for these data bounds, and its layout.
+    pub fn expected(src: &PointSource, id: Identity, b: &Bounds) -> Result<(IndexMeta, Layout)> {
         let Some(e) = b.extent else {
             return Err(Error::bad_input(
                 &src.path,
@@ -123,13 +121,25 @@ impl BuildJob {
         let layout =
             Layout::new(level, b.finite, meta.record_values, src.dtype.size() as u64, meta.value_column.is_some());
         meta.file_size = layout.file_size;
-        Ok((meta, layout, paths))
+        Ok((meta, layout))
     }
 
-    /// Opens the partial file of an interrupted build of the same index (when valid) or creates a new one.
-    /// Fails if another process is building it.
+    /// Opens the partial file of an interrupted build of `src`'s index in the cache (when valid) or
+    /// creates a new one, after making room under the cache's size cap. Fails if another process is
+    /// building it.
     pub fn prepare(src: &PointSource) -> Result<BuildJob> {
-        let (meta, layout, paths) = Self::expected(src)?;
+        let (id, paths) = locate(src)?;
+        let b = data_bounds(src)?;
+        let (_, layout) = Self::expected(src, id.clone(), &b)?;
+        if !(paths.partial.exists() && paths.resume.exists()) {
+            let _ = diskcache::enforce_cap(diskcache::cap(), layout.file_size, &[]);
+        }
+        Self::prepare_at(src, id, paths, &b)
+    }
+
+    /// [`BuildJob::prepare`] at explicit paths, for given data bounds (no cache directory involved).
+    pub fn prepare_at(src: &PointSource, id: Identity, paths: Paths, b: &Bounds) -> Result<BuildJob> {
+        let (meta, layout) = Self::expected(src, id, b)?;
         if paths.partial.exists() && paths.resume.exists() {
             if let Ok(file) = File::options().read(true).write(true).open(&paths.partial) {
                 let mut head = vec![0u8; super::HEADER as usize];
@@ -144,7 +154,6 @@ impl BuildJob {
                 }
             }
         }
-        let _ = diskcache::enforce_cap(diskcache::cap(), layout.file_size, &[]);
         let _ = std::fs::remove_file(&paths.resume);
         let p = &paths.partial;
         let file = File::options().read(true).write(true).create(true).truncate(false).open(p).map_err(io(p))?;
@@ -692,6 +701,7 @@ impl Pass<'_> {
         if phase == 2 {
             st.cursor.iter().for_each(|c| b.extend_from_slice(&c.to_le_bytes()));
             for w in &st.vals {
+                b.extend_from_slice(&(w.len() as u64).to_le_bytes());
                 w.iter().for_each(|a| b.extend_from_slice(&a.to_bytes()));
             }
         }
@@ -739,9 +749,13 @@ impl Pass<'_> {
             st.cursor = super::u64s(body.get(at..at + 8 * cells)?).iter().map(|v| u64::from_le(*v)).collect();
             at += 8 * cells;
             for _ in 0..nvals {
-                let w = body.get(at..at + 32 * cells)?;
+                let k = u64_at(at)? as usize;
+                if k != 0 && k != cells {
+                    return None;
+                }
+                let w = body.get(at + 8..at + 8 + 32 * k)?;
                 st.vals.push(w.chunks_exact(32).map(CellValues::from_bytes).collect());
-                at += 32 * cells;
+                at += 8 + 32 * k;
             }
         } else if phase != 1 {
             return None;

@@ -200,15 +200,21 @@ fn source_desc(src: &PointSource) -> String {
     )
 }
 
+impl Paths {
+    /// The three names of a complete index at `done`.
+    pub fn for_done(done: PathBuf) -> Paths {
+        let partial = diskcache::partial_path(&done);
+        let mut resume = partial.clone().into_os_string();
+        resume.push(".resume");
+        Paths { done, partial, resume: PathBuf::from(resume) }
+    }
+}
+
 /// The identity and cache paths of `src`'s index.
 pub fn locate(src: &PointSource) -> Result<(Identity, Paths)> {
     let id = Identity::of(&src.path)?;
     let key = id.key(&format!("points-index v{VERSION} {}", source_desc(src)));
-    let done = diskcache::entry_path(KIND, &key, EXT)?;
-    let partial = diskcache::partial_path(&done);
-    let mut resume = partial.clone().into_os_string();
-    resume.push(".resume");
-    Ok((id, Paths { done, partial, resume: PathBuf::from(resume) }))
+    Ok((id, Paths::for_done(diskcache::entry_path(KIND, &key, EXT)?)))
 }
 
 /// What the header of `src`'s index must say apart from what the data decides (extent, level, counts).
