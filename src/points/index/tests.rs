@@ -244,7 +244,8 @@ fn damaged_files_are_refused() {
         let f = std::fs::File::options().write(true).open(&path).unwrap();
         f.write_all_at(&[good[at as usize] ^ 0x40], at).unwrap();
     };
-    let cases: Vec<(&str, Box<dyn Fn()>)> = vec![
+    type Damage<'a> = Box<dyn Fn() + 'a>;
+    let cases: Vec<(&str, Damage)> = vec![
         ("header", Box::new(|| flip(20))),
         ("offsets", Box::new(|| flip(offsets_at + 9))),
         ("footer", Box::new(|| flip(super::FOOTER_AT))),
