@@ -16,6 +16,7 @@
 #   RES=dir         results dir (default /tmp/vvbench/points-YYYYmmdd-HHMMSS)
 #   RUNS=4          runs per task (1 cold + RUNS-1 warm)
 #   N=200000000     points
+#   QUIET_WAIT=300  seconds measure.py waits for an idle machine before a run
 #   ONLY="vv ds check extra index zoom"
 #                   vv: vastview tasks; ds: datashader points (aggregate, shade, save);
 #                   check: vastview's count grid vs datashader's counts_points_N.npy (bit for bit);
@@ -82,7 +83,7 @@ fi
 } > "$RES/machine.txt"
 cat "$RES/machine.txt" >&2
 
-M() { "$PY" "$PEERS/measure.py" --quiet-max-wait 300 --retries 2 "$@"; }
+M() { "$PY" "$PEERS/measure.py" --quiet-max-wait "${QUIET_WAIT:-300}" --retries 2 "$@"; }
 DESC="$N pts x,y,z f32 ($((N * 12 / 1000000)) MB file)"
 VV_REGION=("$VASTVIEW" render "$PTS" --points --dtype f32 --columns 3 --region -10,-10,10,10 --size 1024x1024
            --scale eqhist -o "$OUT/vv_points_eqhist.png")
