@@ -77,7 +77,8 @@ pub struct ViewArgs {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Render an image (or a region of it) to PNG, or export its values to .npy
+    /// Render an image (or a region of it) to PNG, or export its values to .npy; with --points, a point set as a
+    /// density image (through its spatial index when `vastview index` built one, else a full scan)
     Render(Box<RenderArgs>),
     /// Describe a data file: format, shape, dtype, byte and memory order, sizes
     Info(InfoArgs),
