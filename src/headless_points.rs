@@ -225,6 +225,11 @@ pub fn points_info_text(src: &PointSource) -> Result<String> {
         "{:<14}{} finite, {} with NaN/inf x or y (skipped when drawing)\n",
         "points x,y:", b.finite, b.nonfinite
     ));
+    let index = match PointIndex::find(src).ok().flatten() {
+        Some(ix) => format!("{} ({}x{} cells)", ix.path().display(), ix.meta.side(), ix.meta.side()),
+        None => "none (`vastview index` builds one; renders then read only the cells they overlap)".into(),
+    };
+    s.push_str(&format!("{:<14}{index}\n", "index:"));
     Ok(s)
 }
 
@@ -252,6 +257,7 @@ pub fn points_info_json(src: &PointSource) -> Result<serde_json::Value> {
         "finite_points": b.finite,
         "nonfinite_points": b.nonfinite,
         "bounds": b.extent.map(|e| [e.xmin, e.ymin, e.xmax, e.ymax]),
+        "index": PointIndex::find(src).ok().flatten().map(|ix| ix.path().display().to_string()),
     });
     if let crate::source::points::PointFormat::Text { binary, report } = &src.format {
         v["converted_to"] = binary.display().to_string().into();

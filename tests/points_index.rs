@@ -204,6 +204,13 @@ fn damaged_and_stale_indexes_are_not_used_and_cache_commands_see_them() {
     assert!(built.contains("built: ") && built.contains("M points/s"), "{built}");
     let list = ok(&vv_in(&cache, &["cache".into(), "list".into()]), "list").0;
     assert!(list.contains("point index, 50000 points") && list.contains("complete"), "{list}");
+    let mut info = vec!["info".to_string(), s(&data)];
+    info.extend(spec_flags(&args));
+    let text = ok(&vv_in(&cache, &info), "info").0;
+    assert!(text.contains(&format!("index:        {}", s(&ix_path()))), "{text}");
+    info.push("--json".into());
+    let v: serde_json::Value = serde_json::from_str(&ok(&vv_in(&cache, &info), "info json").0).expect("json");
+    assert_eq!(v["index"], s(&ix_path()).as_str());
     // Damage: truncated, then a flipped byte in the cell offsets.
     type Damage = Box<dyn Fn(&Path)>;
     let damages: [(&str, Damage); 2] = [
@@ -241,6 +248,8 @@ fn damaged_and_stale_indexes_are_not_used_and_cache_commands_see_them() {
     }
     let err = render(&work.join("stale.npy"));
     assert!(err.contains("index: none"), "{err}");
+    let text = ok(&vv_in(&cache, &info[..info.len() - 1]), "info").0;
+    assert!(text.contains("index:        none"), "{text}");
     // cache clear FILE removes the file's index.
     let (cleared, _) = ok(&vv_in(&cache, &["cache".into(), "clear".into(), s(&data)]), "clear");
     assert!(cleared.contains("removed"), "{cleared}");

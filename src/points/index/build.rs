@@ -311,7 +311,7 @@ impl<T: Copy> Out<T> {
 
     #[inline(always)]
     fn put(&self, at: usize, vals: &[T]) -> bool {
-        if at + vals.len() > self.len {
+        if at.checked_add(vals.len()).is_none_or(|end| end > self.len) {
             return false;
         }
         // SAFETY: in bounds (checked just above); no other worker writes these elements.
