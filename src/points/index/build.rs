@@ -154,12 +154,12 @@ impl BuildJob {
                 }
             }
         }
-        let _ = std::fs::remove_file(&paths.resume);
         let p = &paths.partial;
         let file = File::options().read(true).write(true).create(true).truncate(false).open(p).map_err(io(p))?;
         if !try_lock(&file) {
             return Err(busy(&src.path));
         }
+        let _ = std::fs::remove_file(&paths.resume);
         file.set_len(0).map_err(io(p))?;
         file.set_len(layout.file_size).map_err(io(p))?;
         reserve(&file, layout.file_size).map_err(io(p))?;

@@ -230,6 +230,31 @@ fn resume_case(columns: u64) {
 }
 
 #[test]
+fn an_index_can_be_shared_with_other_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<PointIndex>();
+}
+
+/// A second builder of the same index is refused while the first holds the partial file.
+#[test]
+fn a_second_builder_is_refused() {
+    let d = dir("busy");
+    let v: Vec<f64> = (0..5000).flat_map(|i| [i as f64, (i % 7) as f64]).collect();
+    let src = write_points(&d, "p.bin", DType::F64, 2, &v);
+    let paths = Paths::for_done(d.join("p.vvi"));
+    let b = scan_bounds(&src).unwrap();
+    let id = Identity::of(&src.path).unwrap();
+    let first = BuildJob::prepare_at(&src, id.clone(), paths.clone(), &b).unwrap();
+    match BuildJob::prepare_at(&src, id, paths, &b) {
+        Err(e @ Error::Request { .. }) => assert!(e.to_string().contains("another vastview process"), "{e}"),
+        other => panic!("expected a refusal, got {:?}", other.map(|j| j.resuming)),
+    }
+    let ix = first.run(&src, &Progress::default()).unwrap().0;
+    assert_eq!(ix.meta.indexed, 5000);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
 fn damaged_files_are_refused() {
     use std::os::unix::fs::FileExt;
     let d = dir("damage");
