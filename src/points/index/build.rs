@@ -197,7 +197,7 @@ pub fn build_or_find(src: &PointSource, progress: &Progress) -> Result<(PointInd
     Ok((ix, Some(r)))
 }
 
-/// Builds (or resumes) the index of `src`, even if one exists already is not checked: see [`build_or_find`].
+/// Builds (or resumes) the index of `src` without looking for a complete one first (see [`build_or_find`]).
 pub fn build(src: &PointSource, progress: &Progress) -> Result<PointIndex> {
     Ok(BuildJob::prepare(src)?.run(src, progress)?.0)
 }
@@ -430,7 +430,7 @@ impl Pass<'_> {
         let p = self.progress;
         p.total.store(self.src.len, Ordering::Relaxed);
         let t0 = Instant::now();
-        let state = self.load_checkpoint(threads);
+        let state = self.load_checkpoint();
         let mut st = match state {
             Some(s) => {
                 let skipped = self.src.len + (s.next as u64 * CHUNK_RECORDS).min(self.src.len);
@@ -713,7 +713,7 @@ impl Pass<'_> {
     }
 
     /// The state of the last checkpoint, if it belongs to this partial file and reads back whole.
-    fn load_checkpoint(&self, _threads: usize) -> Option<State> {
+    fn load_checkpoint(&self) -> Option<State> {
         if !self.job.resuming {
             return None;
         }
