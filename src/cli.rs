@@ -801,7 +801,7 @@ pub fn index_with_progress(
     let progress = Progress::default();
     let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
     bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {human_pos}/{human_len} points {per_sec} eta {eta}")
+        ProgressStyle::with_template("{msg} [{bar:30}] {human_pos}/{human_len} points, eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
@@ -809,16 +809,19 @@ pub fn index_with_progress(
     let done = std::sync::atomic::AtomicBool::new(false);
     let r = std::thread::scope(|s| {
         s.spawn(|| {
-            let mut phase = 0;
+            let (mut phase, mut since, mut from) = (0, Instant::now(), 0);
             while !done.load(Ordering::Acquire) {
                 let p = progress.epoch.load(Ordering::Relaxed);
+                let now = progress.done.load(Ordering::Relaxed);
                 if p != phase {
-                    phase = p;
+                    (phase, since, from) = (p, Instant::now(), now);
                     bar.reset();
-                    bar.set_message(format!("{verb}, pass {p}/2 ({})", if p == 1 { "count" } else { "sort" }));
                 }
+                let rate = now.saturating_sub(from) as f64 / since.elapsed().as_secs_f64().max(1e-3) / 1e6;
+                let what = if p == 1 { "count" } else { "sort" };
+                bar.set_message(format!("{verb}, pass {p}/2 ({what}) {rate:.1} M points/s"));
                 bar.set_length(progress.total.load(Ordering::Relaxed));
-                bar.set_position(progress.done.load(Ordering::Relaxed));
+                bar.set_position(now);
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
         });
