@@ -397,6 +397,8 @@ struct State {
     next: usize,
     cursor: Vec<u64>,
     vals: Vec<Vec<CellValues>>,
+    /// After pass 2: the CRC-32 of every cell's records (not checkpointed).
+    crcs: Vec<u32>,
 }
 
 struct Pass<'a> {
@@ -451,7 +453,7 @@ impl Pass<'_> {
                 if sk.outside != 0 || sk.nonfinite != meta.nonfinite || total != meta.indexed {
                     return Err(self.changed());
                 }
-                let s = State { counts, next: 0, cursor: Vec::new(), vals: Vec::new() };
+                let s = State { counts, next: 0, cursor: Vec::new(), vals: Vec::new(), crcs: Vec::new() };
                 self.checkpoint(&s, 1)?;
                 s
             }
@@ -600,6 +602,16 @@ impl Pass<'_> {
         })();
         st.vals = workers.into_iter().map(|w| w.vals).collect();
         result?;
+        // Every cell's checksum, read back from the map (all cores).
+        let pts = &map[layout.points_at as usize..];
+        let rb = layout.record_bytes as usize;
+        st.crcs = (0..cells)
+            .into_par_iter()
+            .map(|k| {
+                let (a, b) = (offsets[k] as usize * rb, offsets[k + 1] as usize * rb);
+                crc32fast::hash(pts.get(a..b).unwrap_or(&[]))
+            })
+            .collect();
         map.flush().map_err(io(self.path()))?;
         Ok(())
     }
@@ -658,6 +670,10 @@ impl Pass<'_> {
         }
         let mut bytes = Vec::with_capacity((layout.points_at - layout.offsets_at) as usize);
         offsets.iter().for_each(|o| bytes.extend_from_slice(&o.to_ne_bytes()));
+        if st.crcs.len() != cells {
+            return Err(self.changed());
+        }
+        st.crcs.iter().for_each(|c| bytes.extend_from_slice(&c.to_ne_bytes()));
         let offsets_crc = crc32fast::hash(&bytes);
         let pyr_at = bytes.len();
         for c in counts.iter().rev() {
@@ -740,7 +756,7 @@ impl Pass<'_> {
             .map(|c| u32::from_le_bytes(c.try_into().unwrap_or([0; 4])))
             .collect();
         at += 4 * cells;
-        let mut st = State { counts, next: 0, cursor: Vec::new(), vals: Vec::new() };
+        let mut st = State { counts, next: 0, cursor: Vec::new(), vals: Vec::new(), crcs: Vec::new() };
         if phase == 2 {
             if next > self.src.chunk_count() {
                 return None;

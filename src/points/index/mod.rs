@@ -8,7 +8,8 @@
 //! - `[0, HEADER)`: magic `VVPTIDX1`, u32 JSON length, u32 CRC-32 of the JSON, the JSON [`IndexMeta`];
 //!   at `HEADER - 64` the completion footer (magic `VVPIDONE`, CRC of the offsets, CRC of the pyramids,
 //!   CRC of the footer), written last.
-//! - offsets: `4^L + 1` u64, the first point of every cell (the last one = number of indexed points).
+//! - offsets: `4^L + 1` u64, the first point of every cell (the last one = number of indexed points);
+//!   then `4^L` u32, the CRC-32 of every cell's point records (checked when a query reads the cell).
 //! - count pyramid: levels 0..=L (level l has 4^l cells, coarsest first), u64 points per cell.
 //! - value pyramid (when the records have a value column): levels 0..=L, per cell the non-NaN value
 //!   count (u64), sum, min and max (f64; min/max NaN where no value).
@@ -39,7 +40,7 @@ const FOOTER_MAGIC: &[u8; 8] = b"VVPIDONE";
 pub const HEADER: u64 = 4096;
 const FOOTER_AT: u64 = HEADER - 64;
 /// Version of the layout; part of every cache key.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Bytes of one cell of the value pyramid.
 const VALUE_CELL: u64 = 32;
 
@@ -88,6 +89,8 @@ pub struct Layout {
     pub level: u32,
     pub cells: u64,
     pub offsets_at: u64,
+    /// Per-cell CRC-32 of the points.
+    pub crcs_at: u64,
     pub counts_at: u64,
     /// Cells of all pyramid levels together.
     pub pyramid_cells: u64,
@@ -103,7 +106,8 @@ impl Layout {
         let cells = 1u64 << (2 * level);
         let pyramid_cells = ((cells << 2) - 1) / 3;
         let offsets_at = HEADER;
-        let counts_at = offsets_at + 8 * (cells + 1);
+        let crcs_at = offsets_at + 8 * (cells + 1);
+        let counts_at = crcs_at + 4 * cells;
         let mut end = counts_at + 8 * pyramid_cells;
         let values_at = has_value.then(|| {
             let at = end;
@@ -116,6 +120,7 @@ impl Layout {
             level,
             cells,
             offsets_at,
+            crcs_at,
             counts_at,
             pyramid_cells,
             values_at,
@@ -323,6 +328,8 @@ pub struct PointIndex {
     dtype: DType,
     /// First point of every cell, and the number of points at the end.
     offsets: Vec<u64>,
+    /// CRC-32 of every cell's records.
+    crcs: Vec<u32>,
     map: GuardedMap,
     /// Whether the pyramids passed their checksum (checked on first use).
     pyramid_ok: OnceLock<bool>,
@@ -363,7 +370,11 @@ impl PointIndex {
         if crc32fast::hash(ob) != offsets_crc {
             return Err(Error::cache(path, "cell offsets fail their checksum"));
         }
-        let offsets = u64s(ob);
+        let offsets = u64s(&bytes[layout.offsets_at as usize..layout.crcs_at as usize]);
+        let crcs: Vec<u32> = bytes[layout.crcs_at as usize..layout.counts_at as usize]
+            .chunks_exact(4)
+            .map(|c| u32::from_ne_bytes(c.try_into().unwrap_or([0; 4])))
+            .collect();
         let monotone = offsets.windows(2).all(|w| w[0] <= w[1]);
         if !monotone || offsets.first() != Some(&0) || offsets.last() != Some(&meta.indexed) {
             return Err(Error::cache(path, "cell offsets are inconsistent"));
@@ -378,6 +389,7 @@ impl PointIndex {
             layout,
             dtype,
             offsets,
+            crcs,
             map,
             pyramid_ok: OnceLock::new(),
             pyramid_crc,
@@ -457,11 +469,37 @@ impl PointIndex {
             }
         }
         let read: u64 = chunks.iter().map(|(a, b)| b - a).sum();
+        self.verify(extent)?;
         let feed = IndexFeed { ix: self, chunks };
         let (grid, mut sk) = bin_feed(&feed, &self.path, &plan)?;
         sk.outside += self.meta.indexed - read;
         sk.nonfinite += self.meta.nonfinite;
         Ok((grid, sk))
+    }
+
+    /// Checks the points of the cells under `extent` against their checksums (all cores).
+    fn verify(&self, extent: &Extent) -> Result<()> {
+        use rayon::prelude::*;
+        let Some((c0, c1, r0, r1)) = self.cell_range(extent) else { return Ok(()) };
+        let n = self.meta.side();
+        let rb = self.layout.record_bytes;
+        let bytes = self.map.bytes();
+        (r0..=r1).into_par_iter().try_for_each(|r| {
+            for c in c0..=c1 {
+                let k = r * n + c;
+                let (a, b) = (self.offsets[k], self.offsets[k + 1]);
+                let (s, e) = (self.layout.points_at + a * rb, self.layout.points_at + b * rb);
+                let cell = bytes.get(s as usize..e as usize).unwrap_or(&[]);
+                if crc32fast::hash(cell) != self.crcs.get(k).copied().unwrap_or(0) || cell.len() as u64 != e - s {
+                    return Err(Error::cache(&self.path, format!("the points of cell {c},{r} fail their checksum")));
+                }
+            }
+            Ok(())
+        })?;
+        if self.map.faulted() {
+            return Err(Error::cache(&self.path, "the file shrank while it was being read"));
+        }
+        Ok(())
     }
 
     /// The count pyramid's level `l` (0..=L): points per cell, row-major, row 0 = lowest y.

@@ -262,7 +262,8 @@ fn damaged_files_are_refused() {
     let src = write_points(&d, "p.bin", DType::F32, 3, &v);
     let ix = build_in(&d, &src, "p", &Progress::default()).unwrap();
     let good = std::fs::read(ix.path()).unwrap();
-    let (offsets_at, counts_at) = (ix.layout.offsets_at, ix.layout.counts_at);
+    let (offsets_at, counts_at, crcs_at) = (ix.layout.offsets_at, ix.layout.counts_at, ix.layout.crcs_at);
+    let points_end = ix.layout.file_size - 5;
     let path = ix.path().to_path_buf();
     drop(ix);
     let flip = |at: u64| {
@@ -275,13 +276,20 @@ fn damaged_files_are_refused() {
         ("offsets", Box::new(|| flip(offsets_at + 9))),
         ("footer", Box::new(|| flip(super::FOOTER_AT))),
         ("pyramid", Box::new(|| flip(counts_at))),
+        ("crcs", Box::new(|| flip(crcs_at + 1))),
+        ("points", Box::new(|| flip(points_end))),
         ("truncated", Box::new(|| std::fs::File::options().write(true).open(&path).unwrap().set_len(5000).unwrap())),
     ];
     for (what, damage) in cases {
         std::fs::write(&path, &good).unwrap();
         damage();
         match PointIndex::open(&path, &src) {
-            Err(Error::Cache { .. }) if what != "pyramid" => {}
+            Err(Error::Cache { .. }) if what != "pyramid" && what != "points" => {}
+            Ok(ix) if what == "points" => {
+                // The damaged cell's points fail their checksum when a query reads them.
+                let e = ix.aggregate(&ix.meta.extent(), 10, 10, Agg::Count).unwrap_err();
+                assert!(matches!(e, Error::Cache { .. }) && e.to_string().contains("checksum"), "{e}");
+            }
             Ok(ix) if what == "pyramid" => {
                 // The offsets are fine (queries work); the pyramids fail their checksum when used.
                 assert!(matches!(ix.level_counts(0), Err(Error::Cache { .. })));
