@@ -16,10 +16,17 @@
 #   RES=dir         results dir (default /tmp/vvbench/points-YYYYmmdd-HHMMSS)
 #   RUNS=4          runs per task (1 cold + RUNS-1 warm)
 #   N=200000000     points
-#   ONLY="vv ds check extra"
+#   QUIET_WAIT=300  seconds measure.py waits for an idle machine before a run
+#   ONLY="vv ds check extra index zoom"
 #                   vv: vastview tasks; ds: datashader points (aggregate, shade, save);
 #                   check: vastview's count grid vs datashader's counts_points_N.npy (bit for bit);
-#                   extra: one -v run of each vastview task (per-phase lines)
+#                   extra: one -v run of each vastview task (per-phase lines);
+#                   index: `vastview index` (the spatial index built from scratch every run, data bounds
+#                   cached; points/s and peak RssAnon);
+#                   zoom: a zoomed 1024x1024 eqhist render of $ZOOM (about 1 % of the points) through the index
+#                   and by a full scan (no index), plus a check that both grids are identical.
+#                   Run the index tasks alone with ONLY="index zoom".
+#   ZOOM=-0.55,-0.55,0.55,0.55   region of the zoom task
 #
 # Output: $RES/raw.jsonl (measure.py records), $RES/table.md, $RES/ratios.md, $RES/machine.txt.
 set -euo pipefail
@@ -32,7 +39,8 @@ DATA="${DATA:-/tmp/peerdata}"
 RES="${RES:-/tmp/vvbench/points-$(date +%Y%m%d-%H%M%S)}"
 RUNS="${RUNS:-4}"
 N="${N:-200000000}"
-ONLY="${ONLY:-vv ds check extra}"
+ONLY="${ONLY:-vv ds check extra index zoom}"
+ZOOM="${ZOOM:--0.55,-0.55,0.55,0.55}"
 VV_TARGET="${VV_TARGET:-/tmp/vv-release-points}"
 PTS="$DATA/points_xyz_f32.bin"
 OUT="$RES/out"
@@ -75,7 +83,7 @@ fi
 } > "$RES/machine.txt"
 cat "$RES/machine.txt" >&2
 
-M() { "$PY" "$PEERS/measure.py" --quiet-max-wait 300 --retries 2 "$@"; }
+M() { "$PY" "$PEERS/measure.py" --quiet-max-wait "${QUIET_WAIT:-300}" --retries 2 "$@"; }
 DESC="$N pts x,y,z f32 ($((N * 12 / 1000000)) MB file)"
 VV_REGION=("$VASTVIEW" render "$PTS" --points --dtype f32 --columns 3 --region -10,-10,10,10 --size 1024x1024
            --scale eqhist -o "$OUT/vv_points_eqhist.png")
@@ -121,6 +129,37 @@ if has extra; then
   done
 fi
 
+if has index || has zoom; then
+  # Index tasks: their own cache directories (the index of this file is 2.4 GB); data bounds cached first.
+  ICACHE="$RES/cache-index"; SCACHE="$RES/cache-scan"
+  VV_SPEC=("$VASTVIEW" render "$PTS" --points --dtype f32 --columns 3)
+  VASTVIEW_CACHE_DIR="$ICACHE" "$VASTVIEW" info "$PTS" --points --dtype f32 --columns 3 > /dev/null
+  VV_INDEX=("$VASTVIEW" index "$PTS" --points --dtype f32 --columns 3 -q)
+fi
+if has index; then
+  M --label vv_index_build --data "$DESC, vastview index from scratch (bounds cached), 2 passes" \
+    --pre "rm -rf $ICACHE/points-index" --cold --runs "$RUNS" --timeout 600 -- env VASTVIEW_CACHE_DIR="$ICACHE" "${VV_INDEX[@]}"
+  rm -rf "$ICACHE/points-index"
+  { echo "\$ ${VV_INDEX[*]}"; VASTVIEW_CACHE_DIR="$ICACHE" "${VV_INDEX[@]}"; } 2>&1 | tee "$RES/index_build.txt" >&2
+fi
+if has zoom; then
+  [[ -n "$(ls "$ICACHE"/points-index/*.vvi 2>/dev/null)" ]] || VASTVIEW_CACHE_DIR="$ICACHE" "${VV_INDEX[@]}" >&2
+  ZARGS=(--region "$ZOOM" --size 1024x1024 --scale eqhist)
+  M --label vv_zoom_index --data "$DESC, region $ZOOM through the index, 1024x1024 eqhist PNG" \
+    --cold --runs "$RUNS" --timeout 300 -- env VASTVIEW_CACHE_DIR="$ICACHE" "${VV_SPEC[@]}" "${ZARGS[@]}" -o "$OUT/vv_zoom_index.png"
+  M --label vv_zoom_scan --data "$DESC, region $ZOOM by a full scan (no index), 1024x1024 eqhist PNG" \
+    --cold --runs "$RUNS" --timeout 300 -- env VASTVIEW_CACHE_DIR="$SCACHE" "${VV_SPEC[@]}" "${ZARGS[@]}" -o "$OUT/vv_zoom_scan.png"
+  VASTVIEW_CACHE_DIR="$ICACHE" "${VV_SPEC[@]}" --region "$ZOOM" --size 1024x1024 -o "$OUT/zoom_index.npy" -v 2> "$RES/zoom_index_v.txt"
+  VASTVIEW_CACHE_DIR="$SCACHE" "${VV_SPEC[@]}" --region "$ZOOM" --size 1024x1024 -o "$OUT/zoom_scan.npy" -v 2> "$RES/zoom_scan_v.txt"
+  "$PY" - "$OUT/zoom_index.npy" "$OUT/zoom_scan.npy" "$N" > "$RES/zoom_check.txt" <<'EOF'
+import sys, numpy as np
+a = np.load(sys.argv[1]); b = np.load(sys.argv[2]); n = int(sys.argv[3])
+print(f"zoom region holds {int(a.sum())} points ({100 * int(a.sum()) / n:.2f} % of {n}); "
+      f"index grid vs full-scan grid: {'identical' if a.dtype == b.dtype and np.array_equal(a, b) else 'DIFFERENT'}")
+EOF
+  cat "$RES/zoom_check.txt" "$RES/zoom_index_v.txt" "$RES/zoom_scan_v.txt" >&2
+fi
+
 "$PY" "$PEERS/make_results.py" "$RES/raw.jsonl" > "$RES/table.md"
 "$PY" - "$RES/raw.jsonl" "$N" > "$RES/ratios.md" <<'EOF'
 import json, statistics, sys
@@ -150,6 +189,17 @@ for lab in ("vv_points_eqhist_1024", "vv_points_bounds_eqhist_1024", "vv_points_
 if ds:
     print(f"\ndatashader: {f(ds['warm'])} warm, {f(ds['cold'])} cold, {f(ds['anon'], ' MiB')} peak RssAnon")
 v = fig("vv_points_eqhist_1024")
+ix, zi, zs = fig("vv_index_build"), fig("vv_zoom_index"), fig("vv_zoom_scan")
+if ix:
+    n = int(sys.argv[2])
+    rate = lambda t: "-" if not t else f"{n / t / 1e6:.0f} M points/s"
+    print(f"\nindex build: {f(ix['warm'])} warm ({rate(ix['warm'])}), {f(ix['cold'])} cold ({rate(ix['cold'])}), "
+          f"peak RssAnon {f(ix['anon'], ' MiB')}; goal >= 100 M points/s warm: "
+          f"{'MET' if ix['warm'] and n / ix['warm'] >= 100e6 else 'NOT MET'}")
+if zi:
+    print(f"\nzoomed render: through the index {f(zi['warm'])} warm, {f(zi['cold'])} cold, {f(zi['anon'], ' MiB')}; "
+          f"full scan {f(zs and zs['warm'])} warm, {f(zs and zs['cold'])} cold; goal < 100 ms warm: "
+          f"{'MET' if zi['warm'] < 0.1 else 'NOT MET'}")
 if v and ds:
     print(f"\nGoal >= 5x faster than datashader warm: {'MET' if ds['warm'] / v['warm'] >= 5 else 'NOT MET'} "
           f"({ratio(ds['warm'], v['warm'])}); warm < 1 s: {'MET' if v['warm'] < 1 else 'NOT MET'}; "

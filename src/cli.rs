@@ -93,7 +93,8 @@ pub struct ViewArgs {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Render an image (or a region of it) to PNG, or export its values to .npy
+    /// Render an image (or a region of it) to PNG, or export its values to .npy; with --points, a point set as a
+    /// density image (through its spatial index when `vastview index` built one, else a full scan)
     Render(Box<RenderArgs>),
     /// Describe a data file: format, shape, dtype, byte and memory order, sizes
     Info(InfoArgs),
@@ -103,7 +104,10 @@ pub enum Command {
     Pyramid(PyramidArgs),
     /// Exact statistics of the whole image (min, max, mean, std, NaN/inf counts, histogram, percentiles)
     Stats(StatsArgs),
-    /// List or clear the disk cache of pyramids
+    /// Build (or resume) the spatial index of a point set in the disk cache; `render --points` then reads
+    /// only the points of the cells a region overlaps
+    Index(IndexArgs),
+    /// List or clear the disk cache of pyramids and point indexes
     #[command(subcommand)]
     Cache(CacheCommand),
     /// Register vastview for the current user: .desktop file, application/x-npy MIME type, icon, default app for .npy
@@ -325,13 +329,26 @@ pub struct StatsArgs {
     pub input_args: InputArgs,
 }
 
+#[derive(Debug, Args)]
+pub struct IndexArgs {
+    /// The point file (.npy of shape (N, 2|3+), raw records with --points --dtype f32|f64 --columns N, or text)
+    pub input: PathBuf,
+    /// No progress bar
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub input_args: InputArgs,
+    #[command(flatten)]
+    pub point_args: PointArgs,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum CacheCommand {
-    /// List cached pyramids: size on disk, last use, state, data file
+    /// List cached pyramids and point indexes: size on disk, last use, state, data file
     List,
-    /// Delete cached pyramids: all of them, or those of FILE
+    /// Delete cached pyramids and point indexes: all of them, or those of FILE
     Clear {
-        /// Only the pyramids built from this data file
+        /// Only the cache files built from this data file
         file: Option<PathBuf>,
     },
 }
@@ -678,7 +695,42 @@ fn run_command(command: Command, out: &mut dyn Write) -> Result<()> {
             let (n, bytes) = headless::cache_clear(file.as_deref())?;
             write_out(out, &format!("removed {n} cache file(s), {:.1} MB\n", bytes as f64 / 1e6))
         }
-        Command::Render(a) if a.point_args.points => render_points(&a),
+        Command::Render(a) if a.point_args.points => with_cache_retry(|| render_points(&a)),
+        Command::Index(a) => with_cache_retry(|| {
+            let t0 = Instant::now();
+            let src = open_points(Some(&a.input), &a.input_args, &a.point_args)?;
+            let (ix, built) = index_with_progress(&src, a.quiet)?;
+            let secs = t0.elapsed().as_secs_f64();
+            let m = &ix.meta;
+            let bytes = std::fs::metadata(ix.path()).map(|m| m.len()).unwrap_or(0);
+            let what = if built.is_some() { "built" } else { "already built" };
+            let mut line = format!(
+                "point index of {}: {} points ({} indexed, {} with NaN/inf x or y skipped), {}x{} cells, {what}: {} ({:.1} MB)",
+                src.path.display(),
+                m.points,
+                m.indexed,
+                m.nonfinite,
+                m.side(),
+                m.side(),
+                ix.path().display(),
+                bytes as f64 / 1e6
+            );
+            if let Some(b) = built {
+                line.push_str(&format!(
+                    "\nindexed in {secs:.2} s ({:.1} M points/s; count {:.2} s, sort {:.2} s, finish {:.2} s){}",
+                    m.points as f64 / 1e6 / secs.max(1e-9),
+                    b.pass1_s,
+                    b.pass2_s,
+                    b.finish_s,
+                    if b.resumed > 0 {
+                        format!(", resumed after {} of {} point passes", b.resumed, 2 * m.points)
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
+            write_out(out, &format!("{line}\n"))
+        }),
         Command::Render(a) => with_cache_retry(|| {
             let t0 = Instant::now();
             let src = source::open(&open_spec(a.input.clone(), a.demo, &a.input_args)?)?;
@@ -817,6 +869,53 @@ pub fn build_with_progress(
     Ok((r?, Some(Built { read, resumed })))
 }
 
+/// The point set's complete index: found in the cache, or built (resumed) now with a progress bar on
+/// stderr (points, points/s, time left per pass) unless `quiet`.
+pub fn index_with_progress(
+    src: &PointSource,
+    quiet: bool,
+) -> Result<(crate::points::index::PointIndex, Option<crate::points::index::build::BuildReport>)> {
+    use std::sync::atomic::Ordering;
+    if let Some(ix) = crate::points::index::PointIndex::find(src)? {
+        return Ok((ix, None));
+    }
+    let job = crate::points::index::BuildJob::prepare(src)?;
+    let progress = Progress::default();
+    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {human_pos}/{human_len} points, eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let verb = if job.resuming { "resuming index" } else { "indexing" };
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let r = std::thread::scope(|s| {
+        s.spawn(|| {
+            let (mut phase, mut since, mut from) = (0, Instant::now(), 0);
+            while !done.load(Ordering::Acquire) {
+                let p = progress.epoch.load(Ordering::Relaxed);
+                let now = progress.done.load(Ordering::Relaxed);
+                if p != phase {
+                    (phase, since, from) = (p, Instant::now(), now);
+                    bar.reset();
+                }
+                let rate = now.saturating_sub(from) as f64 / since.elapsed().as_secs_f64().max(1e-3) / 1e6;
+                let what = if p == 1 { "count" } else { "sort" };
+                bar.set_message(format!("{verb}, pass {p}/2 ({what}) {rate:.1} M points/s"));
+                bar.set_length(progress.total.load(Ordering::Relaxed));
+                bar.set_position(now);
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        });
+        let r = job.run(src, &progress);
+        done.store(true, Ordering::Release);
+        r
+    });
+    bar.finish_and_clear();
+    let (ix, report) = r?;
+    Ok((ix, Some(report)))
+}
+
 fn write_out(out: &mut dyn Write, s: &str) -> Result<()> {
     out.write_all(s.as_bytes()).map_err(|e| Error::io("<stdout>", e))
 }
@@ -938,6 +1037,19 @@ fn render_points(a: &RenderArgs) -> Result<()> {
             spec.agg.name(),
             spec.scale.name()
         );
+        match &r.index {
+            Some((p, read)) => eprintln!(
+                "index: {} (read the {read} points of the cells the region overlaps, {:.2} % of {})",
+                p.display(),
+                100.0 * *read as f64 / src.len.max(1) as f64,
+                src.len
+            ),
+            None => eprintln!(
+                "index: none (full scan of {} points; `vastview index {}` builds one)",
+                src.len,
+                src.path.display()
+            ),
+        }
         let nonfinite = r.bounds.map_or(r.skipped.nonfinite, |b| b.nonfinite);
         eprintln!(
             "skipped: {nonfinite} points with NaN/inf x or y, {} outside the region, {} NaN values",

@@ -688,8 +688,20 @@ pub fn cache_list_text() -> Result<String> {
             a if a < 172_800 => format!("{} h ago", a / 3600),
             a => format!("{} days ago", a / 86400),
         };
+        let index_meta = || crate::points::index::read_meta(&e.path);
         let data = crate::pyramid::store::Store::read_meta(&e.path)
             .map(|m| format!("{} ({}, {} levels)", m.identity.path.display(), m.method.name(), m.levels))
+            .or_else(|_| {
+                index_meta().map(|m| {
+                    format!(
+                        "{} (point index, {} points, {}x{} cells)",
+                        m.identity.path.display(),
+                        m.points,
+                        m.side(),
+                        m.side()
+                    )
+                })
+            })
             .unwrap_or_else(|_| "-".into());
         let state = if e.partial { "partial" } else { "complete" };
         s.push_str(&format!(
@@ -712,7 +724,8 @@ pub fn cache_clear(file: Option<&Path>) -> Result<(usize, u64)> {
     for e in entries {
         let name = e.path.to_string_lossy().into_owned();
         let meta_path = name.strip_suffix(".resume").map(PathBuf::from).unwrap_or_else(|| e.path.clone());
-        let ours = crate::pyramid::store::Store::read_meta(&meta_path).is_ok_and(|m| m.identity.path == canon);
+        let ours = crate::pyramid::store::Store::read_meta(&meta_path).is_ok_and(|m| m.identity.path == canon)
+            || crate::points::index::read_meta(&meta_path).is_ok_and(|m| m.identity.path == canon);
         if ours && std::fs::remove_file(&e.path).is_ok() {
             n = (n.0 + 1, n.1 + e.bytes);
         }

@@ -8,6 +8,7 @@ use std::time::Instant;
 use crate::error::{Error, Result};
 use crate::headless::{npy_header, write_atomically};
 use crate::palette::Colormap;
+use crate::points::index::PointIndex;
 use crate::points::{aggregate, data_bounds, shade, Agg, Bounds, Extent, Grid, PointScale, Shading, Skipped};
 use crate::source::points::PointSource;
 
@@ -56,6 +57,8 @@ pub struct PointReport {
     pub skipped: Skipped,
     /// Things the user should know (a padded extent, skipped NaN values).
     pub notes: Vec<String>,
+    /// The point index the binning read (its path, and the points it read), when one was used.
+    pub index: Option<(std::path::PathBuf, u64)>,
     pub bounds_s: f64,
     pub bin_s: f64,
     pub write_s: f64,
@@ -125,7 +128,19 @@ pub fn render_points(src: &PointSource, spec: &PointRender, out: &Path) -> Resul
         ));
     }
     let t1 = Instant::now();
-    let (grid, skipped) = aggregate(src, &extent, w as usize, h as usize, spec.agg)?;
+    // A complete index of the file (built by `vastview index`) is used when there is one; looking for it
+    // is best effort (an unusable cache directory means a full scan).
+    let index = PointIndex::find(src).ok().flatten();
+    let (grid, skipped, index) = match &index {
+        Some(ix) => {
+            let (g, s) = ix.aggregate(&extent, w as usize, h as usize, spec.agg)?;
+            (g, s, Some((ix.path().to_path_buf(), ix.points_in(&extent))))
+        }
+        None => {
+            let (g, s) = aggregate(src, &extent, w as usize, h as usize, spec.agg)?;
+            (g, s, None)
+        }
+    };
     let bin_s = t1.elapsed().as_secs_f64();
     if skipped.nan_values > 0 {
         notes.push(format!("{} points with a NaN value were not aggregated", skipped.nan_values));
@@ -151,6 +166,7 @@ pub fn render_points(src: &PointSource, spec: &PointRender, out: &Path) -> Resul
         bounds,
         skipped,
         notes,
+        index,
         bounds_s,
         bin_s,
         write_s: t2.elapsed().as_secs_f64(),
@@ -209,6 +225,11 @@ pub fn points_info_text(src: &PointSource) -> Result<String> {
         "{:<14}{} finite, {} with NaN/inf x or y (skipped when drawing)\n",
         "points x,y:", b.finite, b.nonfinite
     ));
+    let index = match PointIndex::find(src).ok().flatten() {
+        Some(ix) => format!("{} ({}x{} cells)", ix.path().display(), ix.meta.side(), ix.meta.side()),
+        None => "none (`vastview index` builds one; renders then read only the cells they overlap)".into(),
+    };
+    s.push_str(&format!("{:<14}{index}\n", "index:"));
     Ok(s)
 }
 
@@ -236,6 +257,7 @@ pub fn points_info_json(src: &PointSource) -> Result<serde_json::Value> {
         "finite_points": b.finite,
         "nonfinite_points": b.nonfinite,
         "bounds": b.extent.map(|e| [e.xmin, e.ymin, e.xmax, e.ymax]),
+        "index": PointIndex::find(src).ok().flatten().map(|ix| ix.path().display().to_string()),
     });
     if let crate::source::points::PointFormat::Text { binary, report } = &src.format {
         v["converted_to"] = binary.display().to_string().into();

@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::common::*;
 
 /// Runs tests/oracle_points.py once into a fresh directory and returns (dir, manifest).
-fn oracle_points() -> &'static (PathBuf, Value) {
+pub(crate) fn oracle_points() -> &'static (PathBuf, Value) {
     static ORACLE: OnceLock<(PathBuf, Value)> = OnceLock::new();
     ORACLE.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("vastview-points-oracle-{}", std::process::id()));
@@ -36,7 +36,7 @@ fn render(dir: &Path, file: &str, out: &Path, args: &[String]) -> std::process::
 }
 
 /// Compares two .npy files with numpy: same dtype, shape, values (NaN equal), within `rtol`.
-fn same_npy(got: &Path, want: &Path, rtol: f64) -> Result<(), String> {
+pub(crate) fn same_npy(got: &Path, want: &Path, rtol: f64) -> Result<(), String> {
     let check = format!(
         "import numpy as np, sys\na = np.load(sys.argv[1]); b = np.load(sys.argv[2])\n\
          assert a.dtype == b.dtype, (a.dtype, b.dtype)\nassert a.shape == b.shape, (a.shape, b.shape)\n\

@@ -7,6 +7,7 @@ mod cli;
 mod desktop;
 mod library;
 mod points;
+mod points_index;
 mod pyramid;
 mod render;
 mod window;

@@ -201,21 +201,22 @@ fn points_view(stderr: &str) -> Option<(String, String, [u32; 2], u64)> {
 /// Opens `file` in the window with `window_args`, then renders the view it reports with `render --points` and
 /// `render_args`; compares the screenshot's data area with the PNG. Non-empty pixels (alpha > 0 in the PNG) must
 /// match within `tol` per channel; empty ones must all show one color (the area's backdrop). Returns how many
-/// pixels were compared and how many were non-empty. The fitted first view holds every point.
+/// pixels were compared and how many were non-empty, and the window's stderr. The fitted first view holds every
+/// point.
 fn window_matches_render(
     file: &std::path::Path,
     n_points: u64,
     window_args: &[&str],
     render_args: &[&str],
     tol: i32,
-) -> (usize, usize) {
+) -> (usize, usize, String) {
     let dir = file.parent().expect("dir");
     let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("p");
     let shot = dir.join(format!("{stem}-window.png"));
     let mut args = vec![file.to_str().unwrap_or_default()];
     args.extend_from_slice(window_args);
     args.extend(["--window-size", "700x500", "--screenshot", shot.to_str().unwrap_or_default()]);
-    let Some(out) = under_xvfb(&args) else { return (0, 0) };
+    let Some(out) = under_xvfb(&args) else { return (0, 0, String::new()) };
     let err = stderr(&out);
     assert!(out.status.success(), "window exited {:?}: {err}", out.status.code());
     let (region, size, [ox, oy], in_view) =
@@ -254,7 +255,7 @@ fn window_matches_render(
         }
     }
     assert!(bad.is_empty(), "window differs from render --points {region} {size}: {}", bad.join("; "));
-    (compared, nonempty)
+    (compared, nonempty, err)
 }
 
 fn points_dir(name: &str) -> std::path::PathBuf {
@@ -275,10 +276,12 @@ fn window_points_count_eqhist_equal_the_headless_render() {
     let mut bytes = vastview::headless::npy_header("<f4", &[recs.len() as u64, 3]);
     bytes.extend(recs.iter().flatten().flat_map(|v| v.to_le_bytes()));
     std::fs::write(&file, &bytes).expect("write");
-    let (compared, nonempty) = window_matches_render(&file, 300_000, &["--scale", "eqhist"], &["--scale", "eqhist"], 0);
+    let (compared, nonempty, err) =
+        window_matches_render(&file, 300_000, &["--scale", "eqhist"], &["--scale", "eqhist"], 0);
     if compared == 0 {
         return;
     }
+    assert!(err.contains("; from the scan"), "no index here: {err}");
     assert!(nonempty > compared / 10 && nonempty < compared, "{nonempty} of {compared} pixels drawn");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -310,10 +313,11 @@ fn window_points_mean_log_alpha_background_equal_the_headless_render() {
         "203040",
     ];
     // The window runs with the same flags (plus its own); render gets them after --points.
-    let (compared, nonempty) = window_matches_render(&file, 200_000, &style, &style[1..], 1);
+    let (compared, nonempty, err) = window_matches_render(&file, 200_000, &style, &style[1..], 1);
     if compared == 0 {
         return;
     }
+    assert!(err.contains("; from the scan"), "no index here: {err}");
     // With an opaque background every pixel is compared.
     assert_eq!(nonempty, compared);
     let _ = std::fs::remove_dir_all(&dir);
@@ -332,12 +336,39 @@ fn window_points_text_file_opens_without_flags_and_equals_the_headless_render() 
         text.push_str(&format!("{},{},{}\n", r[0], r[1], r[2]));
     }
     std::fs::write(&file, text).expect("write");
-    let (compared, nonempty) =
+    let (compared, nonempty, err) =
         window_matches_render(&file, 20_000, &["--colormap", "inferno"], &["--colormap", "inferno"], 0);
     if compared == 0 {
         return;
     }
+    assert!(err.contains("; from the scan"), "no index here: {err}");
     assert!(nonempty > 100, "{nonempty} of {compared} pixels drawn");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn window_points_through_the_spatial_index_equal_the_headless_render() {
+    if gpu_session().is_none() {
+        return;
+    }
+    // `vastview index` first (same cache directory as the window's): the window's exact grid then comes from it.
+    let dir = points_dir("index");
+    let file = dir.join("band.bin");
+    let recs = point_records(250_000);
+    std::fs::write(&file, recs.iter().flatten().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).expect("write");
+    let layout = ["--points", "--dtype", "f32", "--columns", "3"];
+    let mut ix = vec!["index", file.to_str().unwrap_or_default(), "-q"];
+    ix.extend(layout);
+    let built = vastview(&ix);
+    assert!(built.status.success(), "vastview index: {}", stderr(&built));
+    let mut style = layout.to_vec();
+    style.extend(["--scale", "eqhist", "--colormap", "plasma"]);
+    let (compared, nonempty, err) = window_matches_render(&file, 250_000, &style, &style[1..], 0);
+    if compared == 0 {
+        return;
+    }
+    assert!(nonempty > 100, "{nonempty} of {compared}");
+    assert!(err.contains("; from the index"), "the window's exact grid did not come from the index: {err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

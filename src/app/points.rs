@@ -10,7 +10,7 @@ use eframe::egui;
 
 use super::gpu::{PointCallback, ViewerGpu};
 use super::Viewer;
-use crate::points::worker::{PointWorker, ViewGrid, ViewRequest, WorkerMsg};
+use crate::points::worker::{IndexBuild, PointWorker, ViewGrid, ViewRequest, WorkerMsg};
 use crate::points::{Agg, Extent, PointScale};
 use crate::render::PointStyle;
 use crate::source::points::{PointSource, PointSpec};
@@ -122,6 +122,9 @@ pub(crate) struct PointDoc {
     pub exact_frame_s: Option<f64>,
     /// Grids received (previews included).
     pub grids_received: u64,
+    /// The spatial index exact grids come from (found in the cache, or built here).
+    index: Option<PathBuf>,
+    index_build: Option<IndexBuild>,
 }
 
 /// Ids of grids for the GPU, unique across documents (so a new file never shows the previous file's grid).
@@ -178,6 +181,8 @@ impl Viewer {
             first_was_preview: false,
             exact_frame_s: None,
             grids_received: 0,
+            index: None,
+            index_build: None,
         });
     }
 
@@ -201,6 +206,7 @@ impl Viewer {
                     pd.src = Some(src);
                     opened = true;
                 }
+                WorkerMsg::Index(path) => pd.index = Some(path),
                 WorkerMsg::Bounds { bounds, exact } => {
                     match bounds.extent {
                         Some(e) => {
@@ -410,7 +416,7 @@ impl Viewer {
         {
             if let Some(r) = pd.last_req.filter(|_| exact_now && self.opts.screenshot.is_some()) {
                 eprintln!(
-                    "points view: {},{},{},{}; grid {}x{}; data area: {},{},{},{} px; {} points in view",
+                    "points view: {},{},{},{}; grid {}x{}; data area: {},{},{},{} px; {} points in view; from the {}",
                     r.extent.xmin,
                     r.extent.ymin,
                     r.extent.xmax,
@@ -421,7 +427,8 @@ impl Viewer {
                     origin_px[1],
                     size_px[0],
                     size_px[1],
-                    pd.shown.as_ref().map_or(0, |g| g.in_view)
+                    pd.shown.as_ref().map_or(0, |g| g.in_view),
+                    if pd.worker.has_index() { "index" } else { "scan" }
                 );
             }
         }
@@ -509,6 +516,30 @@ impl Viewer {
             if let Some(src) = &pd.src {
                 ui.label(format!("{} points in the file", fmt_count(src.len)));
             }
+            if let Some(b) = &pd.index_build {
+                let outcome = b.outcome.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+                ui.separator();
+                match outcome {
+                    None => {
+                        let f = b.progress.fraction();
+                        let rate = b.progress.done.load(std::sync::atomic::Ordering::Relaxed) as f64
+                            / b.started.elapsed().as_secs_f64().max(1e-3)
+                            / 1e6;
+                        ui.add(egui::ProgressBar::new(f as f32).desired_width(120.0));
+                        ui.ctx().request_repaint_after(std::time::Duration::from_millis(250));
+                        ui.label(format!("building index {:.0} % ({rate:.0} MB/s)", f * 100.0));
+                    }
+                    Some(Ok(())) => {
+                        ui.label("index built");
+                    }
+                    Some(Err(e)) => {
+                        ui.colored_label(egui::Color32::from_rgb(255, 90, 90), format!("index not built: {e}"));
+                    }
+                }
+            } else if pd.index.is_some() {
+                ui.separator();
+                ui.label("index");
+            }
             if let Some(msg) = &pd.failed {
                 ui.separator();
                 ui.colored_label(egui::Color32::from_rgb(255, 90, 90), msg);
@@ -587,6 +618,29 @@ impl Viewer {
                 ui.add(egui::DragValue::new(&mut self.export.height).prefix("h "));
             });
             ui.small("0 × 0: the view's own pixels");
+            if let Some(pd) = self.points.as_mut() {
+                ui.separator();
+                ui.heading("Spatial index");
+                let running = pd
+                    .index_build
+                    .as_ref()
+                    .is_some_and(|b| b.outcome.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_none());
+                if let Some(p) = &pd.index {
+                    ui.small(format!("exact views read only their cells: {}", p.display()));
+                } else if pd.worker.has_index() {
+                    ui.small("built: exact views read only their cells");
+                } else if running {
+                    ui.small("building in the background (one pass, then cached)…");
+                } else {
+                    ui.small("none: every exact view reads all records");
+                    let can = pd.src.is_some();
+                    if ui.add_enabled(can, egui::Button::new("Build index")).clicked() {
+                        if let Some(src) = pd.src.clone() {
+                            pd.index_build = Some(pd.worker.build_index(src));
+                        }
+                    }
+                }
+            }
         });
     }
 
@@ -664,13 +718,14 @@ impl Viewer {
                     let (sm, sp) = stat(&b.still_ui);
                     let (pm, pp) = stat(&b.pan_ui);
                     eprintln!(
-                        "bench points: {} points; window set-up {:.3} s, then first frame {:.3} s ({}), exact frame {:.3} s after open ({:.3} s to aggregate it, {} points in view)",
+                        "bench points: {} points; window set-up {:.3} s, then first frame {:.3} s ({}), exact frame {:.3} s after open ({:.3} s to aggregate it from the {}, {} points in view)",
                         pd.src.as_ref().map_or(0, |s| s.len),
                         pd.setup_s,
                         pd.first_frame_s.unwrap_or(f64::NAN),
                         if pd.first_was_preview { "preview" } else { "exact" },
                         pd.exact_frame_s.unwrap_or(f64::NAN),
                         b.exact_secs,
+                        if pd.worker.has_index() { "index" } else { "scan" },
                         b.exact_in_view
                     );
                     eprintln!(

@@ -1,6 +1,7 @@
 //! Binning points into a W×H grid with datashader's rule (bit for bit), in parallel over mmap'd chunks:
 //! data bounds, extents, and the per-pixel aggregates count, sum, mean, min and max.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -85,7 +86,7 @@ pub struct Skipped {
 }
 
 impl Skipped {
-    fn add(&mut self, o: Skipped) {
+    pub(crate) fn add(&mut self, o: Skipped) {
         self.nonfinite += o.nonfinite;
         self.outside += o.outside;
         self.nan_values += o.nan_values;
@@ -103,37 +104,98 @@ pub struct Bounds {
     pub cached: bool,
 }
 
-/// Runs `work(chunk_index, state)` over every `every`-th chunk (0, every, 2·every, …) on all rayon threads
-/// (one state per thread, chunks handed out in order), then returns the states. When `stop` becomes true the
-/// threads take no further chunk.
-fn par_chunks<S: Send>(
-    src: &PointSource,
+/// Something binning can read in numbered chunks: the point file itself, or ranges of an index's cells.
+pub(crate) trait ChunkFeed: Sync {
+    /// Number of chunks.
+    fn chunk_count(&self) -> usize;
+    /// Announces a front-to-back pass (readahead). Advice only.
+    fn advise_sequential(&self) {}
+    /// Asks the kernel to start reading chunk `i`. Advice only.
+    fn prefetch(&self, _i: usize) {}
+    /// Calls `f` with chunk `i` as typed columns; `value` asks for the value column too.
+    fn with_chunk<R>(&self, i: usize, value: Option<u64>, buf: &mut ChunkBuf, f: impl FnOnce(Chunk<'_>) -> R) -> R;
+    /// An error if a read met a file that shrank underneath.
+    fn check_faulted(&self) -> Result<()>;
+    /// True once the pass should stop taking chunks (a cancelled viewer request).
+    fn stopped(&self) -> bool {
+        false
+    }
+}
+
+impl ChunkFeed for PointSource {
+    fn chunk_count(&self) -> usize {
+        PointSource::chunk_count(self)
+    }
+    fn advise_sequential(&self) {
+        PointSource::advise_sequential(self)
+    }
+    fn prefetch(&self, i: usize) {
+        PointSource::prefetch(self, i)
+    }
+    fn with_chunk<R>(&self, i: usize, value: Option<u64>, buf: &mut ChunkBuf, f: impl FnOnce(Chunk<'_>) -> R) -> R {
+        PointSource::with_chunk(self, i, value, buf, f)
+    }
+    fn check_faulted(&self) -> Result<()> {
+        PointSource::check_faulted(self)
+    }
+}
+
+/// Every `every`-th chunk of a point file (0, every, 2·every, …; 1 = all of them), optionally stopping when
+/// `cancel` is set: the feed of viewer previews and cancellable passes.
+struct Sampled<'a> {
+    src: &'a PointSource,
     every: usize,
-    stop: Option<&AtomicBool>,
+    cancel: Option<&'a AtomicBool>,
+}
+
+impl ChunkFeed for Sampled<'_> {
+    fn chunk_count(&self) -> usize {
+        self.src.chunk_count().div_ceil(self.every.max(1))
+    }
+    fn advise_sequential(&self) {
+        if self.every <= 1 {
+            self.src.advise_sequential()
+        }
+    }
+    fn prefetch(&self, i: usize) {
+        self.src.prefetch(i * self.every.max(1))
+    }
+    fn with_chunk<R>(&self, i: usize, value: Option<u64>, buf: &mut ChunkBuf, f: impl FnOnce(Chunk<'_>) -> R) -> R {
+        self.src.with_chunk(i * self.every.max(1), value, buf, f)
+    }
+    fn check_faulted(&self) -> Result<()> {
+        self.src.check_faulted()
+    }
+    fn stopped(&self) -> bool {
+        self.cancel.is_some_and(|c| c.load(Ordering::Relaxed))
+    }
+}
+
+/// Runs `work(chunk_index, state)` over every chunk on all rayon threads (one state per thread,
+/// chunks handed out in order), then returns the states.
+fn par_chunks<F: ChunkFeed, S: Send>(
+    src: &F,
     init: impl Fn() -> S + Sync,
     work: impl Fn(usize, &mut S) + Sync,
 ) -> Vec<S> {
-    let every = every.max(1);
-    let n = src.chunk_count().div_ceil(every);
+    let n = src.chunk_count();
     let threads = rayon::current_num_threads().clamp(1, n.max(1));
     let next = AtomicUsize::new(0);
     let out = Mutex::new(Vec::with_capacity(threads));
-    if every == 1 {
-        src.advise_sequential();
-    }
+    src.advise_sequential();
     rayon::scope(|s| {
         for _ in 0..threads {
             s.spawn(|_| {
                 let mut st = init();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= n || stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                    if i >= n || src.stopped() {
                         break;
                     }
                     if i + threads < n {
-                        src.prefetch((i + threads) * every);
+                        src.prefetch(i + threads);
                     }
-                    work(i * every, &mut st);
+                    work(i, &mut st);
                 }
                 if let Ok(mut o) = out.lock() {
                     o.push(st);
@@ -167,6 +229,7 @@ pub fn scan_bounds(src: &PointSource) -> Result<Bounds> {
 
 /// `scan_bounds` over every `every`-th chunk only (a quick estimate; counts are the sample's).
 pub fn scan_bounds_sampled(src: &PointSource, every: usize) -> Result<Bounds> {
+    let feed = Sampled { src, every, cancel: None };
     #[derive(Clone, Copy)]
     struct B {
         xmin: f64,
@@ -225,12 +288,10 @@ pub fn scan_bounds_sampled(src: &PointSource, every: usize) -> Result<Bounds> {
         }
     }
     let states = par_chunks(
-        src,
-        every,
-        None,
+        &feed,
         || (init(), ChunkBuf::default()),
         |i, (b, buf)| {
-            src.with_chunk(i, None, buf, |c| match c {
+            feed.with_chunk(i, None, buf, |c| match c {
                 Chunk::F32(c) => scan(&c, b),
                 Chunk::F64(c) => scan(&c, b),
             })
@@ -252,7 +313,7 @@ pub fn scan_bounds_sampled(src: &PointSource, every: usize) -> Result<Bounds> {
 
 /// The binning transform of one axis: index = trunc(v·s + t), clamped to n − 1 (datashader's rule).
 #[derive(Debug, Clone, Copy)]
-struct Axis {
+pub(crate) struct Axis {
     lo: f64,
     hi: f64,
     s: f64,
@@ -262,7 +323,7 @@ struct Axis {
 
 impl Axis {
     /// `None` when the transform overflows (an extent too narrow or too far out for float64 binning).
-    fn new(lo: f64, hi: f64, n: usize) -> Option<Axis> {
+    pub(crate) fn new(lo: f64, hi: f64, n: usize) -> Option<Axis> {
         let s = n as f64 / (hi - lo);
         let t = -lo * s;
         // Every v in [lo, hi] then has a finite v·s (between lo·s and hi·s) and 0 ≤ v·s + t ≲ n.
@@ -271,7 +332,7 @@ impl Axis {
     }
     /// `index` for a value known to lie in [lo, hi]: the truncation needs no saturation.
     #[inline(always)]
-    fn index_kept(&self, v: f64) -> usize {
+    pub(crate) fn index_kept(&self, v: f64) -> usize {
         let f = v * self.s + self.t;
         // SAFETY: `v` is in [lo, hi] (callers substitute `lo` for points they drop) and `new` checked that
         // s, t, lo·s and hi·s are finite, so `f` is finite and in [0, n + ε]: representable as i64.
@@ -323,6 +384,20 @@ fn bin_count<T: Copy + Into<f64>>(c: &Cols<'_, T>, ax: &Axis, ay: &Axis, grid: &
 /// memory accesses the CPU overlaps).
 const BATCH: usize = 512;
 
+/// The grid cell of one point, `dump` when the point is not kept (datashader's rule: dropped points are
+/// binned at (lo, lo) so the truncation needs no saturation, then sent to `dump`).
+#[inline(always)]
+fn point_cell(x: f64, y: f64, ax: &Axis, ay: &Axis, dump: usize) -> usize {
+    let keep = (x >= ax.lo) & (x <= ax.hi) & (y >= ay.lo) & (y <= ay.hi);
+    let (xk, yk) = if keep { (x, y) } else { (ax.lo, ay.lo) };
+    let k = ay.index_kept(yk) * ax.n + ax.index_kept(xk);
+    if keep {
+        k
+    } else {
+        dump
+    }
+}
+
 /// The count kernel: `grid` has one extra cell at the end that collects the points not kept.
 /// Returns how many points had non-finite coordinates.
 #[inline(always)]
@@ -332,7 +407,6 @@ fn count_points<T: Copy + Into<f64>>(
     ay: &Axis,
     grid: &mut [u32],
 ) -> u64 {
-    let w = ax.n;
     let dump = grid.len() - 1;
     let mut nonfinite = 0u64;
     let mut idx = [0usize; BATCH];
@@ -340,11 +414,7 @@ fn count_points<T: Copy + Into<f64>>(
         let mut n = 0;
         for (slot, (x, y)) in idx.iter_mut().zip(&mut pts) {
             let (x, y): (f64, f64) = (x.into(), y.into());
-            let keep = (x >= ax.lo) & (x <= ax.hi) & (y >= ay.lo) & (y <= ay.hi);
-            // Dropped points are binned at (lo, lo) and sent to the extra cell.
-            let (xk, yk) = if keep { (x, y) } else { (ax.lo, ay.lo) };
-            let k = ay.index_kept(yk) * w + ax.index_kept(xk);
-            *slot = if keep { k } else { dump };
+            *slot = point_cell(x, y, ax, ay, dump);
             nonfinite += u64::from(!(x.is_finite() & y.is_finite()));
             n += 1;
         }
@@ -387,30 +457,38 @@ unsafe fn count_records_avx2<T: Copy + Into<f64>, const C: usize>(
     count_records_any::<T, C>(rec, ax, ay, grid)
 }
 
+/// The cells of one whole batch of `C`-value records (x, y in columns 0 and 1) into `idx`, `dump` for the
+/// points not kept; returns how many had non-finite coordinates. Branch-free, so it vectorizes.
+#[inline(always)]
+fn batch_cells<T: Copy + Into<f64>, const C: usize>(b: &[T], ax: &Axis, ay: &Axis, dump: u32, idx: &mut [u32]) -> u32 {
+    // Grids have at most 2^26 pixels (checked by callers' size limit), so u32/i32 hold every index.
+    let w = ax.n as u32;
+    let (xmax_i, ymax_i) = (ax.n as i32 - 1, ay.n as i32 - 1);
+    let mut nf = 0u32;
+    for (slot, r) in idx.iter_mut().zip(b.chunks_exact(C)) {
+        let (x, y): (f64, f64) = (r[0].into(), r[1].into());
+        let keep = (x >= ax.lo) & (x <= ax.hi) & (y >= ay.lo) & (y <= ay.hi);
+        let xk = if keep { x } else { ax.lo };
+        let yk = if keep { y } else { ay.lo };
+        let (fx, fy) = (xk * ax.s + ax.t, yk * ay.s + ay.t);
+        // SAFETY: xk, yk lie in the extent and `Axis::new` checked the transform is finite, so fx, fy are
+        // in [0, n + ε] with n ≤ 65536: representable as i32.
+        let (col, row) = unsafe { (fx.to_int_unchecked::<i32>(), fy.to_int_unchecked::<i32>()) };
+        let k = (row.min(ymax_i) as u32) * w + col.min(xmax_i) as u32;
+        *slot = if keep { k } else { dump };
+        nf += u32::from(!(x.is_finite() & y.is_finite()));
+    }
+    nf
+}
+
 #[inline(always)]
 fn count_records_any<T: Copy + Into<f64>, const C: usize>(rec: &[T], ax: &Axis, ay: &Axis, grid: &mut [u32]) -> u64 {
-    // Grids have at most 2^26 pixels (checked by callers' size limit), so u32/i32 hold every index.
-    let (w, dump) = (ax.n as u32, (grid.len() - 1) as u32);
-    let (xmax_i, ymax_i) = (ax.n as i32 - 1, ay.n as i32 - 1);
+    let dump = (grid.len() - 1) as u32;
     let mut nonfinite = 0u64;
     let mut idx = [0u32; BATCH];
     let mut batches = rec.chunks_exact(C * BATCH);
     for b in &mut batches {
-        let mut nf = 0u32;
-        for (slot, r) in idx.iter_mut().zip(b.chunks_exact(C)) {
-            let (x, y): (f64, f64) = (r[0].into(), r[1].into());
-            let keep = (x >= ax.lo) & (x <= ax.hi) & (y >= ay.lo) & (y <= ay.hi);
-            let xk = if keep { x } else { ax.lo };
-            let yk = if keep { y } else { ay.lo };
-            let (fx, fy) = (xk * ax.s + ax.t, yk * ay.s + ay.t);
-            // SAFETY: xk, yk lie in the extent and `Axis::new` checked the transform is finite, so fx, fy are
-            // in [0, n + ε] with n ≤ 65536: representable as i32.
-            let (col, row) = unsafe { (fx.to_int_unchecked::<i32>(), fy.to_int_unchecked::<i32>()) };
-            let k = (row.min(ymax_i) as u32) * w + col.min(xmax_i) as u32;
-            *slot = if keep { k } else { dump };
-            nf += u32::from(!(x.is_finite() & y.is_finite()));
-        }
-        nonfinite += u64::from(nf);
+        nonfinite += u64::from(batch_cells::<T, C>(b, ax, ay, dump, &mut idx));
         for &k in &idx {
             if let Some(g) = grid.get_mut(k as usize) {
                 *g += 1;
@@ -418,6 +496,97 @@ fn count_records_any<T: Copy + Into<f64>, const C: usize>(rec: &[T], ax: &Axis, 
         }
     }
     nonfinite + count_points(batches.remainder().chunks_exact(C).map(|r| (r[0], r[1])), ax, ay, grid)
+}
+
+/// The grid cell of every point of a chunk (`ax.n × ay.n` cells, row 0 = lowest y; `dump` for points not
+/// kept), by exactly the rule and code of the count kernel, into `out` (resized to the chunk's length).
+/// Returns how many points had non-finite coordinates.
+pub(crate) fn chunk_cells(c: &Chunk<'_>, ax: &Axis, ay: &Axis, dump: u32, out: &mut Vec<u32>) -> u64 {
+    match c {
+        Chunk::F32(c) => cols_cells(c, ax, ay, dump, out),
+        Chunk::F64(c) => cols_cells(c, ax, ay, dump, out),
+    }
+}
+
+fn cols_cells<T: Copy + Into<f64>>(c: &Cols<'_, T>, ax: &Axis, ay: &Axis, dump: u32, out: &mut Vec<u32>) -> u64 {
+    out.clear();
+    out.resize(c.len, dump);
+    let (xi, yi) = (c.offsets[0], c.offsets[1]);
+    match c.stride {
+        2 if (xi, yi) == (0, 1) && !c.records.is_empty() => records_cells::<T, 2>(c.records, ax, ay, dump, out),
+        3 if (xi, yi) == (0, 1) && !c.records.is_empty() => records_cells::<T, 3>(c.records, ax, ay, dump, out),
+        _ => {
+            let pts = c.x.iter().step_by(c.stride).zip(c.y.iter().step_by(c.stride)).take(c.len);
+            points_cells(pts.map(|(x, y)| (*x, *y)), ax, ay, dump, out)
+        }
+    }
+}
+
+fn points_cells<T: Copy + Into<f64>>(
+    pts: impl Iterator<Item = (T, T)>,
+    ax: &Axis,
+    ay: &Axis,
+    dump: u32,
+    out: &mut [u32],
+) -> u64 {
+    let mut nonfinite = 0u64;
+    for (slot, (x, y)) in out.iter_mut().zip(pts) {
+        let (x, y): (f64, f64) = (x.into(), y.into());
+        *slot = point_cell(x, y, ax, ay, dump as usize) as u32;
+        nonfinite += u64::from(!(x.is_finite() & y.is_finite()));
+    }
+    nonfinite
+}
+
+fn records_cells<T: Copy + Into<f64>, const C: usize>(
+    rec: &[T],
+    ax: &Axis,
+    ay: &Axis,
+    dump: u32,
+    out: &mut [u32],
+) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { records_cells_avx2::<T, C>(rec, ax, ay, dump, out) };
+        }
+    }
+    records_cells_any::<T, C>(rec, ax, ay, dump, out)
+}
+
+/// `records_cells_any` compiled for AVX2.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn records_cells_avx2<T: Copy + Into<f64>, const C: usize>(
+    rec: &[T],
+    ax: &Axis,
+    ay: &Axis,
+    dump: u32,
+    out: &mut [u32],
+) -> u64 {
+    records_cells_any::<T, C>(rec, ax, ay, dump, out)
+}
+
+#[inline(always)]
+fn records_cells_any<T: Copy + Into<f64>, const C: usize>(
+    rec: &[T],
+    ax: &Axis,
+    ay: &Axis,
+    dump: u32,
+    out: &mut [u32],
+) -> u64 {
+    let mut nonfinite = 0u64;
+    let mut batches = rec.chunks_exact(C * BATCH);
+    let mut outs = out.chunks_exact_mut(BATCH);
+    for (b, o) in (&mut batches).zip(&mut outs) {
+        nonfinite += u64::from(batch_cells::<T, C>(b, ax, ay, dump, o));
+    }
+    let rest = batches.remainder().chunks_exact(C).map(|r| (r[0], r[1]));
+    nonfinite + points_cells(rest, ax, ay, dump, outs.into_remainder())
 }
 
 #[inline(always)]
@@ -451,9 +620,61 @@ fn bin_value<T: Copy + Into<f64>>(c: &Cols<'_, T>, ax: &Axis, ay: &Axis, agg: Ag
 /// The largest memory all threads' private grids may take together; fewer threads beyond it.
 const GRID_BUDGET: usize = 1 << 30;
 
+/// The checked inputs of a binning pass: the axes of the grid, its size, the aggregate and value column.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BinPlan {
+    pub ax: Axis,
+    pub ay: Axis,
+    pub cells: usize,
+    pub agg: Agg,
+    pub value_col: Option<u64>,
+}
+
+impl BinPlan {
+    /// Checks a request against a point file whose records have `columns` values and whose value column
+    /// (for sum/mean/min/max) would be `value_col`.
+    pub(crate) fn new(
+        path: &Path,
+        extent: &Extent,
+        w: usize,
+        h: usize,
+        agg: Agg,
+        value_col: Option<u64>,
+        columns: u64,
+    ) -> Result<BinPlan> {
+        let finite = [extent.xmin, extent.xmax, extent.ymin, extent.ymax].iter().all(|v| v.is_finite());
+        if !(finite && extent.xmax > extent.xmin && extent.ymax > extent.ymin) {
+            return Err(Error::request(path, "the region must be finite with XMIN < XMAX and YMIN < YMAX"));
+        }
+        let cells = w
+            .checked_mul(h)
+            .filter(|&c| c > 0)
+            .ok_or_else(|| Error::request(path, "the output size is empty or too large"))?;
+        let value_col = if agg.needs_value() {
+            Some(value_col.ok_or_else(|| {
+                Error::request(
+                    path,
+                    format!(
+                        "--agg {} needs a value column: the records have only {columns} values (give --value COLUMN)",
+                        agg.name(),
+                    ),
+                )
+            })?)
+        } else {
+            None
+        };
+        let axes = Axis::new(extent.xmin, extent.xmax, w).zip(Axis::new(extent.ymin, extent.ymax, h));
+        let (ax, ay) = axes.ok_or_else(|| {
+            Error::request(path, "the region is too narrow (or too far out) to bin in float64: choose a wider --region")
+        })?;
+        Ok(BinPlan { ax, ay, cells, agg, value_col })
+    }
+}
+
 /// Bins every point of `src` into a `w`×`h` grid over `extent` (which must have positive width and height).
 pub fn aggregate(src: &PointSource, extent: &Extent, w: usize, h: usize, agg: Agg) -> Result<(Grid, Skipped)> {
-    aggregate_sampled(src, extent, w, h, agg, 1, None)
+    let plan = BinPlan::new(&src.path, extent, w, h, agg, src.value_column(), src.columns)?;
+    bin_feed(src, &src.path, &plan)
 }
 
 /// `aggregate` over the points of every `every`-th chunk of `CHUNK_RECORDS` records only (a strided sample for a
@@ -468,40 +689,23 @@ pub fn aggregate_sampled(
     every: usize,
     cancel: Option<&AtomicBool>,
 ) -> Result<(Grid, Skipped)> {
-    let path = &src.path;
-    let finite = [extent.xmin, extent.xmax, extent.ymin, extent.ymax].iter().all(|v| v.is_finite());
-    if !(finite && extent.xmax > extent.xmin && extent.ymax > extent.ymin) {
-        return Err(Error::request(path, "the region must be finite with XMIN < XMAX and YMIN < YMAX"));
+    let plan = BinPlan::new(&src.path, extent, w, h, agg, src.value_column(), src.columns)?;
+    let r = bin_feed(&Sampled { src, every, cancel }, &src.path, &plan)?;
+    if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+        return Err(Error::Cancelled);
     }
-    let cells = w
-        .checked_mul(h)
-        .filter(|&c| c > 0)
-        .ok_or_else(|| Error::request(path, "the output size is empty or too large"))?;
-    let value_col = if agg.needs_value() {
-        Some(src.value_column().ok_or_else(|| {
-            Error::request(
-                path,
-                format!(
-                    "--agg {} needs a value column: the records have only {} values (give --value COLUMN)",
-                    agg.name(),
-                    src.columns
-                ),
-            )
-        })?)
-    } else {
-        None
-    };
-    let axes = Axis::new(extent.xmin, extent.xmax, w).zip(Axis::new(extent.ymin, extent.ymax, h));
-    let (ax, ay) = axes.ok_or_else(|| {
-        Error::request(path, "the region is too narrow (or too far out) to bin in float64: choose a wider --region")
-    })?;
+    Ok(r)
+}
+
+/// Bins every chunk of `feed` per `plan` (all cores, one private grid per thread), merges the grids and
+/// counts what was skipped. The one binning code of full scans and index queries.
+pub(crate) fn bin_feed<F: ChunkFeed>(feed: &F, path: &Path, plan: &BinPlan) -> Result<(Grid, Skipped)> {
+    let BinPlan { ax, ay, cells, agg, value_col } = *plan;
     let per_thread = cells * if agg.needs_value() { 12 } else { 4 };
     let pool_threads = rayon::current_num_threads().min((GRID_BUDGET / per_thread.max(1)).max(1));
     let run = || {
         par_chunks(
-            src,
-            every,
-            cancel,
+            feed,
             || Acc {
                 count: vec![0u32; cells + 1],
                 val: if agg.needs_value() {
@@ -521,7 +725,7 @@ pub fn aggregate_sampled(
             },
             |i, acc| {
                 let mut buf = std::mem::take(&mut acc.buf);
-                src.with_chunk(i, value_col, &mut buf, |c| match (c, agg) {
+                feed.with_chunk(i, value_col, &mut buf, |c| match (c, agg) {
                     (Chunk::F32(c), Agg::Count) => bin_count(&c, &ax, &ay, &mut acc.count, &mut acc.skipped),
                     (Chunk::F64(c), Agg::Count) => bin_count(&c, &ax, &ay, &mut acc.count, &mut acc.skipped),
                     (Chunk::F32(c), _) => bin_value(&c, &ax, &ay, agg, acc),
@@ -540,10 +744,7 @@ pub fn aggregate_sampled(
     } else {
         run()
     };
-    src.check_faulted()?;
-    if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
-        return Err(Error::Cancelled);
-    }
+    feed.check_faulted()?;
     let mut it = accs.into_iter();
     let Some(mut total) = it.next() else {
         return Ok((empty_grid(agg, cells), Skipped::default()));

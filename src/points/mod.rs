@@ -2,6 +2,7 @@
 //! (`shade`). Sits after `pyramid` in the layer order and imports only `source`, `palette` and `error`.
 
 pub mod bin;
+pub mod index;
 pub mod shade;
 pub mod worker;
 

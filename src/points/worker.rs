@@ -1,15 +1,17 @@
 //! Background aggregation for viewers: one thread per open point set, the newest request wins, results come
-//! back over a channel (a quick strided-sample preview first for big sets, then the exact grid). `aggregate_view`
-//! is the one place that bins a view: swapping in a spatial index is a change there only.
+//! back over a channel (a quick preview first for big views, then the exact grid). `aggregate_view` is the one
+//! place that bins a view: through the spatial index when the cache has one (or one is built in the background),
+//! else by a scan of the file.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::error::Result;
 use crate::points::bin::{aggregate_sampled, data_bounds, scan_bounds_sampled, Agg, Bounds, Extent, Grid, Skipped};
+use crate::points::index::{build_or_find, PointIndex};
 use crate::points::shade::{palette_thresholds, PointScale};
 use crate::source::points::{open_points, PointSource, PointSpec, CHUNK_RECORDS};
 
@@ -19,10 +21,12 @@ pub const PREVIEW_MIN_CHUNKS: usize = 24;
 pub const PREVIEW_CHUNKS: usize = 12;
 
 /// Bins the points of every `every`-th chunk (1 = all) into a `w`×`h` grid over `extent`, with datashader's rule;
-/// `cancel` set stops it early (`Error::Cancelled`). The one aggregation call of the viewer: a spatial index
-/// answering the same question goes here.
+/// `cancel` set stops a scan early (`Error::Cancelled`). The one aggregation call of the viewer: an exact grid
+/// comes from the spatial index when there is one (the same grid, reading only the cells under the view).
+#[allow(clippy::too_many_arguments)]
 pub fn aggregate_view(
     src: &PointSource,
+    index: Option<&PointIndex>,
     extent: &Extent,
     w: usize,
     h: usize,
@@ -30,7 +34,28 @@ pub fn aggregate_view(
     every: usize,
     cancel: &AtomicBool,
 ) -> Result<(Grid, Skipped)> {
-    aggregate_sampled(src, extent, w, h, agg, every, Some(cancel))
+    match index {
+        Some(ix) if every <= 1 => ix.aggregate(extent, w, h, agg),
+        _ => aggregate_sampled(src, extent, w, h, agg, every, Some(cancel)),
+    }
+}
+
+/// The index slot a worker reads before each job (filled at open from the cache, or by a background build).
+type IndexSlot = Arc<Mutex<Option<Arc<PointIndex>>>>;
+
+/// A background index build: its progress (bytes), and its outcome once finished.
+pub struct IndexBuild {
+    pub progress: Arc<crate::pyramid::Progress>,
+    /// None while running; then Ok or the error message.
+    pub outcome: Arc<Mutex<Option<std::result::Result<(), String>>>>,
+    pub started: Instant,
+}
+
+impl Drop for IndexBuild {
+    /// Closing the file stops the build at its next checkpoint; a later build resumes it.
+    fn drop(&mut self) {
+        self.progress.cancel.store(true, Ordering::Relaxed);
+    }
 }
 
 /// One view to aggregate.
@@ -103,6 +128,8 @@ pub enum WorkerMsg {
         exact: bool,
     },
     Grid(Box<ViewGrid>),
+    /// Exact grids now come from this index file.
+    Index(PathBuf),
     /// Aggregating request `gen` failed; generation 0: opening the file or its bounds failed.
     Failed {
         gen: u64,
@@ -117,6 +144,8 @@ pub struct PointWorker {
     aggregations: Arc<AtomicU64>,
     /// Set with every request: the aggregation under way stops at its next chunk (its view is stale).
     cancel: Arc<AtomicBool>,
+    index: IndexSlot,
+    wake: Arc<dyn Fn() + Send + Sync>,
 }
 
 impl PointWorker {
@@ -147,6 +176,9 @@ impl PointWorker {
         let count = aggregations.clone();
         let cancel = Arc::new(AtomicBool::new(false));
         let stop = cancel.clone();
+        let index: IndexSlot = Arc::new(Mutex::new(None));
+        let slot = index.clone();
+        let wake2 = wake.clone();
         std::thread::Builder::new().name("vastview-points".into()).spawn(move || {
             let src = match open() {
                 Ok(s) => s,
@@ -156,18 +188,48 @@ impl PointWorker {
                 }
             };
             let preview = preview.unwrap_or_else(|| preview_every(&src));
-            if msg_tx.send(WorkerMsg::Opened(src.clone())).is_ok() {
-                wake();
-                run(&src, preview, &req_rx, &msg_tx, &count, &stop, wake.as_ref());
+            if msg_tx.send(WorkerMsg::Opened(src.clone())).is_err() {
+                return;
             }
+            // A complete index in the cache serves the exact grids (a damaged one is deleted, with a note).
+            if let Ok(Some(ix)) = PointIndex::find(&src) {
+                let _ = msg_tx.send(WorkerMsg::Index(ix.path().to_path_buf()));
+                *slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(ix));
+            }
+            wake();
+            run(&src, preview, &slot, &req_rx, &msg_tx, &count, &stop, wake.as_ref());
         })?;
-        Ok(PointWorker { tx, rx, aggregations, cancel })
+        Ok(PointWorker { tx, rx, aggregations, cancel, index, wake: wake2 })
     }
 
     /// Asks for a view: an older request not yet started is dropped, and one being aggregated stops.
     pub fn request(&self, r: ViewRequest) {
         self.cancel.store(true, Ordering::Relaxed);
         let _ = self.tx.send(r);
+    }
+
+    /// Builds (or resumes) the spatial index of `src` on its own thread; when it is complete, the exact grids of
+    /// later requests come from it.
+    pub fn build_index(&self, src: Arc<PointSource>) -> IndexBuild {
+        let progress = Arc::new(crate::pyramid::Progress::default());
+        let outcome = Arc::new(Mutex::new(None));
+        let (p, o, slot, wake) = (progress.clone(), outcome.clone(), self.index.clone(), self.wake.clone());
+        let spawned = std::thread::Builder::new().name("vastview-index".into()).spawn(move || {
+            let r = build_or_find(&src, &p).map(|(ix, _)| {
+                *slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(ix));
+            });
+            *o.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(r.map_err(|e| e.to_string()));
+            wake();
+        });
+        if let Err(e) = spawned {
+            *outcome.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Err(e.to_string()));
+        }
+        IndexBuild { progress, outcome, started: Instant::now() }
+    }
+
+    /// Whether exact grids come from an index now.
+    pub fn has_index(&self) -> bool {
+        self.index.lock().is_ok_and(|s| s.is_some())
     }
 
     /// The next message, if any (never blocks).
@@ -199,9 +261,11 @@ fn sampled_records(src: &PointSource, every: usize) -> u64 {
     (0..src.chunk_count()).step_by(every.max(1)).map(|i| (src.len - i as u64 * CHUNK_RECORDS).min(CHUNK_RECORDS)).sum()
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run(
     src: &PointSource,
     preview: Option<usize>,
+    slot: &IndexSlot,
     req_rx: &Receiver<ViewRequest>,
     tx: &Sender<WorkerMsg>,
     count: &AtomicU64,
@@ -263,6 +327,10 @@ fn run(
         // set just before this line is not lost: it is in the channel, checked before the exact pass and taken
         // next.)
         cancel.store(false, Ordering::Relaxed);
+        let index = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        // A preview only when the exact pass is long: a big set with no index, or a view holding many points.
+        let many = (PREVIEW_MIN_CHUNKS as u64) * CHUNK_RECORDS;
+        let preview = preview.filter(|_| index.as_ref().is_none_or(|ix| ix.points_in(&req.extent) >= many));
         let passes: Vec<usize> = match preview {
             Some(every) => vec![every, 1],
             None => vec![1],
@@ -304,7 +372,7 @@ fn run(
             // finish, so a view moving every frame still gets a grid as fast as they come (no starvation).
             let never = AtomicBool::new(false);
             let stop = if every == 1 && preview.is_some() { cancel } else { &never };
-            let msg = match aggregate_view(src, &req.extent, req.w, req.h, req.agg, every, stop) {
+            let msg = match aggregate_view(src, index.as_deref(), &req.extent, req.w, req.h, req.agg, every, stop) {
                 Ok((grid, skipped)) => {
                     let read = if every == 1 { src.len } else { sampled_records(src, every) };
                     let in_view = match &grid {
@@ -402,7 +470,7 @@ mod tests {
 
         // A cancelled pass stops with `Cancelled`; a burst of requests ends with the newest view's exact grid.
         let stop = AtomicBool::new(true);
-        let r = aggregate_view(&src, &e, 64, 48, Agg::Count, 1, &stop);
+        let r = aggregate_view(&src, None, &e, 64, 48, Agg::Count, 1, &stop);
         assert!(matches!(r, Err(crate::error::Error::Cancelled)), "{r:?}");
         let mut last = 0;
         for gen in 2..=6 {
