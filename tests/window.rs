@@ -373,6 +373,40 @@ fn window_points_through_the_spatial_index_equal_the_headless_render() {
 }
 
 #[test]
+fn window_points_with_a_damaged_index_delete_it_and_scan() {
+    if gpu_session().is_none() {
+        return;
+    }
+    let dir = points_dir("badindex");
+    let file = dir.join("damaged.bin");
+    let recs = point_records(150_000);
+    std::fs::write(&file, recs.iter().flatten().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).expect("write");
+    let layout = ["--points", "--dtype", "f32", "--columns", "3"];
+    let mut ix = vec!["index", file.to_str().unwrap_or_default(), "-q"];
+    ix.extend(layout);
+    let built = vastview(&ix);
+    assert!(built.status.success(), "vastview index: {}", stderr(&built));
+    // Flip a byte of the stored points (the last quarter of the file): the cell's checksum fails on the first query.
+    let ixdir = test_cache_dir().join("points-index");
+    let vvi = std::fs::read_dir(&ixdir)
+        .expect("index dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|e| e == "vvi") && p.to_string_lossy().contains("damaged.bin"))
+        .expect("the index file");
+    let mut bytes = std::fs::read(&vvi).expect("read index");
+    let at = bytes.len() - bytes.len() / 4;
+    bytes[at] ^= 0x40;
+    std::fs::write(&vvi, &bytes).expect("write index");
+    let (compared, _, err) = window_matches_render(&file, 150_000, &layout, &layout[1..], 0);
+    if compared == 0 {
+        return;
+    }
+    assert!(err.contains("deleted it") && err.contains("; from the scan"), "{err}");
+    assert!(!vvi.exists(), "the damaged index is still there");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn window_points_style_changes_never_reaggregate() {
     if gpu_session().is_none() {
         return;

@@ -206,7 +206,13 @@ impl Viewer {
                     pd.src = Some(src);
                     opened = true;
                 }
-                WorkerMsg::Index(path) => pd.index = Some(path),
+                WorkerMsg::Index(path) => {
+                    pd.index = path;
+                    if pd.index.is_none() {
+                        // Damaged and deleted: a new build may be started from the side panel.
+                        pd.index_build = None;
+                    }
+                }
                 WorkerMsg::Bounds { bounds, exact } => {
                     match bounds.extent {
                         Some(e) => {

@@ -128,8 +128,9 @@ pub enum WorkerMsg {
         exact: bool,
     },
     Grid(Box<ViewGrid>),
-    /// Exact grids now come from this index file.
-    Index(PathBuf),
+    /// Exact grids now come from this index file; None: the index was found damaged, deleted, and views are
+    /// scanned again.
+    Index(Option<PathBuf>),
     /// Aggregating request `gen` failed; generation 0: opening the file or its bounds failed.
     Failed {
         gen: u64,
@@ -193,7 +194,7 @@ impl PointWorker {
             }
             // A complete index in the cache serves the exact grids (a damaged one is deleted, with a note).
             if let Ok(Some(ix)) = PointIndex::find(&src) {
-                let _ = msg_tx.send(WorkerMsg::Index(ix.path().to_path_buf()));
+                let _ = msg_tx.send(WorkerMsg::Index(Some(ix.path().to_path_buf())));
                 *slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(ix));
             }
             wake();
@@ -327,7 +328,7 @@ fn run(
         // set just before this line is not lost: it is in the channel, checked before the exact pass and taken
         // next.)
         cancel.store(false, Ordering::Relaxed);
-        let index = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let mut index = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         // A preview only when the exact pass is long: a big set with no index, or a view holding many points.
         let many = (PREVIEW_MIN_CHUNKS as u64) * CHUNK_RECORDS;
         let preview = preview.filter(|_| index.as_ref().is_none_or(|ix| ix.points_in(&req.extent) >= many));
@@ -372,7 +373,19 @@ fn run(
             // finish, so a view moving every frame still gets a grid as fast as they come (no starvation).
             let never = AtomicBool::new(false);
             let stop = if every == 1 && preview.is_some() { cancel } else { &never };
-            let msg = match aggregate_view(src, index.as_deref(), &req.extent, req.w, req.h, req.agg, every, stop) {
+            let mut r = aggregate_view(src, index.as_deref(), &req.extent, req.w, req.h, req.agg, every, stop);
+            if let (Err(e @ crate::error::Error::Cache { path, .. }), Some(_)) = (&r, &index) {
+                // A damaged index (a cell failing its checksum): deleted, as `render` does, and this view scanned.
+                eprintln!("vastview: {e}; deleted it (views are scanned; the side panel can build it again)");
+                let _ = std::fs::remove_file(path);
+                *slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+                index = None;
+                if !send(WorkerMsg::Index(None)) {
+                    return;
+                }
+                r = aggregate_view(src, None, &req.extent, req.w, req.h, req.agg, every, stop);
+            }
+            let msg = match r {
                 Ok((grid, skipped)) => {
                     let read = if every == 1 { src.len } else { sampled_records(src, every) };
                     let in_view = match &grid {
