@@ -21,7 +21,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 /// vastview: look at arrays larger than memory, on the GPU.
 ///
 /// `vastview FILE` opens a window on the file; `vastview` alone opens a welcome screen; `vastview --demo`
-/// opens a procedural 1,000,000 x 1,000,000 image. The subcommands work with no window.
+/// opens a procedural 1,000,000 x 1,000,000 image; `vastview POINTS --points ...` (or an (N, 2|3) float .npy,
+/// or text points) opens a point set as a density image aggregated in the background. The subcommands work
+/// with no window.
 #[derive(Debug, Parser)]
 #[command(name = "vastview", version, about, long_about = None, args_conflicts_with_subcommands = true)]
 pub struct Cli {
@@ -34,7 +36,8 @@ pub struct Cli {
 /// Flags of the window (no subcommand).
 #[derive(Debug, Args)]
 pub struct ViewArgs {
-    /// The data file to open (.npy, or raw with --dtype/--shape)
+    /// The data file to open (.npy, or raw with --dtype/--shape; point sets with --points, or an (N, 2|3) float
+    /// .npy or .txt/.csv/.xyz text points without it)
     pub input: Option<PathBuf>,
     /// Open the procedural 1,000,000 x 1,000,000 float32 demo field
     #[arg(long, conflicts_with = "input")]
@@ -47,10 +50,11 @@ pub struct ViewArgs {
     /// Window size WxH in points
     #[arg(long, default_value = "1280x800")]
     pub window_size: String,
-    /// Start at this zoom (screen pixels per data pixel; 1 = 100 %) instead of fitting the image
+    /// Start at this zoom (screen pixels per data pixel; 1 = 100 %) instead of fitting the image (point sets:
+    /// magnification of the fitted view, 2 = twice as close)
     #[arg(long)]
     pub zoom: Option<f64>,
-    /// Start centred on data point X,Y (column, row) instead of the image centre
+    /// Start centred on data point X,Y (column, row) instead of the image centre (point sets: X,Y in data units)
     #[arg(long, allow_hyphen_values = true)]
     pub center: Option<String>,
     /// Byte budget for tiles held in CPU memory, in MiB (the tiles of the current view are always kept)
@@ -59,7 +63,8 @@ pub struct ViewArgs {
     /// Byte budget for tile textures on the GPU, in MiB (the tiles of the current frame are always kept)
     #[arg(long, default_value_t = 128)]
     pub gpu_budget_mb: u64,
-    /// Benchmark the window: once loaded, 30 still frames, N panning frames, 10 palette changes; print figures and exit
+    /// Benchmark the window: once loaded, 30 still frames, N panning frames, 10 palette changes (point sets: 12
+    /// scale/colormap/alpha/background changes, and the time to the first and the exact frame); print figures and exit
     #[arg(long)]
     pub bench_frames: Option<u32>,
     /// Coarse levels: mean (NaN-ignoring) or max (keeps sparse bright points visible) of their blocks
@@ -69,8 +74,19 @@ pub struct ViewArgs {
     /// computed from the data on demand)
     #[arg(long)]
     pub no_pyramid: bool,
+    /// Point sets: per-pixel aggregate, count, or sum|mean|min|max of the value column
+    #[arg(long, default_value = "count", requires = "points")]
+    pub agg: String,
+    /// Point sets: opacity (0..1) of the non-empty pixels
+    #[arg(long, default_value_t = 1.0, requires = "points")]
+    pub alpha: f64,
+    /// Point sets: background color RRGGBB or RRGGBBAA under the density layer [default: none]
+    #[arg(long, requires = "points")]
+    pub background: Option<String>,
     #[command(flatten)]
     pub input_args: InputArgs,
+    #[command(flatten)]
+    pub point_args: PointArgs,
 }
 
 // Parsed once per run: the size of the biggest variant does not matter.
@@ -433,6 +449,11 @@ fn parse_wxh(p: &std::path::Path, flag: &str, s: &str) -> Result<(u64, u64)> {
 #[cfg(feature = "gui")]
 pub fn launch_options(a: &ViewArgs) -> Result<crate::app::LaunchOptions> {
     let p = a.input.clone().unwrap_or_else(|| PathBuf::from("<window>"));
+    // A file with no layout flags that looks like points ((N, 2|3) float .npy, text points) opens as points.
+    let looks = a.input_args.dtype.is_none() && a.input.as_deref().is_some_and(crate::app::is_point_file);
+    if a.point_args.points || looks {
+        return point_launch_options(a, &p);
+    }
     let open =
         if a.demo || a.input.is_some() { Some(open_spec(a.input.clone(), a.demo, &a.input_args)?) } else { None };
     let DisplaySettings { limits, scale, gamma, nan_color } = display_settings(&p, &a.display)?;
@@ -466,6 +487,67 @@ pub fn launch_options(a: &ViewArgs) -> Result<crate::app::LaunchOptions> {
         bench_frames: a.bench_frames,
         method: parse_method(&p, &a.downsample)?,
         build_min_bytes: if a.no_pyramid { u64::MAX } else { crate::app::BUILD_MIN_BYTES },
+        points: None,
+    })
+}
+
+/// The window's flags with `--points`: the layout is checked here (a bad file still opens the window's error
+/// panel); scale, colormap, alpha, background and aggregate as `render --points` takes them.
+#[cfg(feature = "gui")]
+fn point_launch_options(a: &ViewArgs, p: &std::path::Path) -> Result<crate::app::LaunchOptions> {
+    let d = &a.display;
+    let scale = PointScale::parse(&d.scale)
+        .ok_or_else(|| Error::request(p, format!("--scale '{}' is not linear, log or eqhist (point sets)", d.scale)))?;
+    let agg = Agg::parse(&a.agg)
+        .ok_or_else(|| Error::request(p, format!("--agg '{}' is not count, sum, mean, min or max", a.agg)))?;
+    if d.limits.is_some() || d.gamma != 1.0 || d.slice != 0 {
+        return Err(Error::request(
+            p,
+            "--limits, --gamma and --slice are for images; point sets take --scale, --alpha, --background",
+        ));
+    }
+    if let Some(z) = a.zoom {
+        if !(z.is_finite() && z > 0.0) {
+            return Err(Error::request(p, "--zoom must be a positive number"));
+        }
+    }
+    let center = match &a.center {
+        Some(s) => {
+            let v: Vec<f64> = pair(p, "--center", s, 2)?;
+            if !v.iter().all(|x| x.is_finite()) {
+                return Err(Error::request(p, "--center must be finite numbers"));
+            }
+            Some((v[0], v[1]))
+        }
+        None => None,
+    };
+    if !(0.0..=1.0).contains(&a.alpha) {
+        return Err(Error::request(p, format!("--alpha {} must lie in 0..1", a.alpha)));
+    }
+    let background = parse_background(p, a.background.as_deref())?;
+    if crate::palette::Colormap::by_name(&d.colormap).is_none() {
+        let known = crate::palette::Colormap::names().join(", ");
+        return Err(Error::request(p, format!("unknown colormap '{}' (known: {known})", d.colormap)));
+    }
+    let path = a.input.clone().ok_or_else(|| Error::request(p, "--points needs an input file"))?;
+    let spec = point_spec(&path, &a.input_args, &a.point_args)?;
+    let (w, h) = parse_wxh(p, "--window-size", &a.window_size)?;
+    Ok(crate::app::LaunchOptions {
+        colormap: d.colormap.clone(),
+        screenshot: a.screenshot.clone(),
+        window_size: (w as u32, h as u32),
+        bench_frames: a.bench_frames,
+        points: Some(crate::app::PointOptions {
+            path,
+            spec,
+            agg,
+            scale,
+            alpha: a.alpha,
+            background,
+            zoom: a.zoom,
+            center,
+        }),
+        ..Default::default()
     })
 }
 
@@ -846,6 +928,11 @@ fn looks_like_points(info: &source::SourceInfo) -> bool {
 /// Opens a point set from the input and point flags.
 fn open_points(input: Option<&std::path::Path>, a: &InputArgs, p: &PointArgs) -> Result<PointSource> {
     let path = input.ok_or_else(|| Error::request("<points>", "--points needs an input file"))?;
+    source::points::open_points(path, &point_spec(path, a, p)?)
+}
+
+/// The point layout the input and point flags describe.
+fn point_spec(path: &std::path::Path, a: &InputArgs, p: &PointArgs) -> Result<PointSpec> {
     if a.shape.is_some() {
         return Err(Error::request(path, "--shape is for images; point records take --dtype f32|f64 and --columns N"));
     }
@@ -870,9 +957,18 @@ fn open_points(input: Option<&std::path::Path>, a: &InputArgs, p: &PointArgs) ->
             (None, Endian::Little)
         }
     };
-    let spec =
-        PointSpec { dtype, endian, columns: p.columns, offset: a.offset, x: p.x_col, y: p.y_col, value: p.value_col };
-    source::points::open_points(path, &spec)
+    Ok(PointSpec { dtype, endian, columns: p.columns, offset: a.offset, x: p.x_col, y: p.y_col, value: p.value_col })
+}
+
+/// `--background RRGGBB[AA]` (None: transparent).
+fn parse_background(path: &std::path::Path, s: Option<&str>) -> Result<[u8; 4]> {
+    let Some(s) = s else { return Ok([0; 4]) };
+    let full = if s.trim_start_matches('#').len() == 6 {
+        format!("{}ff", s.trim_start_matches('#'))
+    } else {
+        s.trim_start_matches('#').to_string()
+    };
+    parse_rgba(&full).ok_or_else(|| Error::request(path, format!("--background '{s}' is not RRGGBB or RRGGBBAA hex")))
 }
 
 /// Validates `render --points` flags into a `PointRender`.
@@ -906,18 +1002,7 @@ fn point_render_spec(a: &RenderArgs, path: &std::path::Path) -> Result<PointRend
     if !(0.0..=1.0).contains(&a.alpha) {
         return Err(Error::request(path, format!("--alpha {} must lie in 0..1", a.alpha)));
     }
-    let background = match &a.background {
-        Some(s) => {
-            let full = if s.trim_start_matches('#').len() == 6 {
-                format!("{}ff", s.trim_start_matches('#'))
-            } else {
-                s.trim_start_matches('#').to_string()
-            };
-            parse_rgba(&full)
-                .ok_or_else(|| Error::request(path, format!("--background '{s}' is not RRGGBB or RRGGBBAA hex")))?
-        }
-        None => [0; 4],
-    };
+    let background = parse_background(path, a.background.as_deref())?;
     if crate::palette::Colormap::by_name(&d.colormap).is_none() {
         let known = crate::palette::Colormap::names().join(", ");
         return Err(Error::request(path, format!("unknown colormap '{}' (known: {known})", d.colormap)));

@@ -64,9 +64,13 @@ impl Colormap {
 
     /// The color of normalized value `t` (0..1), picked as matplotlib does: entry floor(t·256), clipped.
     pub fn color(&self, t: f64) -> [u8; 4] {
-        let i = (t * 256.0).floor().clamp(0.0, 255.0) as usize;
-        self.table[i]
+        self.table[palette_index(t)]
     }
+}
+
+/// The palette entry of normalized value `t` (0..1): floor(t·256) clipped to 0..255, matplotlib's rule.
+pub fn palette_index(t: f64) -> usize {
+    (t * 256.0).floor().clamp(0.0, 255.0) as usize
 }
 
 /// The stretch applied after limits: t = (v − lo)/(hi − lo) clipped to 0..1, then one of these.

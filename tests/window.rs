@@ -1,12 +1,18 @@
 //! The window, run for real under Xvfb on the software adapter: `--screenshot` pixels of the data area
-//! against matplotlib's colormap of numpy's values, and the error panel for a bad file.
+//! against matplotlib's colormap of numpy's values, point sets against `render --points` of the same extent and
+//! size (itself checked against numpy's datashader rule in points.rs), and the error panel for a bad file.
 
 use std::process::Command;
 
 use crate::common::*;
 
+/// One `xvfb-run` at a time: parallel ones sometimes fail to clean up their temporary directory (then
+/// xvfb-run's exit code replaces the window's).
+static XVFB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs vastview under `xvfb-run -a`; None (or a failure under CI) when Xvfb is missing.
 fn under_xvfb(args: &[&str]) -> Option<std::process::Output> {
+    let _one = XVFB.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let have = Command::new("xvfb-run").arg("--help").output().is_ok();
     if !have {
         assert!(std::env::var_os("CI").is_none(), "CI is set but xvfb-run is missing (apt-get install xvfb xauth)");
@@ -157,5 +163,315 @@ fn panning_a_file_much_larger_than_the_budgets_stays_within_them() {
     assert!(gpu <= gpu_budget, "GPU tiles {gpu} over budget {gpu_budget}");
     // Panning 200 frames by 1/32 of the view crossed far more tiles than the budgets hold.
     assert!(loaded * 256 * 256 * 4 > 2 * cpu_budget, "only {loaded} tiles loaded: {line}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A deterministic point set: `n` records of x, y (a curved band) and a value, float32.
+fn point_records(n: u32) -> Vec<[f32; 3]> {
+    (0..n)
+        .map(|i| {
+            // Two low-discrepancy coordinates, bent into a band; the value varies along it.
+            let u = (f64::from(i) * 0.618_033_988_749_895).fract();
+            let v = (f64::from(i) * 0.754_877_666_246_693).fract();
+            let x = (u - 0.5) * 8.0;
+            let y = 0.2 * x * x + (v - 0.5) * (1.0 + u * 3.0);
+            [x as f32, y as f32, (x * 1.7).sin() as f32 * (1.0 + v as f32)]
+        })
+        .collect()
+}
+
+/// The last "points view: XMIN,YMIN,XMAX,YMAX; grid WxH; data area: X,Y,W,H px; N points in view" line:
+/// (region, size, origin, points in view).
+fn points_view(stderr: &str) -> Option<(String, String, [u32; 2], u64)> {
+    let line = stderr.lines().rev().find(|l| l.starts_with("points view: "))?;
+    let mut parts = line["points view: ".len()..].split("; ");
+    let region = parts.next()?.to_string();
+    let size = parts.next()?.strip_prefix("grid ")?.to_string();
+    let area: Vec<u32> = parts
+        .next()?
+        .strip_prefix("data area: ")?
+        .trim_end_matches(" px")
+        .split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .collect();
+    let in_view = parts.next()?.strip_suffix(" points in view")?.parse().ok()?;
+    (area.len() == 4).then(|| (region, size, [area[0], area[1]], in_view))
+}
+
+/// Opens `file` in the window with `window_args`, then renders the view it reports with `render --points` and
+/// `render_args`; compares the screenshot's data area with the PNG. Non-empty pixels (alpha > 0 in the PNG) must
+/// match within `tol` per channel; empty ones must all show one color (the area's backdrop). Returns how many
+/// pixels were compared and how many were non-empty, and the window's stderr. The fitted first view holds every
+/// point.
+fn window_matches_render(
+    file: &std::path::Path,
+    n_points: u64,
+    window_args: &[&str],
+    render_args: &[&str],
+    tol: i32,
+) -> (usize, usize, String) {
+    let dir = file.parent().expect("dir");
+    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("p");
+    let shot = dir.join(format!("{stem}-window.png"));
+    let mut args = vec![file.to_str().unwrap_or_default()];
+    args.extend_from_slice(window_args);
+    args.extend(["--window-size", "700x500", "--screenshot", shot.to_str().unwrap_or_default()]);
+    let Some(out) = under_xvfb(&args) else { return (0, 0, String::new()) };
+    let err = stderr(&out);
+    assert!(out.status.success(), "window exited {:?}: {err}", out.status.code());
+    let (region, size, [ox, oy], in_view) =
+        points_view(&err).unwrap_or_else(|| panic!("no points view line in: {err}"));
+    assert_eq!(in_view, n_points, "the first view fits the data: every point is in it");
+    let png = dir.join(format!("{stem}-render.png"));
+    let mut rargs = vec!["render", file.to_str().unwrap_or_default(), "-o", png.to_str().unwrap_or_default()];
+    let region_arg = format!("--region={region}");
+    rargs.extend(["--points", region_arg.as_str(), "--size", size.as_str()]);
+    rargs.extend_from_slice(render_args);
+    let r = vastview(&rargs);
+    assert!(r.status.success(), "render --points: {}", stderr(&r));
+    let (rw, rh, want) = read_png(&png);
+    let (sw, _, got) = read_png(&shot);
+    let mut backdrop = None;
+    let (mut compared, mut nonempty, mut bad) = (0, 0, Vec::new());
+    for y in 0..rh {
+        for x in 0..rw {
+            let k = ((y * rw + x) * 4) as usize;
+            let at = (((oy + y) * sw + ox + x) * 4) as usize;
+            let (g, w) = (&got[at..at + 3], &want[k..k + 4]);
+            compared += 1;
+            if w[3] == 0 {
+                // Empty in the PNG (transparent): the window shows its backdrop there, the same everywhere.
+                let b = *backdrop.get_or_insert([g[0], g[1], g[2]]);
+                if g != b && bad.len() < 5 {
+                    bad.push(format!("empty pixel ({x},{y}) shows {g:?}, other empty pixels {b:?}"));
+                }
+                continue;
+            }
+            nonempty += 1;
+            assert_eq!(w[3], 255, "these cases draw opaque pixels");
+            if g.iter().zip(w).any(|(a, b)| (i32::from(*a) - i32::from(*b)).abs() > tol) && bad.len() < 5 {
+                bad.push(format!("pixel ({x},{y}): window {g:?}, render --points {:?}", &w[..3]));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "window differs from render --points {region} {size}: {}", bad.join("; "));
+    (compared, nonempty, err)
+}
+
+fn points_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("vastview-window-points-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
+#[test]
+fn window_points_count_eqhist_equal_the_headless_render() {
+    if gpu_session().is_none() {
+        return;
+    }
+    // A (N, 3) float32 .npy opened with no flags: the window offers it as points, as `info` does.
+    let dir = points_dir("npy");
+    let file = dir.join("band.npy");
+    let recs = point_records(300_000);
+    let mut bytes = vastview::headless::npy_header("<f4", &[recs.len() as u64, 3]);
+    bytes.extend(recs.iter().flatten().flat_map(|v| v.to_le_bytes()));
+    std::fs::write(&file, &bytes).expect("write");
+    let (compared, nonempty, err) =
+        window_matches_render(&file, 300_000, &["--scale", "eqhist"], &["--scale", "eqhist"], 0);
+    if compared == 0 {
+        return;
+    }
+    assert!(err.contains("; from the scan"), "no index here: {err}");
+    assert!(nonempty > compared / 10 && nonempty < compared, "{nonempty} of {compared} pixels drawn");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn window_points_mean_log_alpha_background_equal_the_headless_render() {
+    if gpu_session().is_none() {
+        return;
+    }
+    let dir = points_dir("raw");
+    let file = dir.join("band.bin");
+    let recs = point_records(200_000);
+    std::fs::write(&file, recs.iter().flatten().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).expect("write");
+    let style = [
+        "--points",
+        "--dtype",
+        "f32",
+        "--columns",
+        "3",
+        "--agg",
+        "mean",
+        "--scale",
+        "log",
+        "--colormap",
+        "magma",
+        "--alpha",
+        "0.7",
+        "--background",
+        "203040",
+    ];
+    // The window runs with the same flags (plus its own); render gets them after --points.
+    let (compared, nonempty, err) = window_matches_render(&file, 200_000, &style, &style[1..], 1);
+    if compared == 0 {
+        return;
+    }
+    assert!(err.contains("; from the scan"), "no index here: {err}");
+    // With an opaque background every pixel is compared.
+    assert_eq!(nonempty, compared);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn window_points_text_file_opens_without_flags_and_equals_the_headless_render() {
+    if gpu_session().is_none() {
+        return;
+    }
+    // A .csv with a header line: converted once (on the worker thread) into the cache, then drawn like any set.
+    let dir = points_dir("text");
+    let file = dir.join("band.csv");
+    let mut text = String::from("x,y,v\n");
+    for r in point_records(20_000) {
+        text.push_str(&format!("{},{},{}\n", r[0], r[1], r[2]));
+    }
+    std::fs::write(&file, text).expect("write");
+    let (compared, nonempty, err) =
+        window_matches_render(&file, 20_000, &["--colormap", "inferno"], &["--colormap", "inferno"], 0);
+    if compared == 0 {
+        return;
+    }
+    assert!(err.contains("; from the scan"), "no index here: {err}");
+    assert!(nonempty > 100, "{nonempty} of {compared} pixels drawn");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn window_points_through_the_spatial_index_equal_the_headless_render() {
+    if gpu_session().is_none() {
+        return;
+    }
+    // `vastview index` first (same cache directory as the window's): the window's exact grid then comes from it.
+    let dir = points_dir("index");
+    let file = dir.join("band.bin");
+    let recs = point_records(250_000);
+    std::fs::write(&file, recs.iter().flatten().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).expect("write");
+    let layout = ["--points", "--dtype", "f32", "--columns", "3"];
+    let mut ix = vec!["index", file.to_str().unwrap_or_default(), "-q"];
+    ix.extend(layout);
+    let built = vastview(&ix);
+    assert!(built.status.success(), "vastview index: {}", stderr(&built));
+    let mut style = layout.to_vec();
+    style.extend(["--scale", "eqhist", "--colormap", "plasma"]);
+    let (compared, nonempty, err) = window_matches_render(&file, 250_000, &style, &style[1..], 0);
+    if compared == 0 {
+        return;
+    }
+    assert!(nonempty > 100, "{nonempty} of {compared}");
+    assert!(err.contains("; from the index"), "the window's exact grid did not come from the index: {err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn window_points_with_a_damaged_index_delete_it_and_scan() {
+    if gpu_session().is_none() {
+        return;
+    }
+    let dir = points_dir("badindex");
+    let file = dir.join("damaged.bin");
+    let recs = point_records(150_000);
+    std::fs::write(&file, recs.iter().flatten().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).expect("write");
+    let layout = ["--points", "--dtype", "f32", "--columns", "3"];
+    let mut ix = vec!["index", file.to_str().unwrap_or_default(), "-q"];
+    ix.extend(layout);
+    let built = vastview(&ix);
+    assert!(built.status.success(), "vastview index: {}", stderr(&built));
+    // Flip a byte of the stored points (the last quarter of the file): the cell's checksum fails on the first query.
+    let ixdir = test_cache_dir().join("points-index");
+    let vvi = std::fs::read_dir(&ixdir)
+        .expect("index dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|e| e == "vvi") && p.to_string_lossy().contains("damaged.bin"))
+        .expect("the index file");
+    let mut bytes = std::fs::read(&vvi).expect("read index");
+    let at = bytes.len() - bytes.len() / 4;
+    bytes[at] ^= 0x40;
+    std::fs::write(&vvi, &bytes).expect("write index");
+    let (compared, _, err) = window_matches_render(&file, 150_000, &layout, &layout[1..], 0);
+    if compared == 0 {
+        return;
+    }
+    assert!(err.contains("deleted it") && err.contains("; from the scan"), "{err}");
+    assert!(!vvi.exists(), "the damaged index is still there");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn window_points_style_changes_never_reaggregate() {
+    if gpu_session().is_none() {
+        return;
+    }
+    let dir = points_dir("bench");
+    let file = dir.join("band.bin");
+    let recs = point_records(100_000);
+    std::fs::write(&file, recs.iter().flatten().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).expect("write");
+    let args = [
+        file.to_str().unwrap_or_default(),
+        "--points",
+        "--dtype",
+        "f32",
+        "--columns",
+        "3",
+        "--window-size",
+        "700x500",
+        "--bench-frames",
+        "20",
+    ];
+    let Some(out) = under_xvfb(&args) else { return };
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("bench points: style changes"))
+        .unwrap_or_else(|| panic!("no style line: {err}"));
+    let nums: Vec<u64> =
+        line.split(|c: char| !c.is_ascii_digit()).filter(|t| !t.is_empty()).filter_map(|t| t.parse().ok()).collect();
+    let (changes, aggs, grid_bytes, max_bytes) = (nums[0], nums[1], nums[2], nums[3]);
+    // Each change set a new scale, colormap, alpha and background: the palette (1 KiB) and the 64-byte uniform at
+    // most, never a grid, and nothing was aggregated again.
+    assert!(changes >= 10, "{line}");
+    assert_eq!(aggs, 0, "{line}");
+    assert_eq!(grid_bytes, 0, "{line}");
+    assert!(max_bytes > 0 && max_bytes <= 1024 + 64, "{line}");
+    // Panning asked for new views, and their grids arrived.
+    let pan = err.lines().find(|l| l.contains("grids arrived while panning")).unwrap_or_default();
+    assert!(!pan.contains(" 0 grids arrived"), "{pan}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_point_input_shows_the_error_panel_with_the_cli_line() {
+    let dir = points_dir("bad");
+    let file = dir.join("ragged.bin");
+    // 10 float32 values: not a whole number of 3-value records.
+    std::fs::write(&file, [0u8; 40]).expect("write");
+    let shot = dir.join("error.png");
+    let flags = ["--points", "--dtype", "f32", "--columns", "3"];
+    let mut args = vec![file.to_str().unwrap_or_default()];
+    args.extend(flags);
+    args.extend(["--screenshot", shot.to_str().unwrap_or_default()]);
+    let Some(out) = under_xvfb(&args) else { return };
+    if gpu_session().is_none() {
+        return;
+    }
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let msg: Vec<&str> = err.lines().filter(|l| l.starts_with("vastview: ")).collect();
+    assert_eq!(msg.len(), 1, "{err}");
+    assert!(msg[0].contains("ragged.bin") && msg[0].contains("not a multiple of the record size"), "{err}");
+    let mut cli = vec!["info", file.to_str().unwrap_or_default()];
+    cli.extend(flags);
+    assert_eq!(stderr(&vastview(&cli)).trim(), msg[0]);
+    assert!(shot.exists(), "no screenshot of the error panel");
     let _ = std::fs::remove_dir_all(&dir);
 }

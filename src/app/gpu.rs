@@ -1,15 +1,16 @@
-//! The window's GPU side: the tile renderer kept in egui-wgpu's callback resources, and the per-frame
-//! paint callback that carries plain values (draw list and display settings) to it.
+//! The window's GPU side: the tile and point renderers kept in egui-wgpu's callback resources, and the
+//! per-frame paint callbacks that carry plain values (draw list, display settings, point style) to them.
 
 use eframe::egui_wgpu::{self, CallbackResources, CallbackTrait, RenderState, ScreenDescriptor};
 
 use crate::palette::Display;
-use crate::render::{GpuContext, TileDraw, TileRenderer};
+use crate::render::{GpuContext, PointRenderer, PointStyle, TileDraw, TileRenderer};
 
 /// What the window keeps on the GPU: built once from the window's device and surface format.
 pub struct ViewerGpu {
     pub gpu: GpuContext,
     pub tiles: TileRenderer,
+    pub points: PointRenderer,
 }
 
 impl ViewerGpu {
@@ -17,7 +18,8 @@ impl ViewerGpu {
         let gpu =
             GpuContext::from_device(rs.device.clone(), rs.queue.clone(), rs.adapter.get_info(), rs.device.limits());
         let tiles = TileRenderer::new(&gpu, rs.target_format, budget);
-        rs.renderer.write().callback_resources.insert(ViewerGpu { gpu, tiles });
+        let points = PointRenderer::new(&gpu, rs.target_format);
+        rs.renderer.write().callback_resources.insert(ViewerGpu { gpu, tiles, points });
     }
 }
 
@@ -53,6 +55,42 @@ impl CallbackTrait for TileCallback {
     ) {
         if let Some(v) = resources.get::<ViewerGpu>() {
             v.tiles.paint(pass);
+        }
+    }
+}
+
+/// One frame's point drawing: the style and where the resident grid goes (the grid is uploaded once, elsewhere).
+pub struct PointCallback {
+    pub style: PointStyle,
+    /// Framebuffer pixel → grid pixel (see `PointRenderer::set_style`).
+    pub grid_map: [f64; 4],
+    /// The grid this frame draws (0: none yet); another resident grid is not drawn.
+    pub grid_id: u64,
+}
+
+impl CallbackTrait for PointCallback {
+    fn prepare(
+        &self,
+        _device: &wgpu::Device,
+        _queue: &wgpu::Queue,
+        _screen: &ScreenDescriptor,
+        _encoder: &mut wgpu::CommandEncoder,
+        resources: &mut CallbackResources,
+    ) -> Vec<wgpu::CommandBuffer> {
+        if let Some(v) = resources.get_mut::<ViewerGpu>() {
+            v.points.set_style(&v.gpu, &self.style, self.grid_map, self.grid_id);
+        }
+        Vec::new()
+    }
+
+    fn paint(
+        &self,
+        _info: egui::PaintCallbackInfo,
+        pass: &mut wgpu::RenderPass<'static>,
+        resources: &CallbackResources,
+    ) {
+        if let Some(v) = resources.get::<ViewerGpu>() {
+            v.points.paint(pass);
         }
     }
 }

@@ -1,9 +1,13 @@
 //! The desktop window (feature `gui`): eframe with the wgpu backend, the tile pipeline drawn in a paint
 //! callback, lazily loaded tiles (coarse first, never a hole), panels for palette and contrast, a status bar
-//! with the exact stored value under the cursor, file dialog, drag-and-drop and `--screenshot`.
+//! with the exact stored value under the cursor, file dialog, drag-and-drop and `--screenshot`; point sets as
+//! density images aggregated in the background (`points`).
 
 mod gpu;
 mod panels;
+mod points;
+
+pub use points::{is_point_file, PointOptions};
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -49,6 +53,8 @@ pub struct LaunchOptions {
     pub method: crate::pyramid::Method,
     /// Build a pyramid in the background for images of at least this many bytes (with no cached one).
     pub build_min_bytes: u64,
+    /// Open this point set at start (instead of `open`).
+    pub points: Option<PointOptions>,
 }
 
 /// Images smaller than this are quick to reduce on the fly: no pyramid file is written for them.
@@ -73,6 +79,7 @@ impl Default for LaunchOptions {
             bench_frames: None,
             method: crate::pyramid::Method::Mean,
             build_min_bytes: BUILD_MIN_BYTES,
+            points: None,
         }
     }
 }
@@ -93,8 +100,12 @@ impl Drop for PyramidBuild {
     }
 }
 
+/// When `run` was called (benchmarks report the window's own set-up time from it).
+static RUN_START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
 /// Opens the window and runs until it closes. Returns the process exit code.
 pub fn run(opts: LaunchOptions) -> i32 {
+    RUN_START.get_or_init(Instant::now);
     if cfg!(target_os = "linux")
         && std::env::var_os("DISPLAY").is_none()
         && std::env::var_os("WAYLAND_DISPLAY").is_none()
@@ -190,6 +201,10 @@ pub(crate) struct Viewer {
     export: panels::ExportState,
     previews: Vec<(String, egui::TextureHandle)>,
     bench: Option<Bench>,
+    /// The open point set (instead of `doc`).
+    points: Option<points::PointDoc>,
+    /// How point sets are drawn (scale, alpha, background, aggregate).
+    look: points::PointLook,
 }
 
 /// The `--bench-frames` run: phases and what was measured.
@@ -206,6 +221,17 @@ struct Bench {
     /// Peak CPU-cache and GPU tile bytes seen at the start of a frame, while panning.
     peak_cpu: u64,
     peak_gpu: u64,
+    /// Point sets: grids received while panning, timings, aggregations and uploads around the style changes.
+    grids_at: u64,
+    pan_secs: f64,
+    settle_start: Option<Instant>,
+    settle_secs: f64,
+    aggs_at: u64,
+    last_point_up: Option<crate::render::PointUploads>,
+    style_grid_bytes: u64,
+    /// Aggregation time of the first exact grid.
+    exact_secs: f64,
+    exact_in_view: u64,
 }
 
 #[derive(PartialEq)]
@@ -260,17 +286,39 @@ impl Viewer {
                 rss_anon_peak_kb: 0,
                 peak_cpu: 0,
                 peak_gpu: 0,
+                grids_at: 0,
+                pan_secs: 0.0,
+                settle_start: None,
+                settle_secs: 0.0,
+                aggs_at: 0,
+                last_point_up: None,
+                style_grid_bytes: 0,
+                exact_secs: 0.0,
+                exact_in_view: 0,
+            }),
+            points: None,
+            look: opts.points.as_ref().map_or_else(points::PointLook::default, |p| points::PointLook {
+                scale: p.scale,
+                alpha: p.alpha,
+                background: p.background,
+                agg: p.agg,
             }),
             opts: opts.clone(),
         };
-        if let Some(spec) = opts.open {
+        if let Some(p) = &opts.points {
+            v.open_points(&p.path, &p.spec);
+        } else if let Some(spec) = opts.open {
             v.open(&spec);
         }
         v
     }
 
-    /// Opens a source, replacing the current one; a failure shows the error panel.
+    /// Opens a source, replacing the current one; a failure shows the error panel. A file with no layout flags
+    /// opens as points when it looks like a point set (see `points::is_point_file`).
     pub(crate) fn open(&mut self, spec: &OpenSpec) {
+        if !spec.demo && spec.raw.is_none() && points::is_point_file(&spec.path) {
+            return self.open_points(&spec.path, &crate::source::points::PointSpec::default());
+        }
         match source::open(spec) {
             Ok(src) => {
                 let info = src.info().clone();
@@ -333,6 +381,7 @@ impl Viewer {
                     previews_drawn: 0,
                     preview_tiles: HashSet::new(),
                 });
+                self.points = None;
                 self.error = None;
             }
             Err(e) => self.fail(e.to_string()),
@@ -394,6 +443,7 @@ impl Viewer {
         eprintln!("vastview: {msg}");
         self.error = Some(msg);
         self.doc = None;
+        self.points = None;
     }
 
     pub(crate) fn set_colormap(&mut self) {
@@ -755,6 +805,10 @@ impl eframe::App for Viewer {
         let gpu_mem = Self::gpu_memory(frame);
         egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));
         egui::Panel::bottom("status").show(ui, |ui| {
+            if self.points.is_some() {
+                self.points_status(ui);
+                return;
+            }
             self.status_bar(ui);
             ui.label(format!(
                 "GPU tiles {:.1}/{:.0} MiB, {:.1} MiB uploaded in all",
@@ -763,13 +817,17 @@ impl eframe::App for Viewer {
                 gpu_mem.2 as f64 / 1048576.0
             ));
         });
-        if self.doc.is_some() {
+        if self.points.is_some() {
+            egui::Panel::right("controls").default_size(260.0).show(ui, |ui| self.points_side_panel(ui));
+        } else if self.doc.is_some() {
             egui::Panel::right("controls").default_size(260.0).show(ui, |ui| self.side_panel(ui));
         }
         let mut ready = false;
         egui::CentralPanel::default().frame(egui::Frame::NONE).show(ui, |ui| {
             if let Some(err) = self.error.clone() {
                 self.error_panel(ui, &err);
+            } else if self.points.is_some() {
+                ready = self.points_area(ui, frame);
             } else if self.doc.is_some() {
                 ready = self.data_area(ui, frame);
             } else {
@@ -778,7 +836,11 @@ impl eframe::App for Viewer {
         });
         let hist_ready = self.doc.as_ref().is_none_or(|d| !d.hist_stale);
         self.take_screenshot_when_ready(ui, ready && hist_ready);
-        self.bench_step(ui, frame, ready, t0.elapsed().as_secs_f64());
+        if self.points.is_some() {
+            self.points_bench_step(ui, frame, ready, t0.elapsed().as_secs_f64());
+        } else {
+            self.bench_step(ui, frame, ready, t0.elapsed().as_secs_f64());
+        }
     }
 }
 

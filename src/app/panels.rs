@@ -97,7 +97,10 @@ impl Viewer {
             ui.menu_button("File", |ui| {
                 if ui.button("Open…").clicked() {
                     ui.close();
-                    if let Some(p) = rfd::FileDialog::new().add_filter("NumPy array", &["npy"]).pick_file() {
+                    if let Some(p) = rfd::FileDialog::new()
+                        .add_filter("NumPy array or point set", &["npy", "txt", "csv", "xyz", "tsv", "dat", "pts"])
+                        .pick_file()
+                    {
                         self.open(&OpenSpec { path: p, ..Default::default() });
                     }
                 }
@@ -116,7 +119,10 @@ impl Viewer {
                     });
                 }
                 ui.separator();
-                if ui.add_enabled(self.doc.is_some(), egui::Button::new("Export view…")).clicked() {
+                if ui
+                    .add_enabled(self.doc.is_some() || self.points.is_some(), egui::Button::new("Export view…"))
+                    .clicked()
+                {
                     ui.close();
                     self.export_view();
                 }
@@ -137,11 +143,21 @@ impl Viewer {
                 ui.separator();
                 ui.label(doc.src.info().path.display().to_string());
             }
+            if let Some(p) = &self.points {
+                ui.separator();
+                match &p.src {
+                    Some(s) => ui.label(format!("{} ({})", p.path.display(), s.format.name())),
+                    None => ui.label(p.path.display().to_string()),
+                };
+            }
         });
     }
 
     /// Writes what is on screen (the data area) to PNG through the headless renderer, on a thread.
     fn export_view(&mut self) {
+        if self.points.is_some() {
+            return self.export_points_view();
+        }
         let Some(doc) = &self.doc else { return };
         let Some(view) = doc.view else { return };
         let Some(path) = rfd::FileDialog::new().add_filter("PNG", &["png"]).set_file_name("view.png").save_file()
@@ -239,7 +255,7 @@ impl Viewer {
         });
     }
 
-    fn colormap_picker(&mut self, ui: &mut egui::Ui) {
+    pub(super) fn colormap_picker(&mut self, ui: &mut egui::Ui) {
         if self.previews.is_empty() {
             for name in Colormap::names().into_iter().filter(|n| !n.ends_with("_r")) {
                 if let Some(c) = Colormap::by_name(&name) {
@@ -384,7 +400,10 @@ impl Viewer {
             ui.label("Arrays larger than memory, on the GPU.");
             ui.add_space(20.0);
             if ui.button("Open a file…").clicked() {
-                if let Some(p) = rfd::FileDialog::new().add_filter("NumPy array", &["npy"]).pick_file() {
+                if let Some(p) = rfd::FileDialog::new()
+                    .add_filter("NumPy array or point set", &["npy", "txt", "csv", "xyz", "tsv", "dat", "pts"])
+                    .pick_file()
+                {
                     self.open(&OpenSpec { path: p, ..Default::default() });
                 }
             }

@@ -2,7 +2,7 @@
 //! data bounds, extents, and the per-pixel aggregates count, sum, mean, min and max.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
@@ -116,6 +116,10 @@ pub(crate) trait ChunkFeed: Sync {
     fn with_chunk<R>(&self, i: usize, value: Option<u64>, buf: &mut ChunkBuf, f: impl FnOnce(Chunk<'_>) -> R) -> R;
     /// An error if a read met a file that shrank underneath.
     fn check_faulted(&self) -> Result<()>;
+    /// True once the pass should stop taking chunks (a cancelled viewer request).
+    fn stopped(&self) -> bool {
+        false
+    }
 }
 
 impl ChunkFeed for PointSource {
@@ -133,6 +137,37 @@ impl ChunkFeed for PointSource {
     }
     fn check_faulted(&self) -> Result<()> {
         PointSource::check_faulted(self)
+    }
+}
+
+/// Every `every`-th chunk of a point file (0, every, 2·every, …; 1 = all of them), optionally stopping when
+/// `cancel` is set: the feed of viewer previews and cancellable passes.
+struct Sampled<'a> {
+    src: &'a PointSource,
+    every: usize,
+    cancel: Option<&'a AtomicBool>,
+}
+
+impl ChunkFeed for Sampled<'_> {
+    fn chunk_count(&self) -> usize {
+        self.src.chunk_count().div_ceil(self.every.max(1))
+    }
+    fn advise_sequential(&self) {
+        if self.every <= 1 {
+            self.src.advise_sequential()
+        }
+    }
+    fn prefetch(&self, i: usize) {
+        self.src.prefetch(i * self.every.max(1))
+    }
+    fn with_chunk<R>(&self, i: usize, value: Option<u64>, buf: &mut ChunkBuf, f: impl FnOnce(Chunk<'_>) -> R) -> R {
+        self.src.with_chunk(i * self.every.max(1), value, buf, f)
+    }
+    fn check_faulted(&self) -> Result<()> {
+        self.src.check_faulted()
+    }
+    fn stopped(&self) -> bool {
+        self.cancel.is_some_and(|c| c.load(Ordering::Relaxed))
     }
 }
 
@@ -154,7 +189,7 @@ fn par_chunks<F: ChunkFeed, S: Send>(
                 let mut st = init();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= n {
+                    if i >= n || src.stopped() {
                         break;
                     }
                     if i + threads < n {
@@ -189,6 +224,12 @@ pub fn data_bounds(src: &PointSource) -> Result<Bounds> {
 
 /// One parallel pass: min/max of the points with finite x and y.
 pub fn scan_bounds(src: &PointSource) -> Result<Bounds> {
+    scan_bounds_sampled(src, 1)
+}
+
+/// `scan_bounds` over every `every`-th chunk only (a quick estimate; counts are the sample's).
+pub fn scan_bounds_sampled(src: &PointSource, every: usize) -> Result<Bounds> {
+    let feed = Sampled { src, every, cancel: None };
     #[derive(Clone, Copy)]
     struct B {
         xmin: f64,
@@ -247,10 +288,10 @@ pub fn scan_bounds(src: &PointSource) -> Result<Bounds> {
         }
     }
     let states = par_chunks(
-        src,
+        &feed,
         || (init(), ChunkBuf::default()),
         |i, (b, buf)| {
-            src.with_chunk(i, None, buf, |c| match c {
+            feed.with_chunk(i, None, buf, |c| match c {
                 Chunk::F32(c) => scan(&c, b),
                 Chunk::F64(c) => scan(&c, b),
             })
@@ -634,6 +675,26 @@ impl BinPlan {
 pub fn aggregate(src: &PointSource, extent: &Extent, w: usize, h: usize, agg: Agg) -> Result<(Grid, Skipped)> {
     let plan = BinPlan::new(&src.path, extent, w, h, agg, src.value_column(), src.columns)?;
     bin_feed(src, &src.path, &plan)
+}
+
+/// `aggregate` over the points of every `every`-th chunk of `CHUNK_RECORDS` records only (a strided sample for a
+/// quick preview; `every` = 1 is `aggregate`). Counts and sums are those of the sample, not scaled up. Setting
+/// `cancel` stops the pass at the next chunk with `Error::Cancelled` (a viewer whose view moved on).
+pub fn aggregate_sampled(
+    src: &PointSource,
+    extent: &Extent,
+    w: usize,
+    h: usize,
+    agg: Agg,
+    every: usize,
+    cancel: Option<&AtomicBool>,
+) -> Result<(Grid, Skipped)> {
+    let plan = BinPlan::new(&src.path, extent, w, h, agg, src.value_column(), src.columns)?;
+    let r = bin_feed(&Sampled { src, every, cancel }, &src.path, &plan)?;
+    if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+        return Err(Error::Cancelled);
+    }
+    Ok(r)
 }
 
 /// Bins every chunk of `feed` per `plan` (all cores, one private grid per thread), merges the grids and

@@ -4,6 +4,7 @@
 pub mod bin;
 pub mod index;
 pub mod shade;
+pub mod worker;
 
-pub use bin::{aggregate, data_bounds, Agg, Bounds, Extent, Grid, Skipped};
-pub use shade::{shade, PointScale, Shading};
+pub use bin::{aggregate, aggregate_sampled, data_bounds, scan_bounds_sampled, Agg, Bounds, Extent, Grid, Skipped};
+pub use shade::{palette_thresholds, shade, threshold_index, PointScale, Shading};

@@ -1,7 +1,7 @@
 //! Shading an aggregate grid into RGBA on the CPU, following datashader's `tf.shade` with a matplotlib
 //! colormap: linear, log (log1p) and eq_hist scales over the non-empty pixels, alpha, then a background.
 
-use crate::palette::Colormap;
+use crate::palette::{palette_index, Colormap};
 use crate::points::bin::Grid;
 
 /// The numeric bins datashader's `eq_hist` uses for float data (and for integers spread wider than this).
@@ -166,6 +166,37 @@ fn interp(x: f64, xp: &[f64], fp: &[f64]) -> f64 {
     slope * (x - xp[j]) + fp[j]
 }
 
+/// The smallest grid value drawn with each palette entry or a later one: entry k is used for a non-empty value v
+/// iff `t[k] ≤ v < t[k + 1]` (+∞ where no value reaches entry k). The window's shader picks palette entries with
+/// these 256 thresholds, so it draws exactly the entries `shade` picks (same `normalize`, computed here once per
+/// grid and scale on the CPU) while the grid itself stays on the GPU as raw values. Every scale is monotone, so
+/// the thresholds are non-decreasing.
+pub fn palette_thresholds(grid: &Grid, scale: PointScale) -> [f64; 256] {
+    let t = normalize(grid, scale);
+    let mut th = [f64::INFINITY; 256];
+    let mut note = |v: f64, ti: f64| {
+        if !ti.is_nan() {
+            let k = palette_index(ti);
+            if v < th[k] {
+                th[k] = v;
+            }
+        }
+    };
+    match grid {
+        Grid::Count(c) => c.iter().zip(&t).for_each(|(&v, &ti)| note(f64::from(v), ti)),
+        Grid::Float(f) => f.iter().zip(&t).for_each(|(&v, &ti)| note(v, ti)),
+    }
+    for k in (0..255).rev() {
+        th[k] = th[k].min(th[k + 1]);
+    }
+    th
+}
+
+/// The palette entry the thresholds give value `v`: the last k with `th[k] ≤ v` (what the shader's search does).
+pub fn threshold_index(th: &[f64; 256], v: f64) -> usize {
+    th.partition_point(|&t| t <= v).saturating_sub(1)
+}
+
 /// datashader's `over` compositing of straight-alpha RGBA `src` onto `dst`.
 fn over(src: [u8; 4], dst: [u8; 4]) -> [u8; 4] {
     let s = src.map(|c| f64::from(c) / 255.0);
@@ -212,6 +243,32 @@ mod tests {
         assert_eq!(&t[1..], &[0.0, 0.0, 0.5, 1.0]);
         let l = normalize(&g, PointScale::Linear);
         assert_eq!(&l[1..], &[0.0, 0.0, 0.25, 1.0]);
+    }
+
+    #[test]
+    fn thresholds_pick_the_entries_shade_picks() {
+        // Counts spread wide (float eq_hist) and narrow (exact eq_hist), and float values with NaN.
+        let counts: Vec<u32> = (0..5000u32).map(|i| (i * 7919 % 1000) * (i % 5) + i % 3).collect();
+        let wide: Vec<u32> = (0..5000u32).map(|i| i * i % 200_003).collect();
+        let floats: Vec<f64> =
+            (0..5000).map(|i| if i % 11 == 0 { f64::NAN } else { ((i as f64) * 0.37).sin() * 1e3 }).collect();
+        for grid in [Grid::Count(counts), Grid::Count(wide), Grid::Float(floats)] {
+            for scale in PointScale::ALL {
+                let th = palette_thresholds(&grid, scale);
+                let t = normalize(&grid, scale);
+                for (i, ti) in t.iter().enumerate() {
+                    let v = match &grid {
+                        Grid::Count(c) => f64::from(c[i]),
+                        Grid::Float(f) => f[i],
+                    };
+                    if ti.is_nan() {
+                        continue;
+                    }
+                    assert_eq!(threshold_index(&th, v), palette_index(*ti), "{scale:?} pixel {i} value {v}");
+                }
+                assert!(th.windows(2).all(|w| w[0] <= w[1]));
+            }
+        }
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! `#[repr(C)]` mirrors of the uniform and instance structs in `shaders/tile.wgsl`.
+//! `#[repr(C)]` mirrors of the uniform and instance structs in `shaders/tile.wgsl` and `shaders/points.wgsl`.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -28,6 +28,24 @@ impl GpuTileInstance {
         wgpu::vertex_attr_array![0 => Float32x4, 1 => Float32x4, 2 => Float32x4];
 }
 
+/// `Globals` in points.wgsl (64 bytes).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, PartialEq)]
+pub struct GpuPointGlobals {
+    /// Grid column = floor(px·m[0] + m[1]), grid row (0 = lowest y) = floor(py·m[2] + m[3]), framebuffer pixels.
+    pub grid_map: [f32; 4],
+    /// Straight-alpha RGBA composited under the density layer (a = 0: none).
+    pub background: [f32; 4],
+    /// Opacity of non-empty pixels, quantized to 1/255 like the PNG's.
+    pub alpha: f32,
+    /// Row of the threshold texture: index in `PointScale::ALL`.
+    pub scale_row: u32,
+    /// 0 while no grid is uploaded.
+    pub has_grid: u32,
+    pub _pad: u32,
+    pub _pad2: [u32; 4],
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -36,5 +54,6 @@ mod tests {
     fn sizes_match_the_shader() {
         assert_eq!(std::mem::size_of::<GpuGlobals>(), 48);
         assert_eq!(std::mem::size_of::<GpuTileInstance>(), 48);
+        assert_eq!(std::mem::size_of::<GpuPointGlobals>(), 64);
     }
 }
