@@ -14,6 +14,7 @@ use rayon::prelude::*;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::geom::Rect;
+use crate::pyramid::kernels::{add, block_value, level1_row, pair_rows, reduce_pairs, LevelValue};
 use crate::pyramid::store::{Method, Store};
 use crate::pyramid::tilestats::{HistRange, StatsAcc, TileStats, RECORD_BYTES};
 use crate::source::{ArraySource, Element, RegionBuf};
@@ -61,6 +62,13 @@ struct Rows {
     n: usize,
     v: Vec<f64>,
     k: Vec<u32>,
+}
+
+/// What a band reduces to: level-1 sums, or (one channel, level 2 present) level 1 already converted
+/// to stored rows plus level 2's sums.
+enum Band {
+    Sums(Rows),
+    Fused { level1: Vec<u64>, len: usize, level2: Rows },
 }
 
 /// The state of one stored level (≥ 1) during the pass.
@@ -194,7 +202,10 @@ impl<'a> Builder<'a> {
                 self.src.prefetch(slice, Rect::new(0, y1, w, (y1 + bh).min(h)));
             }
             self.read_band(slice, y, y1, &mut bufs)?;
-            let rows = self.reduce_band(&bufs, l0)?;
+            // Fused when level 1's rows pair up within the band (or the band ends the image).
+            let fused =
+                im.channels == 1 && states.len() >= 2 && states[0].pending.is_none() && ((y1 - y) % 4 == 0 || y1 == h);
+            let band = self.reduce_band(&bufs, l0, fused)?;
             y = y1;
             // Level-0 tile row finished: its statistics go out and up.
             if self.with_stats && (y % tile == 0 || y == h) {
@@ -206,7 +217,15 @@ impl<'a> Builder<'a> {
                 l0.iter_mut().for_each(|a| *a = StatsAcc::default());
                 self.stats_up(slice, states, 0, ty, &done)?;
             }
-            self.push_rows(slice, states, 0, rows)?;
+            match band {
+                Band::Sums(rows) => self.push_rows(slice, states, 0, rows)?,
+                Band::Fused { level1, len, level2 } => {
+                    let row_bytes = states[0].wc * self.store.layout.dtype.size();
+                    let bytes = &bytemuck::cast_slice::<u64, u8>(&level1)[..len];
+                    self.push_converted(slice, &mut states[0], bytes.chunks_exact(row_bytes.max(1)))?;
+                    self.push_rows(slice, states, 1, level2)?;
+                }
+            }
             self.progress.done.store(base_done + y * row_bytes, Ordering::Relaxed);
             if y % tile == 0 && y < h && last_checkpoint.elapsed() >= checkpoint_every() {
                 self.checkpoint(slice, y, states)?;
@@ -234,7 +253,7 @@ impl<'a> Builder<'a> {
     }
 
     /// Level-1 rows (sums/maxima and counts) from a band, and the band's part of the level-0 statistics.
-    fn reduce_band(&self, bufs: &[RegionBuf], l0: &mut [StatsAcc]) -> Result<Rows> {
+    fn reduce_band(&self, bufs: &[RegionBuf], l0: &mut [StatsAcc], fused: bool) -> Result<Band> {
         let dtype = self.src.info().dtype;
         macro_rules! go {
             ($t:ty) => {{
@@ -246,7 +265,12 @@ impl<'a> Builder<'a> {
                         s.chunks_exact(wc)
                     })
                     .collect();
-                self.reduce_rows::<$t>(&rows, l0)
+                self.stats_rows::<$t>(&rows, l0);
+                if fused {
+                    self.reduce_fused::<$t>(&rows)
+                } else {
+                    Band::Sums(self.reduce_rows::<$t>(&rows))
+                }
             }};
         }
         Ok(match dtype {
@@ -264,24 +288,81 @@ impl<'a> Builder<'a> {
         })
     }
 
-    fn reduce_rows<T: Element>(&self, rows: &[&[T]], l0: &mut [StatsAcc]) -> Rows {
+    /// The band's part of the level-0 tile statistics: one task per level-0 tile column.
+    fn stats_rows<T: Element>(&self, rows: &[&[T]], l0: &mut [StatsAcc]) {
+        if !self.with_stats {
+            return;
+        }
+        let w = self.src.info().image.width as usize;
+        let tile = self.store.levels().tile as usize;
+        let (range, scale) = (self.range, self.range.scale());
+        let small = self.small.as_ref().map(|(d, lut)| (*d, lut.as_slice()));
+        l0.par_iter_mut().enumerate().for_each(|(tx, acc)| {
+            let (x0, x1) = (tx * tile, ((tx + 1) * tile).min(w));
+            for r in rows {
+                small_int_stats(acc, &r[x0..x1], small).unwrap_or_else(|| acc.add(&r[x0..x1], &range, scale));
+            }
+        });
+    }
+
+    /// One-channel bands whose level-1 rows pair up: each task takes four data rows, column block by
+    /// column block, to two stored level-1 rows and one row of level-2 sums. Level 1's sums stay in a
+    /// small per-thread scratch instead of going through memory twice.
+    fn reduce_fused<T: LevelValue>(&self, rows: &[&[T]]) -> Band {
+        /// Level-2 pixels per column block (scratch of 2 × 2 × BLOCK level-1 sums and counts).
+        const BLOCK: usize = 1024;
+        let w = self.src.info().image.width as usize;
+        let max = self.method == Method::Max;
+        let init = if max { f64::NEG_INFINITY } else { 0.0 };
+        let n = rows.len();
+        let (w1, n1, n2) = (w.div_ceil(2), n.div_ceil(2), n.div_ceil(4));
+        let w2 = w1.div_ceil(2);
+        // u64 words, so the stored bytes are handed on without a copy whatever T's alignment.
+        let len = n1 * w1 * std::mem::size_of::<T>();
+        let mut words = vec![0u64; len.div_ceil(8)];
+        let level1: &mut [T] = bytemuck::cast_slice_mut(&mut bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..len]);
+        let mut level2 = Rows { n: n2, v: vec![init; n2 * w2], k: vec![0; n2 * w2] };
+        level1
+            .par_chunks_mut((2 * w1).max(1))
+            .zip(level2.v.par_chunks_mut(w2.max(1)).zip(level2.k.par_chunks_mut(w2.max(1))))
+            .enumerate()
+            .for_each_init(
+                || (vec![0.0f64; 4 * BLOCK], vec![0u32; 4 * BLOCK]),
+                |(sv, sk), (j, (out1, (vo, ko)))| {
+                    for (bi, (vo, ko)) in vo.chunks_mut(BLOCK).zip(ko.chunks_mut(BLOCK)).enumerate() {
+                        let p0 = 2 * bi * BLOCK;
+                        let p1 = (p0 + 2 * vo.len()).min(w1);
+                        let (x0, x1) = (2 * p0, (2 * p1).min(w));
+                        let m = p1 - p0;
+                        let (sva, svb) = sv.split_at_mut(2 * BLOCK);
+                        let (ska, skb) = sk.split_at_mut(2 * BLOCK);
+                        let mut pairs = 0;
+                        for (r1, (v, k)) in
+                            [(&mut sva[..m], &mut ska[..m]), (&mut svb[..m], &mut skb[..m])].into_iter().enumerate()
+                        {
+                            let ra = 4 * j + 2 * r1;
+                            if ra >= n {
+                                break;
+                            }
+                            let b = rows.get(ra + 1).map(|r| &r[x0..x1]);
+                            let out = &mut out1[r1 * w1 + p0..r1 * w1 + p1];
+                            level1_row(&rows[ra][x0..x1], b, v, k, out, max);
+                            pairs += 1;
+                        }
+                        let both = [(&sva[..m], &ska[..m]), (&svb[..m], &skb[..m])];
+                        pair_rows(&both[..pairs], vo, ko, max);
+                    }
+                },
+            );
+        Band::Fused { level1: words, len, level2 }
+    }
+
+    fn reduce_rows<T: Element>(&self, rows: &[&[T]]) -> Rows {
         let im = self.src.info().image;
         let (w, c) = (im.width as usize, im.channels as usize);
-        let tile = self.store.levels().tile as usize;
         let w1 = w.div_ceil(2);
         let n_out = rows.len().div_ceil(2);
         let max = self.method == Method::Max;
-        let (range, scale, with_stats) = (self.range, self.range.scale(), self.with_stats);
-        let small = self.small.as_ref().map(|(d, lut)| (*d, lut.as_slice()));
-        // Statistics: one task per level-0 tile column.
-        if with_stats {
-            l0.par_iter_mut().enumerate().for_each(|(tx, acc)| {
-                let (x0, x1) = (tx * tile, ((tx + 1) * tile).min(w));
-                for r in rows {
-                    small_int_stats(acc, &r[x0..x1], small).unwrap_or_else(|| acc.add(&r[x0..x1], &range, scale));
-                }
-            });
-        }
         // Level 1: one task per output row (a pair of band rows), written in place.
         let wc1 = w1 * c;
         let init = if max { f64::NEG_INFINITY } else { 0.0 };
@@ -318,22 +399,7 @@ impl<'a> Builder<'a> {
             .zip(rows.k.par_chunks(wc.max(1)))
             .map(|(v, k)| convert_row(v, k, store, method))
             .collect();
-        let tile = self.store.levels().tile;
-        for bytes in &converted {
-            if st.buf_rows == 0 {
-                st.buf_row0 = st.rows_done;
-            }
-            st.buf.extend_from_slice(bytes);
-            st.buf_rows += 1;
-            st.rows_done += 1;
-            let row_end = st.rows_done % tile == 0 || st.rows_done == st.height;
-            if row_end || st.buf.len() >= FLUSH_BYTES {
-                self.flush(slice, st)?;
-            }
-            if row_end {
-                self.finish_tile_row(slice, st)?;
-            }
-        }
+        self.push_converted(slice, st, converted.iter().map(Vec::as_slice))?;
         // Reduce pairs into the next level.
         if from + 1 >= states.len() {
             return Ok(());
@@ -358,6 +424,27 @@ impl<'a> Builder<'a> {
         let reduced = reduce_rows_pairwise(&input, wc, next[0].wc, self.store.meta.channels as usize, self.method);
         let _ = next;
         self.push_rows(slice, states, from + 1, reduced)
+    }
+
+    /// Buffers stored rows of a level, flushing them at tile-row ends (and when the buffer is full).
+    fn push_converted<'b>(&self, slice: u64, st: &mut LevelState, rows: impl Iterator<Item = &'b [u8]>) -> Result<()> {
+        let tile = self.store.levels().tile;
+        for bytes in rows {
+            if st.buf_rows == 0 {
+                st.buf_row0 = st.rows_done;
+            }
+            st.buf.extend_from_slice(bytes);
+            st.buf_rows += 1;
+            st.rows_done += 1;
+            let row_end = st.rows_done % tile == 0 || st.rows_done == st.height;
+            if row_end || st.buf.len() >= FLUSH_BYTES {
+                self.flush(slice, st)?;
+            }
+            if row_end {
+                self.finish_tile_row(slice, st)?;
+            }
+        }
+        Ok(())
     }
 
     fn flush(&self, slice: u64, st: &mut LevelState) -> Result<()> {
@@ -569,38 +656,6 @@ fn small_int_stats<T: Element>(acc: &mut StatsAcc, vals: &[T], small: Option<(DT
     Some(())
 }
 
-#[inline(always)]
-fn add(v: &mut f64, k: &mut u32, x: f64, max: bool) {
-    if !x.is_nan() {
-        *v = if max { v.max(x) } else { *v + x };
-        *k += 1;
-    }
-}
-
-/// Adds one row segment of scalar values into half-width outputs (pixels 2i and 2i+1 → output i).
-#[inline(never)]
-fn reduce_pairs<T: Element>(seg: &[T], vo: &mut [f64], ko: &mut [u32], max: bool) {
-    let pairs = seg.chunks_exact(2);
-    let rest = pairs.remainder();
-    if max {
-        for ((p, v), k) in pairs.zip(vo.iter_mut()).zip(ko.iter_mut()) {
-            let (a, b) = (p[0].to_f64(), p[1].to_f64());
-            add(v, k, a, true);
-            add(v, k, b, true);
-        }
-    } else {
-        for ((p, v), k) in pairs.zip(vo.iter_mut()).zip(ko.iter_mut()) {
-            let (a, b) = (p[0].to_f64(), p[1].to_f64());
-            let (na, nb) = (a.is_nan(), b.is_nan());
-            *v += if na { 0.0 } else { a } + if nb { 0.0 } else { b };
-            *k += u32::from(!na) + u32::from(!nb);
-        }
-    }
-    if let (Some(e), Some(v), Some(k)) = (rest.first(), vo.last_mut(), ko.last_mut()) {
-        add(v, k, e.to_f64(), max);
-    }
-}
-
 /// Reduces consecutive row pairs (a last unpaired row alone) of sums/counts into half-width rows.
 #[inline(never)]
 fn reduce_rows_pairwise(input: &Rows, wc: usize, wc_next: usize, c: usize, method: Method) -> Rows {
@@ -613,7 +668,14 @@ fn reduce_rows_pairwise(input: &Rows, wc: usize, wc_next: usize, c: usize, metho
     };
     out.v.par_chunks_mut(wc_next.max(1)).zip(out.k.par_chunks_mut(wc_next.max(1))).enumerate().for_each(
         |(j, (vo, ko))| {
-            for r in (2 * j)..(2 * j + 2).min(input.n) {
+            let rows = (2 * j)..(2 * j + 2).min(input.n);
+            if c == 1 {
+                let pairs: Vec<(&[f64], &[u32])> =
+                    rows.map(|r| (&input.v[r * wc..(r + 1) * wc], &input.k[r * wc..(r + 1) * wc])).collect();
+                pair_rows(&pairs, vo, ko, max);
+                return;
+            }
+            for r in rows {
                 let (vi, ki) = (&input.v[r * wc..(r + 1) * wc], &input.k[r * wc..(r + 1) * wc]);
                 for (i, (&v, &k)) in vi.iter().zip(ki).enumerate() {
                     let o = (i / c / 2) * c + i % c;
@@ -634,49 +696,23 @@ fn reduce_rows_pairwise(input: &Rows, wc: usize, wc_next: usize, c: usize, metho
 fn convert_row(v: &[f64], k: &[u32], store: &Store, method: Method) -> Vec<u8> {
     let dtype = store.layout.dtype;
     let max = method == Method::Max;
-    let mut out = vec![0u8; v.len() * dtype.size()];
-    // Branch-free per value, so the loops vectorise: an empty block (k = 0) is NaN.
-    let val = |v: f64, k: u32| -> f64 {
-        let x = if max { v } else { v / f64::from(k) };
-        if k == 0 {
-            f64::NAN
-        } else {
-            x
-        }
-    };
-    macro_rules! each {
-        ($t:ty, |$x:ident| $e:expr) => {{
-            let typed: Vec<$t> = v
-                .iter()
-                .zip(k)
-                .map(|(&v, &k)| {
-                    let $x = val(v, k);
-                    $e
-                })
-                .collect();
-            out.copy_from_slice(bytemuck::cast_slice(&typed));
-        }};
-    }
-    // Round half away from zero; `as` saturates at the type's limits.
-    macro_rules! ints {
-        ($t:ty) => {
-            each!($t, |x| (x + 0.5f64.copysign(x)) as $t)
-        };
+    fn typed<T: LevelValue>(v: &[f64], k: &[u32], max: bool) -> Vec<u8> {
+        let typed: Vec<T> = v.iter().zip(k).map(|(&v, &k)| T::from_level(block_value(v, k, max))).collect();
+        bytemuck::cast_slice(&typed).to_vec()
     }
     match dtype {
-        DType::Bool | DType::U8 => ints!(u8),
-        DType::I8 => ints!(i8),
-        DType::U16 => ints!(u16),
-        DType::I16 => ints!(i16),
-        DType::U32 => ints!(u32),
-        DType::I32 => ints!(i32),
-        DType::U64 => ints!(u64),
-        DType::I64 => ints!(i64),
-        DType::F16 => each!(half::f16, |x| half::f16::from_f64(x)),
-        DType::F32 => each!(f32, |x| x as f32),
-        DType::F64 => each!(f64, |x| x),
+        DType::Bool | DType::U8 => typed::<u8>(v, k, max),
+        DType::I8 => typed::<i8>(v, k, max),
+        DType::U16 => typed::<u16>(v, k, max),
+        DType::I16 => typed::<i16>(v, k, max),
+        DType::U32 => typed::<u32>(v, k, max),
+        DType::I32 => typed::<i32>(v, k, max),
+        DType::U64 => typed::<u64>(v, k, max),
+        DType::I64 => typed::<i64>(v, k, max),
+        DType::F16 => typed::<half::f16>(v, k, max),
+        DType::F32 => typed::<f32>(v, k, max),
+        DType::F64 => typed::<f64>(v, k, max),
     }
-    out
 }
 
 #[cfg(test)]
