@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::geom::Rect;
 use crate::pyramid::kernels::{add, block_value, level1_row, pair_rows, reduce_pairs, LevelValue};
 use crate::pyramid::store::{Method, Store};
-use crate::pyramid::tilestats::{HistRange, StatsAcc, TileStats, RECORD_BYTES};
+use crate::pyramid::tilestats::{BinLut, HistRange, StatsAcc, TileStats, RECORD_BYTES};
 use crate::source::{ArraySource, Element, RegionBuf};
 
 /// Shared progress of a build: read by a progress bar or the window, `cancel` set to stop it.
@@ -99,7 +99,7 @@ pub struct Builder<'a> {
     resume_path: PathBuf,
     with_stats: bool,
     /// For 8- and 16-bit integer data: the dtype and the histogram bin of every bit pattern.
-    small: Option<(DType, Vec<u8>)>,
+    small: Option<(DType, BinLut)>,
 }
 
 impl<'a> Builder<'a> {
@@ -296,7 +296,7 @@ impl<'a> Builder<'a> {
         let w = self.src.info().image.width as usize;
         let tile = self.store.levels().tile as usize;
         let (range, scale) = (self.range, self.range.scale());
-        let small = self.small.as_ref().map(|(d, lut)| (*d, lut.as_slice()));
+        let small = self.small.as_ref().map(|(d, lut)| (*d, lut));
         l0.par_iter_mut().enumerate().for_each(|(tx, acc)| {
             let (x0, x1) = (tx * tile, ((tx + 1) * tile).min(w));
             for r in rows {
@@ -636,16 +636,16 @@ fn small_int_code(d: DType) -> Option<(u32, i64)> {
 }
 
 /// The histogram bin of every value of an 8- or 16-bit integer dtype, indexed by `bits ^ flip`.
-fn small_int_lut(d: DType, range: &HistRange) -> Option<(DType, Vec<u8>)> {
+fn small_int_lut(d: DType, range: &HistRange) -> Option<(DType, BinLut)> {
     let (_, base) = small_int_code(d)?;
     let n = 1usize << (8 * d.size());
     let scale = range.scale();
-    Some((d, (0..n).map(|i| range.bin((i as i64 + base) as f64, scale) as u8).collect()))
+    Some((d, BinLut::new((0..n).map(|i| range.bin((i as i64 + base) as f64, scale) as u8).collect())))
 }
 
 /// Adds `vals` to `acc` through the integer path when the data is a small integer type.
 #[inline(always)]
-fn small_int_stats<T: Element>(acc: &mut StatsAcc, vals: &[T], small: Option<(DType, &[u8])>) -> Option<()> {
+fn small_int_stats<T: Element>(acc: &mut StatsAcc, vals: &[T], small: Option<(DType, &BinLut)>) -> Option<()> {
     let (d, lut) = small?;
     let (flip, base) = small_int_code(d)?;
     match std::mem::size_of::<T>() {

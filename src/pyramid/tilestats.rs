@@ -205,33 +205,218 @@ impl TileStats {
     }
 }
 
-/// Σi, Σi², min and max of `bits ^ flip` over a run of small integers: AVX2 when the CPU has it (the
-/// baseline x86-64 target has no unsigned 32-bit min/max to vectorise with).
-fn sums_and_extremes<U: Copy + Into<u32>>(vals: &[U], flip: u32) -> (u64, u64, u32, u32) {
+/// The raw bit patterns of 8- and 16-bit integers (as `u8` / `u16`), for their integer statistics path.
+pub trait SmallBits: Copy + Into<u32> + Send + Sync {
+    /// The run itself when it is of `u16`.
+    fn as_u16(vals: &[Self]) -> Option<&[u16]>;
+}
+impl SmallBits for u8 {
+    fn as_u16(_: &[u8]) -> Option<&[u16]> {
+        None
+    }
+}
+impl SmallBits for u16 {
+    fn as_u16(vals: &[u16]) -> Option<&[u16]> {
+        Some(vals)
+    }
+}
+
+/// The histogram bin of every index `bits ^ flip` of an 8- or 16-bit integer type, and, when the bins
+/// never decrease with the index (always, for bins of equal width), the first index of every bin.
+#[derive(Debug, Clone)]
+pub struct BinLut {
+    bins: Vec<u8>,
+    first: Option<Vec<u32>>,
+}
+
+impl BinLut {
+    pub fn new(bins: Vec<u8>) -> BinLut {
+        let monotone = bins.windows(2).all(|w| w[0] <= w[1]);
+        let first = monotone.then(|| {
+            (0..=HIST_BINS + 1)
+                .map(|b| bins.iter().position(|&x| x as usize >= b).unwrap_or(bins.len()) as u32)
+                .collect()
+        });
+        BinLut { bins, first }
+    }
+}
+
+/// Σi, Σi², min and max of `i = bits ^ flip` over a run of small integers, with its histogram added to
+/// `hist`: for u16 on AVX2 by comparisons against the bin edges, else one table increment per value.
+fn small_int_pass<U: SmallBits>(
+    vals: &[U],
+    flip: u32,
+    lut: &BinLut,
+    hist: &mut [u64; HIST_BINS + 2],
+) -> (u64, u64, u32, u32) {
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(v16), Some(first)) = (U::as_u16(vals), &lut.first) {
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU was just checked for AVX2.
+            return unsafe { avx2::u16_pass(v16, flip as u16, &lut.bins, first, hist) };
+        }
+    }
+    scalar_pass(vals, flip, &lut.bins, hist)
+}
+
+/// The portable path: a loop that vectorises for the sums and extremes, then the histogram's scattered
+/// increments into 4 interleaved tables (no store-to-load stalls on runs of one bin).
+#[inline(always)]
+fn scalar_pass<U: SmallBits>(
+    vals: &[U],
+    flip: u32,
+    bins: &[u8],
+    hist: &mut [u64; HIST_BINS + 2],
+) -> (u64, u64, u32, u32) {
+    let (mut s, mut ss, mut lo, mut hi) = (0u64, 0u64, u32::MAX, 0u32);
+    for &v in vals {
+        let i = v.into() ^ flip;
+        s += u64::from(i);
+        ss += u64::from(i * i);
+        lo = lo.min(i);
+        hi = hi.max(i);
+    }
+    let mut h = [[0u32; HIST_BINS + 2]; 4];
+    let quads = vals.chunks_exact(4);
+    let rest = quads.remainder();
+    for q in quads {
+        for (k, &v) in q.iter().enumerate() {
+            h[k][bins[(v.into() ^ flip) as usize] as usize] += 1;
+        }
+    }
+    for &v in rest {
+        h[0][bins[(v.into() ^ flip) as usize] as usize] += 1;
+    }
+    for t in &h {
+        for (a, &b) in hist.iter_mut().zip(t.iter()) {
+            *a += u64::from(b);
+        }
+    }
+    (s, ss, lo, hi)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::HIST_BINS;
+
+    /// Values per block: lane sums stay below 2^32 and lane counts below 2^16.
+    const BLOCK: usize = 2048;
+    /// Most bins a block may span for its histogram to be counted by comparisons (one pass over the
+    /// block per bin edge, 3 instructions per 16 values) rather than one table increment per value.
+    const MAX_EDGES: usize = 16;
+
     #[inline(always)]
-    fn body<U: Copy + Into<u32>>(vals: &[U], flip: u32) -> (u64, u64, u32, u32) {
+    fn hsum_epi32(v: __m256i) -> u64 {
+        let mut lanes = [0u32; 8];
+        // SAFETY: storing a vector into an array of its size; the function's callers have AVX2.
+        unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), v) };
+        lanes.iter().map(|&x| u64::from(x)).sum()
+    }
+
+    #[inline(always)]
+    fn hsum_epi64(v: __m256i) -> u64 {
+        let mut lanes = [0u64; 4];
+        // SAFETY: as above.
+        unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), v) };
+        lanes.iter().fold(0u64, |a, &x| a.wrapping_add(x))
+    }
+
+    /// [`super::small_int_pass`] of a u16 run whose bins never decrease with the index (`first[b]` is
+    /// the first index of bin `b`). Per block of values: one pass for min, max, Σi (u32 lanes), Σi²
+    /// (u64 lanes) that also stores `i ^ 0x8000` as i16, then, when the block spans few bins, one
+    /// signed compare-and-count pass per inner bin edge.
+    #[target_feature(enable = "avx2")]
+    pub(super) fn u16_pass(
+        vals: &[u16],
+        flip: u16,
+        bins: &[u8],
+        first: &[u32],
+        hist: &mut [u64; HIST_BINS + 2],
+    ) -> (u64, u64, u32, u32) {
         let (mut s, mut ss, mut lo, mut hi) = (0u64, 0u64, u32::MAX, 0u32);
-        for &v in vals {
-            let i = v.into() ^ flip;
-            s += u64::from(i);
-            ss += u64::from(i * i);
-            lo = lo.min(i);
-            hi = hi.max(i);
+        let mut biased = [0i16; BLOCK];
+        for block in vals.chunks(BLOCK) {
+            let vecs = block.chunks_exact(16);
+            let tail = vecs.remainder();
+            let nv = block.len() / 16;
+            let flipv = _mm256_set1_epi16(flip as i16);
+            let bias = _mm256_set1_epi16(i16::MIN);
+            let zero = _mm256_setzero_si256();
+            let (mut mn, mut mx) = (_mm256_set1_epi16(-1), zero);
+            let (mut s32, mut ss64) = (zero, zero);
+            for (k, c) in vecs.enumerate() {
+                // SAFETY: `c` holds 16 u16 (32 bytes) and `biased` has room for 16 at k·16 < BLOCK.
+                unsafe {
+                    let i = _mm256_xor_si256(_mm256_loadu_si256(c.as_ptr().cast()), flipv);
+                    mn = _mm256_min_epu16(mn, i);
+                    mx = _mm256_max_epu16(mx, i);
+                    let (a, b) = (_mm256_unpacklo_epi16(i, zero), _mm256_unpackhi_epi16(i, zero));
+                    s32 = _mm256_add_epi32(s32, _mm256_add_epi32(a, b));
+                    let sq = _mm256_add_epi64(
+                        _mm256_add_epi64(_mm256_mul_epu32(a, a), _mm256_mul_epu32(b, b)),
+                        _mm256_add_epi64(
+                            _mm256_mul_epu32(_mm256_srli_epi64(a, 32), _mm256_srli_epi64(a, 32)),
+                            _mm256_mul_epu32(_mm256_srli_epi64(b, 32), _mm256_srli_epi64(b, 32)),
+                        ),
+                    );
+                    ss64 = _mm256_add_epi64(ss64, sq);
+                    _mm256_storeu_si256(biased.as_mut_ptr().add(k * 16).cast(), _mm256_xor_si256(i, bias));
+                }
+            }
+            let (mut blo, mut bhi) = (u32::MAX, 0u32);
+            if nv > 0 {
+                let (mut l, mut h) = ([0u16; 16], [0u16; 16]);
+                // SAFETY: storing vectors into arrays of their size.
+                unsafe {
+                    _mm256_storeu_si256(l.as_mut_ptr().cast(), mn);
+                    _mm256_storeu_si256(h.as_mut_ptr().cast(), mx);
+                }
+                blo = l.iter().map(|&x| u32::from(x)).min().unwrap_or(u32::MAX);
+                bhi = h.iter().map(|&x| u32::from(x)).max().unwrap_or(0);
+                s += hsum_epi32(s32);
+                ss += hsum_epi64(ss64);
+            }
+            for &v in tail {
+                let i = u32::from(v ^ flip);
+                s += u64::from(i);
+                ss += u64::from(i * i);
+                blo = blo.min(i);
+                bhi = bhi.max(i);
+            }
+            lo = lo.min(blo);
+            hi = hi.max(bhi);
+            let (b0, b1) = (bins[blo as usize] as usize, bins[bhi as usize] as usize);
+            if b1 - b0 <= MAX_EDGES {
+                let mut above = block.len() as u64;
+                for b in b0 + 1..=b1 {
+                    let t = first[b];
+                    // i ≥ t  ⇔  (i ^ 0x8000) as i16 > ((t ^ 0x8000) as i16) − 1  (t ≥ 1 here).
+                    let tt = _mm256_set1_epi16(((t as u16) ^ 0x8000) as i16 - 1);
+                    let mut acc = zero;
+                    for k in 0..nv {
+                        // SAFETY: k·16 + 16 ≤ nv·16 ≤ BLOCK.
+                        let x = unsafe { _mm256_loadu_si256(biased.as_ptr().add(k * 16).cast()) };
+                        acc = _mm256_sub_epi16(acc, _mm256_cmpgt_epi16(x, tt));
+                    }
+                    // Lane counts ≤ BLOCK / 16: summed as i16 pairs without overflow.
+                    let mut n = hsum_epi32(_mm256_madd_epi16(acc, _mm256_set1_epi16(1)));
+                    n += tail.iter().filter(|&&v| u32::from(v ^ flip) >= t).count() as u64;
+                    hist[b - 1] += above - n;
+                    above = n;
+                }
+                hist[b1] += above;
+            } else {
+                let mut h = [0u64; HIST_BINS + 2];
+                super::scalar_pass(block, u32::from(flip), bins, &mut h);
+                for (a, b) in hist.iter_mut().zip(h) {
+                    *a += b;
+                }
+            }
         }
         (s, ss, lo, hi)
     }
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx2")]
-        fn avx2<U: Copy + Into<u32>>(vals: &[U], flip: u32) -> (u64, u64, u32, u32) {
-            body(vals, flip)
-        }
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU was just checked for AVX2.
-            return unsafe { avx2(vals, flip) };
-        }
-    }
-    body(vals, flip)
 }
 
 /// Accumulates values one run at a time: sums are taken about the first finite value (`shift`), so
@@ -293,23 +478,11 @@ impl StatsAcc {
     /// pattern is `(bits ^ flip) + base` (flip = the sign bit for signed types), and `lut` maps
     /// `bits ^ flip` to its histogram bin. Integer sums, no float work per value.
     #[inline(never)]
-    pub fn add_small_int<U: Copy + Into<u32>>(&mut self, vals: &[U], flip: u32, base: i64, lut: &[u8]) {
+    pub fn add_small_int<U: SmallBits>(&mut self, vals: &[U], flip: u32, base: i64, lut: &BinLut) {
         if vals.is_empty() {
             return;
         }
-        // Sums and extremes first (a loop that vectorises), then the histogram's scattered increments.
-        let (s, ss, lo, hi) = sums_and_extremes(vals, flip);
-        let mut hist = [[0u32; HIST_BINS + 2]; 4];
-        let quads = vals.chunks_exact(4);
-        let rest = quads.remainder();
-        for q in quads {
-            for (k, &v) in q.iter().enumerate() {
-                hist[k][lut[(v.into() ^ flip) as usize] as usize] += 1;
-            }
-        }
-        for &v in rest {
-            hist[0][lut[(v.into() ^ flip) as usize] as usize] += 1;
-        }
+        let (s, ss, lo, hi) = small_int_pass(vals, flip, lut, &mut self.stats.hist);
         let n = vals.len() as i128;
         // Sums about the shift, exactly in integers: Σd = Σi − n·k, Σd² = Σi² − 2k·Σi + n·k².
         let shift = *self.shift.get_or_insert((i64::from(vals[0].into() ^ flip) + base) as f64);
@@ -321,11 +494,6 @@ impl StatsAcc {
         st.count += vals.len() as u64;
         st.min = st.min.min((i64::from(lo) + base) as f64);
         st.max = st.max.max((i64::from(hi) + base) as f64);
-        for h in &hist {
-            for (a, &b) in st.hist.iter_mut().zip(h.iter()) {
-                *a += u64::from(b);
-            }
-        }
     }
 
     /// The finished statistics.
@@ -385,7 +553,7 @@ mod tests {
         ] {
             let (flip, base) = if signed { (0x8000, -32768) } else { (0, 0) };
             let mut a = StatsAcc::default();
-            a.add_small_int(&raw, flip, base, &lut16(base));
+            a.add_small_int(&raw, flip, base, &BinLut::new(lut16(base)));
             let mut b = StatsAcc::default();
             b.add(&vals_f, &r16, r16.scale());
             let (a, b) = (a.finish(), b.finish());
