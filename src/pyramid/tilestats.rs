@@ -325,8 +325,8 @@ mod avx2 {
 
     /// [`super::small_int_pass`] of a u16 run whose bins never decrease with the index (`first[b]` is
     /// the first index of bin `b`). Per block of values: one pass for min, max, Σi (u32 lanes), Σi²
-    /// (u64 lanes) that also stores `i ^ 0x8000` as i16, then, when the block spans few bins, one
-    /// signed compare-and-count pass per inner bin edge.
+    /// (u64 lanes), then, when the block spans few bins, one signed compare-and-count pass per inner
+    /// bin edge (over `bits ^ flip ^ 0x8000` as i16: AVX2 has no unsigned 16-bit compare).
     #[target_feature(enable = "avx2")]
     pub(super) fn u16_pass(
         vals: &[u16],
@@ -336,18 +336,17 @@ mod avx2 {
         hist: &mut [u64; HIST_BINS + 2],
     ) -> (u64, u64, u32, u32) {
         let (mut s, mut ss, mut lo, mut hi) = (0u64, 0u64, u32::MAX, 0u32);
-        let mut biased = [0i16; BLOCK];
         for block in vals.chunks(BLOCK) {
             let vecs = block.chunks_exact(16);
             let tail = vecs.remainder();
             let nv = block.len() / 16;
             let flipv = _mm256_set1_epi16(flip as i16);
-            let bias = _mm256_set1_epi16(i16::MIN);
+            let biased_flip = _mm256_set1_epi16((flip ^ 0x8000) as i16);
             let zero = _mm256_setzero_si256();
             let (mut mn, mut mx) = (_mm256_set1_epi16(-1), zero);
             let (mut s32, mut ss64) = (zero, zero);
-            for (k, c) in vecs.enumerate() {
-                // SAFETY: `c` holds 16 u16 (32 bytes) and `biased` has room for 16 at k·16 < BLOCK.
+            for c in vecs.clone() {
+                // SAFETY: `c` holds 16 u16 (32 bytes).
                 unsafe {
                     let i = _mm256_xor_si256(_mm256_loadu_si256(c.as_ptr().cast()), flipv);
                     mn = _mm256_min_epu16(mn, i);
@@ -362,7 +361,6 @@ mod avx2 {
                         ),
                     );
                     ss64 = _mm256_add_epi64(ss64, sq);
-                    _mm256_storeu_si256(biased.as_mut_ptr().add(k * 16).cast(), _mm256_xor_si256(i, bias));
                 }
             }
             let (mut blo, mut bhi) = (u32::MAX, 0u32);
@@ -395,9 +393,10 @@ mod avx2 {
                     // i ≥ t  ⇔  (i ^ 0x8000) as i16 > ((t ^ 0x8000) as i16) − 1  (t ≥ 1 here).
                     let tt = _mm256_set1_epi16(((t as u16) ^ 0x8000) as i16 - 1);
                     let mut acc = zero;
-                    for k in 0..nv {
-                        // SAFETY: k·16 + 16 ≤ nv·16 ≤ BLOCK.
-                        let x = unsafe { _mm256_loadu_si256(biased.as_ptr().add(k * 16).cast()) };
+                    for c in vecs.clone() {
+                        // SAFETY: `c` holds 16 u16 (32 bytes).
+                        let x = unsafe { _mm256_loadu_si256(c.as_ptr().cast()) };
+                        let x = _mm256_xor_si256(x, biased_flip);
                         acc = _mm256_sub_epi16(acc, _mm256_cmpgt_epi16(x, tt));
                     }
                     // Lane counts ≤ BLOCK / 16: summed as i16 pairs without overflow.
