@@ -201,11 +201,10 @@ impl<'a> Builder<'a> {
             if y1 < h {
                 self.src.prefetch(slice, Rect::new(0, y1, w, (y1 + bh).min(h)));
             }
-            self.read_band(slice, y, y1, &mut bufs)?;
             // Fused when level 1's rows pair up within the band (or the band ends the image).
             let fused =
                 im.channels == 1 && states.len() >= 2 && states[0].pending.is_none() && ((y1 - y) % 4 == 0 || y1 == h);
-            let band = self.reduce_band(&bufs, l0, fused)?;
+            let band = self.reduce_band(slice, (y, y1), &mut bufs, l0, fused)?;
             y = y1;
             // Level-0 tile row finished: its statistics go out and up.
             if self.with_stats && (y % tile == 0 || y == h) {
@@ -252,25 +251,43 @@ impl<'a> Builder<'a> {
         })
     }
 
-    /// Level-1 rows (sums/maxima and counts) from a band, and the band's part of the level-0 statistics.
-    fn reduce_band(&self, bufs: &[RegionBuf], l0: &mut [StatsAcc], fused: bool) -> Result<Band> {
+    /// Level-1 rows (sums/maxima and counts) from a band, and the band's part of the level-0 statistics:
+    /// the band's rows lent by the source when it can (no copy, and aligned for the dtype), else
+    /// copied into `bufs`.
+    fn reduce_band(
+        &self,
+        slice: u64,
+        (y0, y1): (u64, u64),
+        bufs: &mut Vec<RegionBuf>,
+        l0: &mut [StatsAcc],
+        fused: bool,
+    ) -> Result<Band> {
         let dtype = self.src.info().dtype;
+        let wc = (self.src.info().image.width * self.src.info().image.channels).max(1) as usize;
+        let lent = self.src.rows_in_place(slice, y0, y1);
+        if lent.is_none() {
+            self.read_band(slice, y0, y1, bufs)?;
+        }
         macro_rules! go {
             ($t:ty) => {{
-                let rows: Vec<&[$t]> = bufs
-                    .iter()
-                    .flat_map(|b| {
-                        let s: &[$t] = bytemuck::cast_slice(b.bytes());
-                        let wc = (b.width * b.channels).max(1);
-                        s.chunks_exact(wc)
-                    })
-                    .collect();
+                let in_place: Option<&[$t]> = lent.and_then(|b| bytemuck::try_cast_slice(b).ok());
+                let parts: Vec<&[$t]> = match in_place {
+                    Some(s) => vec![s],
+                    None => {
+                        if lent.is_some() {
+                            self.read_band(slice, y0, y1, bufs)?;
+                        }
+                        bufs.iter().map(|b| bytemuck::cast_slice(b.bytes())).collect()
+                    }
+                };
+                let rows: Vec<&[$t]> = parts.iter().flat_map(|s| s.chunks_exact(wc)).collect();
                 self.stats_rows::<$t>(&rows, l0);
-                if fused {
-                    self.reduce_fused::<$t>(&rows)
-                } else {
-                    Band::Sums(self.reduce_rows::<$t>(&rows))
+                let band =
+                    if fused { self.reduce_fused::<$t>(&rows) } else { Band::Sums(self.reduce_rows::<$t>(&rows)) };
+                if in_place.is_some() {
+                    self.src.check_lent()?;
                 }
+                band
             }};
         }
         Ok(match dtype {
