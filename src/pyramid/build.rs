@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::geom::Rect;
-use crate::pyramid::kernels::{add, block_value, level1_row, pair_rows, reduce_pairs, LevelValue};
+use crate::pyramid::kernels::{add, convert, full_blocks4, level1_row, pair_rows, reduce_pairs, LevelValue};
 use crate::pyramid::store::{Method, Store};
 use crate::pyramid::tilestats::{BinLut, HistRange, StatsAcc, TileStats, RECORD_BYTES};
 use crate::source::{ArraySource, Element, RegionBuf};
@@ -347,9 +347,23 @@ impl<'a> Builder<'a> {
                 || (vec![0.0f64; 4 * BLOCK], vec![0u32; 4 * BLOCK]),
                 |(sv, sk), (j, (out1, (vo, ko)))| {
                     for (bi, (vo, ko)) in vo.chunks_mut(BLOCK).zip(ko.chunks_mut(BLOCK)).enumerate() {
-                        let p0 = 2 * bi * BLOCK;
+                        let mut p0 = 2 * bi * BLOCK;
                         let p1 = (p0 + 2 * vo.len()).min(w1);
-                        let (x0, x1) = (2 * p0, (2 * p1).min(w));
+                        let (mut x0, x1) = (2 * p0, (2 * p1).min(w));
+                        let (mut vo, mut ko) = (vo, ko);
+                        // Whole 4×4 blocks of small integers at once.
+                        if 4 * j + 3 < n {
+                            let q = (x1 - x0) / 4;
+                            let r = [0, 1, 2, 3].map(|i| &rows[4 * j + i][x0..x0 + 4 * q]);
+                            let (oa, ob) = out1.split_at_mut(w1);
+                            let out = [&mut oa[p0..p0 + 2 * q], &mut ob[p0..p0 + 2 * q]];
+                            if full_blocks4(r, out, &mut vo[..q], &mut ko[..q], max) {
+                                (p0, x0, vo, ko) = (p0 + 2 * q, x0 + 4 * q, &mut vo[q..], &mut ko[q..]);
+                                if vo.is_empty() {
+                                    continue;
+                                }
+                            }
+                        }
                         let m = p1 - p0;
                         let (sva, svb) = sv.split_at_mut(2 * BLOCK);
                         let (ska, skb) = sk.split_at_mut(2 * BLOCK);
@@ -714,8 +728,16 @@ fn convert_row(v: &[f64], k: &[u32], store: &Store, method: Method) -> Vec<u8> {
     let dtype = store.layout.dtype;
     let max = method == Method::Max;
     fn typed<T: LevelValue>(v: &[f64], k: &[u32], max: bool) -> Vec<u8> {
-        let typed: Vec<T> = v.iter().zip(k).map(|(&v, &k)| T::from_level(block_value(v, k, max))).collect();
-        bytemuck::cast_slice(&typed).to_vec()
+        let mut out = vec![0u8; std::mem::size_of_val(v) / 8 * std::mem::size_of::<T>()];
+        match bytemuck::try_cast_slice_mut::<u8, T>(&mut out) {
+            Ok(typed) => convert(v, k, typed, max),
+            Err(_) => {
+                let mut typed = vec![T::zeroed(); v.len()];
+                convert(v, k, &mut typed, max);
+                out.copy_from_slice(bytemuck::cast_slice(&typed));
+            }
+        }
+        out
     }
     match dtype {
         DType::Bool | DType::U8 => typed::<u8>(v, k, max),

@@ -18,6 +18,14 @@ pub(crate) trait LevelValue: Element {
     fn full_blocks(_a: &[Self], _b: &[Self], _v: &mut [f64], _k: &mut [u32], _out: &mut [Self], _max: bool) -> bool {
         false
     }
+
+    /// For 8- and 16-bit integers: four data rows `r` (same length, a multiple of 4) to two stored
+    /// level-1 rows `out` and one row of level-2 sums (or maxima) and counts, all in integers. False
+    /// (nothing written) for the other types.
+    #[inline(always)]
+    fn full_blocks4(_r: [&[Self]; 4], _out: [&mut [Self]; 2], _v: &mut [f64], _k: &mut [u32], _max: bool) -> bool {
+        false
+    }
 }
 
 macro_rules! level_float {
@@ -52,6 +60,11 @@ macro_rules! level_int {
             #[inline(always)]
             fn full_blocks(a: &[Self], b: &[Self], v: &mut [f64], k: &mut [u32], out: &mut [Self], max: bool) -> bool {
                 small_int_blocks(a, b, v, k, out, max, |s| s as $t);
+                true
+            }
+            #[inline(always)]
+            fn full_blocks4(r: [&[Self]; 4], out: [&mut [Self]; 2], v: &mut [f64], k: &mut [u32], max: bool) -> bool {
+                small_int_blocks4(r, out, v, k, max, |s| s as $t);
                 true
             }
         }
@@ -96,6 +109,64 @@ fn small_int_blocks<T: Copy + Into<i32>>(
             *o = from(if s < 0 { -r } else { r });
         }
     }
+}
+
+/// Four rows of full 4×4 blocks of small integers: level 1 as in [`small_int_blocks`], and level 2's
+/// sums (exact, so the f64 path's order of additions does not matter) or maxima, with counts of 16.
+#[inline(always)]
+fn small_int_blocks4<T: Copy + Into<i32>>(
+    r: [&[T]; 4],
+    out: [&mut [T]; 2],
+    v: &mut [f64],
+    k: &mut [u32],
+    max: bool,
+    from: impl Fn(i32) -> T,
+) {
+    let [oa, ob] = out;
+    let quads = r[0].chunks_exact(4).zip(r[1].chunks_exact(4)).zip(r[2].chunks_exact(4).zip(r[3].chunks_exact(4)));
+    let outs = oa.chunks_exact_mut(2).zip(ob.chunks_exact_mut(2)).zip(v.iter_mut().zip(k.iter_mut()));
+    let round = |s: i32| {
+        let q = (s.abs() + 2) >> 2;
+        from(if s < 0 { -q } else { q })
+    };
+    if max {
+        for (((p0, p1), (p2, p3)), ((oa, ob), (v, k))) in quads.zip(outs) {
+            let m = |x: &[T], y: &[T], i: usize| x[i].into().max(x[i + 1].into()).max(y[i].into().max(y[i + 1].into()));
+            let (a0, a1, b0, b1) = (m(p0, p1, 0), m(p0, p1, 2), m(p2, p3, 0), m(p2, p3, 2));
+            (oa[0], oa[1], ob[0], ob[1]) = (from(a0), from(a1), from(b0), from(b1));
+            *v = f64::from(a0.max(a1).max(b0.max(b1)));
+            *k = 16;
+        }
+    } else {
+        for (((p0, p1), (p2, p3)), ((oa, ob), (v, k))) in quads.zip(outs) {
+            let s = |x: &[T], y: &[T], i: usize| x[i].into() + x[i + 1].into() + y[i].into() + y[i + 1].into();
+            let (a0, a1, b0, b1) = (s(p0, p1, 0), s(p0, p1, 2), s(p2, p3, 0), s(p2, p3, 2));
+            (oa[0], oa[1], ob[0], ob[1]) = (round(a0), round(a1), round(b0), round(b1));
+            *v = f64::from(a0 + a1 + b0 + b1);
+            *k = 16;
+        }
+    }
+}
+
+/// Four data rows of 8- or 16-bit integers (or fewer: `false`, nothing written) to two stored level-1
+/// rows and level 2's sums, for the first `4·q` columns; returns whether it did.
+pub(crate) fn full_blocks4<T: LevelValue>(
+    r: [&[T]; 4],
+    out: [&mut [T]; 2],
+    v: &mut [f64],
+    k: &mut [u32],
+    max: bool,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        #[target_feature(enable = "avx2")]
+        fn avx2<T: LevelValue>(r: [&[T]; 4], out: [&mut [T]; 2], v: &mut [f64], k: &mut [u32], max: bool) -> bool {
+            T::full_blocks4(r, out, v, k, max)
+        }
+        // SAFETY: the CPU was just checked for AVX2.
+        return unsafe { avx2(r, out, v, k, max) };
+    }
+    T::full_blocks4(r, out, v, k, max)
 }
 
 #[inline(always)]
@@ -145,7 +216,6 @@ pub(crate) fn block_value(v: f64, k: u32, max: bool) -> f64 {
 /// Level-1 pixels of data rows `a` and, below it, `b` (none for a last odd row): sums or maxima `v`,
 /// counts `k` (as `reduce_pairs` of `a` then `b` from empty gives) and stored values `out`.
 /// `v`, `k` and `out` hold `a.len().div_ceil(2)` pixels.
-#[inline(never)]
 pub(crate) fn level1_row<T: LevelValue>(
     a: &[T],
     b: Option<&[T]>,
@@ -154,6 +224,20 @@ pub(crate) fn level1_row<T: LevelValue>(
     out: &mut [T],
     max: bool,
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        #[target_feature(enable = "avx2")]
+        fn avx2<T: LevelValue>(a: &[T], b: Option<&[T]>, v: &mut [f64], k: &mut [u32], out: &mut [T], max: bool) {
+            level1_body(a, b, v, k, out, max)
+        }
+        // SAFETY: the CPU was just checked for AVX2 (wider vectors, and f64 <-> i32 conversions).
+        return unsafe { avx2(a, b, v, k, out, max) };
+    }
+    level1_body(a, b, v, k, out, max)
+}
+
+#[inline(always)]
+fn level1_body<T: LevelValue>(a: &[T], b: Option<&[T]>, v: &mut [f64], k: &mut [u32], out: &mut [T], max: bool) {
     let full = a.len() / 2;
     let done = match b {
         Some(b)
@@ -189,8 +273,21 @@ pub(crate) fn level1_row<T: LevelValue>(
 /// start empty (0 or −inf, 0): output `o` takes entries `2o`, `2o + 1` of the first row, then of the
 /// second. Branch-free, and the same bits as adding only the non-empty entries: an empty entry is
 /// +0 (mean), which leaves a sum that started at +0 unchanged, or −inf (max), which `max` ignores.
-#[inline(never)]
 pub(crate) fn pair_rows(rows: &[(&[f64], &[u32])], vo: &mut [f64], ko: &mut [u32], max: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        #[target_feature(enable = "avx2")]
+        fn avx2(rows: &[(&[f64], &[u32])], vo: &mut [f64], ko: &mut [u32], max: bool) {
+            pair_rows_body(rows, vo, ko, max)
+        }
+        // SAFETY: the CPU was just checked for AVX2.
+        return unsafe { avx2(rows, vo, ko, max) };
+    }
+    pair_rows_body(rows, vo, ko, max)
+}
+
+#[inline(always)]
+fn pair_rows_body(rows: &[(&[f64], &[u32])], vo: &mut [f64], ko: &mut [u32], max: bool) {
     for &(vi, ki) in rows {
         let (vp, kp) = (vi.chunks_exact(2), ki.chunks_exact(2));
         let (vr, kr) = (vp.remainder(), kp.remainder());
@@ -210,4 +307,24 @@ pub(crate) fn pair_rows(rows: &[(&[f64], &[u32])], vo: &mut [f64], ko: &mut [u32
             *ok += k;
         }
     }
+}
+
+/// Stored values of a row of sums (or maxima) and counts.
+pub(crate) fn convert<T: LevelValue>(v: &[f64], k: &[u32], out: &mut [T], max: bool) {
+    #[inline(always)]
+    fn body<T: LevelValue>(v: &[f64], k: &[u32], out: &mut [T], max: bool) {
+        for ((o, &v), &k) in out.iter_mut().zip(v).zip(k) {
+            *o = T::from_level(block_value(v, k, max));
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        #[target_feature(enable = "avx2")]
+        fn avx2<T: LevelValue>(v: &[f64], k: &[u32], out: &mut [T], max: bool) {
+            body(v, k, out, max)
+        }
+        // SAFETY: the CPU was just checked for AVX2.
+        return unsafe { avx2(v, k, out, max) };
+    }
+    body(v, k, out, max)
 }
