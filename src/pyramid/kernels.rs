@@ -53,9 +53,14 @@ macro_rules! level_int {
     };
     ($t:ty, small) => {
         impl LevelValue for $t {
+            /// As `(x ± 0.5) as $t`, spelt so that it vectorises: clamped in f64, truncated through i32.
             #[inline(always)]
             fn from_level(x: f64) -> Self {
-                (x + 0.5f64.copysign(x)) as $t
+                let y = x + 0.5f64.copysign(x);
+                let c = if y.is_nan() { 0.0 } else { y.clamp(<$t>::MIN as f64, <$t>::MAX as f64) };
+                // SAFETY: `c` is finite and within $t's range, so within i32's. The checked `as` would
+                // be converted one value at a time (it saturates); this one converts 4 per instruction.
+                unsafe { c.to_int_unchecked::<i32>() as $t }
             }
             #[inline(always)]
             fn full_blocks(a: &[Self], b: &[Self], v: &mut [f64], k: &mut [u32], out: &mut [Self], max: bool) -> bool {

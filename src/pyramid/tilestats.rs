@@ -482,13 +482,21 @@ impl StatsAcc {
             return;
         }
         let (s, ss, lo, hi) = small_int_pass(vals, flip, lut, &mut self.stats.hist);
-        let n = vals.len() as i128;
         // Sums about the shift, exactly in integers: Σd = Σi − n·k, Σd² = Σi² − 2k·Σi + n·k².
         let shift = *self.shift.get_or_insert((i64::from(vals[0].into() ^ flip) + base) as f64);
-        let k = shift as i128 - i128::from(base);
-        let (s, ss) = (i128::from(s), i128::from(ss));
-        self.s1 += (s - n * k) as f64;
-        self.s2 += (ss - 2 * k * s + n * k * k) as f64;
+        if vals.len() < 1 << 20 {
+            // |Σi| < 2^36, Σi² < 2^52, 0 ≤ k < 2^16: every term fits in i64 (i128 needs library calls
+            // to convert to f64, per run), and an integer converts to the same f64 from either.
+            let (n, k) = (vals.len() as i64, shift as i64 - base);
+            let (s, ss) = (s as i64, ss as i64);
+            self.s1 += (s - n * k) as f64;
+            self.s2 += (ss - 2 * k * s + n * k * k) as f64;
+        } else {
+            let (n, k) = (vals.len() as i128, shift as i128 - i128::from(base));
+            let (s, ss) = (i128::from(s), i128::from(ss));
+            self.s1 += (s - n * k) as f64;
+            self.s2 += (ss - 2 * k * s + n * k * k) as f64;
+        }
         let st = &mut self.stats;
         st.count += vals.len() as u64;
         st.min = st.min.min((i64::from(lo) + base) as f64);
