@@ -316,8 +316,11 @@ impl<'a> Builder<'a> {
         let small = self.small.as_ref().map(|(d, lut)| (*d, lut));
         l0.par_iter_mut().enumerate().for_each(|(tx, acc)| {
             let (x0, x1) = (tx * tile, ((tx + 1) * tile).min(w));
-            for r in rows {
-                small_int_stats(acc, &r[x0..x1], small).unwrap_or_else(|| acc.add(&r[x0..x1], &range, scale));
+            let runs: Vec<&[T]> = rows.iter().map(|r| &r[x0..x1]).collect();
+            if small_int_stats(acc, &runs, small).is_none() {
+                for r in runs {
+                    acc.add(r, &range, scale);
+                }
             }
         });
     }
@@ -674,14 +677,20 @@ fn small_int_lut(d: DType, range: &HistRange) -> Option<(DType, BinLut)> {
     Some((d, BinLut::new((0..n).map(|i| range.bin((i as i64 + base) as f64, scale) as u8).collect())))
 }
 
-/// Adds `vals` to `acc` through the integer path when the data is a small integer type.
+/// Adds the runs `runs` to `acc` through the integer path when the data is a small integer type.
 #[inline(always)]
-fn small_int_stats<T: Element>(acc: &mut StatsAcc, vals: &[T], small: Option<(DType, &BinLut)>) -> Option<()> {
+fn small_int_stats<T: Element>(acc: &mut StatsAcc, runs: &[&[T]], small: Option<(DType, &BinLut)>) -> Option<()> {
     let (d, lut) = small?;
     let (flip, base) = small_int_code(d)?;
     match std::mem::size_of::<T>() {
-        1 => acc.add_small_int(bytemuck::cast_slice::<T, u8>(vals), flip, base, lut),
-        2 => acc.add_small_int(bytemuck::cast_slice::<T, u16>(vals), flip, base, lut),
+        1 => {
+            let r: Vec<&[u8]> = runs.iter().map(|r| bytemuck::cast_slice::<T, u8>(r)).collect();
+            acc.add_small_int_runs(&r, flip, base, lut)
+        }
+        2 => {
+            let r: Vec<&[u16]> = runs.iter().map(|r| bytemuck::cast_slice::<T, u16>(r)).collect();
+            acc.add_small_int_runs(&r, flip, base, lut)
+        }
         _ => return None,
     }
     Some(())

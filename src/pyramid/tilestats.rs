@@ -244,19 +244,25 @@ impl BinLut {
 /// Σi, Σi², min and max of `i = bits ^ flip` over a run of small integers, with its histogram added to
 /// `hist`: for u16 on AVX2 by comparisons against the bin edges, else one table increment per value.
 fn small_int_pass<U: SmallBits>(
-    vals: &[U],
+    rows: &[&[U]],
     flip: u32,
     lut: &BinLut,
     hist: &mut [u64; HIST_BINS + 2],
 ) -> (u64, u64, u32, u32) {
     #[cfg(target_arch = "x86_64")]
-    if let (Some(v16), Some(first)) = (U::as_u16(vals), &lut.first) {
-        if std::is_x86_feature_detected!("avx2") {
+    if let Some(first) = &lut.first {
+        let rows16: Option<Vec<&[u16]>> = rows.iter().map(|r| U::as_u16(r)).collect();
+        if let (Some(rows16), true) = (rows16, std::is_x86_feature_detected!("avx2")) {
             // SAFETY: the CPU was just checked for AVX2.
-            return unsafe { avx2::u16_pass(v16, flip as u16, &lut.bins, first, hist) };
+            return unsafe { avx2::u16_pass(&rows16, flip as u16, &lut.bins, first, hist) };
         }
     }
-    scalar_pass(vals, flip, &lut.bins, hist)
+    let mut totals = (0u64, 0u64, u32::MAX, 0u32);
+    for r in rows {
+        let (s, ss, lo, hi) = scalar_pass(r, flip, &lut.bins, hist);
+        totals = (totals.0 + s, totals.1 + ss, totals.2.min(lo), totals.3.max(hi));
+    }
+    totals
 }
 
 /// The portable path: a loop that vectorises for the sums and extremes, then the histogram's scattered
@@ -301,120 +307,166 @@ mod avx2 {
 
     use super::HIST_BINS;
 
-    /// Values per block: lane sums stay below 2^32 and lane counts below 2^16.
-    const BLOCK: usize = 2048;
-    /// Most bins a block may span for its histogram to be counted by comparisons (one pass over the
-    /// block per bin edge, 3 instructions per 16 values) rather than one table increment per value.
+    /// Most values per group of runs: lane sums of `d` stay below 2^31 and lane counts below 2^15.
+    const BLOCK: usize = 4096;
+    /// How many runs ahead to prefetch.
+    const AHEAD: usize = 4;
+    /// Most bins a group may span for its histogram to be counted by comparisons (one pass over the
+    /// group per bin edge, 4 instructions per 16 values) rather than one table increment per value.
     const MAX_EDGES: usize = 16;
 
+    /// Σ of the 8 i32 lanes.
     #[inline(always)]
-    fn hsum_epi32(v: __m256i) -> u64 {
-        let mut lanes = [0u32; 8];
-        // SAFETY: storing a vector into an array of its size; the function's callers have AVX2.
+    fn hsum_i32(v: __m256i) -> i64 {
+        let mut lanes = [0i32; 8];
+        // SAFETY: storing a vector into an array of its size; the callers have AVX2.
         unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), v) };
-        lanes.iter().map(|&x| u64::from(x)).sum()
+        lanes.iter().map(|&x| i64::from(x)).sum()
     }
 
+    /// Σ of the 4 u64 lanes.
     #[inline(always)]
-    fn hsum_epi64(v: __m256i) -> u64 {
+    fn hsum_u64(v: __m256i) -> u64 {
         let mut lanes = [0u64; 4];
         // SAFETY: as above.
         unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), v) };
-        lanes.iter().fold(0u64, |a, &x| a.wrapping_add(x))
+        lanes.iter().sum()
     }
 
-    /// [`super::small_int_pass`] of a u16 run whose bins never decrease with the index (`first[b]` is
-    /// the first index of bin `b`). Per block of values: one pass for min, max, Σi (u32 lanes), Σi²
-    /// (u64 lanes), then, when the block spans few bins, one signed compare-and-count pass per inner
-    /// bin edge (over `bits ^ flip ^ 0x8000` as i16: AVX2 has no unsigned 16-bit compare).
+    /// Extremes of the 16 i16 lanes.
+    #[inline(always)]
+    fn hmin_hmax_i16(mn: __m256i, mx: __m256i) -> (i16, i16) {
+        let (mut l, mut h) = ([0i16; 16], [0i16; 16]);
+        // SAFETY: as above.
+        unsafe {
+            _mm256_storeu_si256(l.as_mut_ptr().cast(), mn);
+            _mm256_storeu_si256(h.as_mut_ptr().cast(), mx);
+        }
+        (l.iter().copied().min().unwrap_or(i16::MAX), h.iter().copied().max().unwrap_or(i16::MIN))
+    }
+
+    /// [`super::small_int_pass`] of u16 runs whose bins never decrease with the index (`first[b]` is
+    /// the first index of bin `b`), in groups of up to `BLOCK` values.
     #[target_feature(enable = "avx2")]
     pub(super) fn u16_pass(
-        vals: &[u16],
+        rows: &[&[u16]],
         flip: u16,
         bins: &[u8],
         first: &[u32],
         hist: &mut [u64; HIST_BINS + 2],
     ) -> (u64, u64, u32, u32) {
-        let (mut s, mut ss, mut lo, mut hi) = (0u64, 0u64, u32::MAX, 0u32);
-        for block in vals.chunks(BLOCK) {
-            let vecs = block.chunks_exact(16);
-            let tail = vecs.remainder();
-            let nv = block.len() / 16;
-            let flipv = _mm256_set1_epi16(flip as i16);
-            let biased_flip = _mm256_set1_epi16((flip ^ 0x8000) as i16);
-            let zero = _mm256_setzero_si256();
-            let (mut mn, mut mx) = (_mm256_set1_epi16(-1), zero);
-            let (mut s32, mut ss64) = (zero, zero);
-            for c in vecs.clone() {
-                // SAFETY: `c` holds 16 u16 (32 bytes).
-                unsafe {
-                    let i = _mm256_xor_si256(_mm256_loadu_si256(c.as_ptr().cast()), flipv);
-                    mn = _mm256_min_epu16(mn, i);
-                    mx = _mm256_max_epu16(mx, i);
-                    let (a, b) = (_mm256_unpacklo_epi16(i, zero), _mm256_unpackhi_epi16(i, zero));
-                    s32 = _mm256_add_epi32(s32, _mm256_add_epi32(a, b));
-                    let sq = _mm256_add_epi64(
-                        _mm256_add_epi64(_mm256_mul_epu32(a, a), _mm256_mul_epu32(b, b)),
-                        _mm256_add_epi64(
-                            _mm256_mul_epu32(_mm256_srli_epi64(a, 32), _mm256_srli_epi64(a, 32)),
-                            _mm256_mul_epu32(_mm256_srli_epi64(b, 32), _mm256_srli_epi64(b, 32)),
-                        ),
-                    );
-                    ss64 = _mm256_add_epi64(ss64, sq);
+        let mut totals = (0u64, 0u64, u32::MAX, 0u32);
+        let mut group: Vec<&[u16]> = Vec::with_capacity(64);
+        let mut len = 0;
+        for row in rows {
+            for piece in row.chunks(BLOCK) {
+                if len + piece.len() > BLOCK && !group.is_empty() {
+                    group_pass(&group, flip, bins, first, hist, &mut totals);
+                    group.clear();
+                    len = 0;
                 }
-            }
-            let (mut blo, mut bhi) = (u32::MAX, 0u32);
-            if nv > 0 {
-                let (mut l, mut h) = ([0u16; 16], [0u16; 16]);
-                // SAFETY: storing vectors into arrays of their size.
-                unsafe {
-                    _mm256_storeu_si256(l.as_mut_ptr().cast(), mn);
-                    _mm256_storeu_si256(h.as_mut_ptr().cast(), mx);
-                }
-                blo = l.iter().map(|&x| u32::from(x)).min().unwrap_or(u32::MAX);
-                bhi = h.iter().map(|&x| u32::from(x)).max().unwrap_or(0);
-                s += hsum_epi32(s32);
-                ss += hsum_epi64(ss64);
-            }
-            for &v in tail {
-                let i = u32::from(v ^ flip);
-                s += u64::from(i);
-                ss += u64::from(i * i);
-                blo = blo.min(i);
-                bhi = bhi.max(i);
-            }
-            lo = lo.min(blo);
-            hi = hi.max(bhi);
-            let (b0, b1) = (bins[blo as usize] as usize, bins[bhi as usize] as usize);
-            if b1 - b0 <= MAX_EDGES {
-                let mut above = block.len() as u64;
-                for b in b0 + 1..=b1 {
-                    let t = first[b];
-                    // i ≥ t  ⇔  (i ^ 0x8000) as i16 > ((t ^ 0x8000) as i16) − 1  (t ≥ 1 here).
-                    let tt = _mm256_set1_epi16(((t as u16) ^ 0x8000) as i16 - 1);
-                    let mut acc = zero;
-                    for c in vecs.clone() {
-                        // SAFETY: `c` holds 16 u16 (32 bytes).
-                        let x = unsafe { _mm256_loadu_si256(c.as_ptr().cast()) };
-                        let x = _mm256_xor_si256(x, biased_flip);
-                        acc = _mm256_sub_epi16(acc, _mm256_cmpgt_epi16(x, tt));
-                    }
-                    // Lane counts ≤ BLOCK / 16: summed as i16 pairs without overflow.
-                    let mut n = hsum_epi32(_mm256_madd_epi16(acc, _mm256_set1_epi16(1)));
-                    n += tail.iter().filter(|&&v| u32::from(v ^ flip) >= t).count() as u64;
-                    hist[b - 1] += above - n;
-                    above = n;
-                }
-                hist[b1] += above;
-            } else {
-                let mut h = [0u64; HIST_BINS + 2];
-                super::scalar_pass(block, u32::from(flip), bins, &mut h);
-                for (a, b) in hist.iter_mut().zip(h) {
-                    *a += b;
-                }
+                group.push(piece);
+                len += piece.len();
             }
         }
-        (s, ss, lo, hi)
+        if !group.is_empty() {
+            group_pass(&group, flip, bins, first, hist, &mut totals);
+        }
+        totals
+    }
+
+    /// One group (≤ `BLOCK` values). One vector pass over `d = i − 32768` as i16 (`bits ^ flip ^
+    /// 0x8000`): min, max, Σd (madd with 1, i32 lanes) and Σd² (madd with itself: d0² + d1² ≤ 2^31 fits
+    /// a u32 lane, added into u64 lanes); then, when the group spans few bins, one signed
+    /// compare-and-count pass per inner bin edge.
+    #[target_feature(enable = "avx2")]
+    fn group_pass(
+        group: &[&[u16]],
+        flip: u16,
+        bins: &[u8],
+        first: &[u32],
+        hist: &mut [u64; HIST_BINS + 2],
+        totals: &mut (u64, u64, u32, u32),
+    ) {
+        let dflip = _mm256_set1_epi16((flip ^ 0x8000) as i16);
+        let ones = _mm256_set1_epi16(1);
+        let low32 = _mm256_set1_epi64x(0xffff_ffff);
+        let zero = _mm256_setzero_si256();
+        let (mut mn, mut mx) = (_mm256_set1_epi16(i16::MAX), _mm256_set1_epi16(i16::MIN));
+        let (mut sd, mut sq) = (zero, zero);
+        let (mut nv, mut n) = (0u64, 0u64);
+        // Runs' tails (fewer than 16 values), in i = bits ^ flip.
+        let (mut ts, mut tss, mut tlo, mut thi) = (0u64, 0u64, u32::MAX, 0u32);
+        for (r, row) in group.iter().enumerate() {
+            // Runs are short pieces of rows far apart (a tile's width of each image row): ask for the
+            // one a few runs ahead now, as no hardware prefetcher follows that stride.
+            if let Some(ahead) = group.get(r + AHEAD) {
+                for line in ahead.chunks(32) {
+                    _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast());
+                }
+            }
+            let vecs = row.chunks_exact(16);
+            for &v in vecs.remainder() {
+                let i = u32::from(v ^ flip);
+                (ts, tss, tlo, thi) = (ts + u64::from(i), tss + u64::from(i * i), tlo.min(i), thi.max(i));
+            }
+            nv += (row.len() / 16 * 16) as u64;
+            n += row.len() as u64;
+            for c in vecs {
+                // SAFETY: `c` holds 16 u16 (32 bytes).
+                let d = _mm256_xor_si256(unsafe { _mm256_loadu_si256(c.as_ptr().cast()) }, dflip);
+                mn = _mm256_min_epi16(mn, d);
+                mx = _mm256_max_epi16(mx, d);
+                sd = _mm256_add_epi32(sd, _mm256_madd_epi16(d, ones));
+                let q = _mm256_madd_epi16(d, d);
+                sq = _mm256_add_epi64(sq, _mm256_add_epi64(_mm256_and_si256(q, low32), _mm256_srli_epi64(q, 32)));
+            }
+        }
+        let (mut lo, mut hi) = (tlo, thi);
+        let (mut s, mut ss) = (ts, tss);
+        if nv > 0 {
+            let (dmin, dmax) = hmin_hmax_i16(mn, mx);
+            lo = lo.min((i32::from(dmin) + 32768) as u32);
+            hi = hi.max((i32::from(dmax) + 32768) as u32);
+            // Σi = Σd + 32768·n and Σi² = Σd² + 65536·Σd + 2^30·n: |Σd| < 2^29, Σd² < 2^45.
+            let (sum_d, sum_d2) = (hsum_i32(sd), hsum_u64(sq) as i64);
+            s += (sum_d + 32768 * nv as i64) as u64;
+            ss += (sum_d2 + 65536 * sum_d + (1 << 30) * nv as i64) as u64;
+        }
+        *totals = (totals.0 + s, totals.1 + ss, totals.2.min(lo), totals.3.max(hi));
+        let (b0, b1) = (bins[lo as usize] as usize, bins[hi as usize] as usize);
+        if b1 - b0 > MAX_EDGES {
+            let mut h = [0u64; HIST_BINS + 2];
+            for row in group {
+                super::scalar_pass(row, u32::from(flip), bins, &mut h);
+            }
+            for (a, b) in hist.iter_mut().zip(h) {
+                *a += b;
+            }
+            return;
+        }
+        let mut above = n;
+        for b in b0 + 1..=b1 {
+            let t = first[b];
+            // i ≥ t  ⇔  d > (t − 32768) − 1  (t ≥ 1 here).
+            let tt = _mm256_set1_epi16(((t as u16) ^ 0x8000) as i16 - 1);
+            let mut acc = zero;
+            let mut tail = 0u64;
+            for row in group {
+                let vecs = row.chunks_exact(16);
+                tail += vecs.remainder().iter().filter(|&&v| u32::from(v ^ flip) >= t).count() as u64;
+                for c in vecs {
+                    // SAFETY: `c` holds 16 u16 (32 bytes).
+                    let d = _mm256_xor_si256(unsafe { _mm256_loadu_si256(c.as_ptr().cast()) }, dflip);
+                    acc = _mm256_sub_epi16(acc, _mm256_cmpgt_epi16(d, tt));
+                }
+            }
+            // Lane counts ≤ BLOCK / 16: summed as i16 pairs without overflow.
+            let count = hsum_i32(_mm256_madd_epi16(acc, ones)) as u64 + tail;
+            hist[b - 1] += above - count;
+            above = count;
+        }
+        hist[b1] += above;
     }
 }
 
@@ -476,29 +528,34 @@ impl StatsAcc {
     /// Adds a run of 8- or 16-bit integers given as raw bit patterns `U` (u8 or u16): the value of a
     /// pattern is `(bits ^ flip) + base` (flip = the sign bit for signed types), and `lut` maps
     /// `bits ^ flip` to its histogram bin. Integer sums, no float work per value.
-    #[inline(never)]
     pub fn add_small_int<U: SmallBits>(&mut self, vals: &[U], flip: u32, base: i64, lut: &BinLut) {
-        if vals.is_empty() {
-            return;
-        }
-        let (s, ss, lo, hi) = small_int_pass(vals, flip, lut, &mut self.stats.hist);
+        self.add_small_int_runs(&[vals], flip, base, lut)
+    }
+
+    /// [`StatsAcc::add_small_int`] of several runs at once (fewer per-run overheads). The sums of a
+    /// tile's 8- or 16-bit values are integers below 2^53, exact in f64 whatever the grouping.
+    #[inline(never)]
+    pub fn add_small_int_runs<U: SmallBits>(&mut self, runs: &[&[U]], flip: u32, base: i64, lut: &BinLut) {
+        let Some(&v0) = runs.iter().find_map(|r| r.first()) else { return };
+        let count: usize = runs.iter().map(|r| r.len()).sum();
+        let (s, ss, lo, hi) = small_int_pass(runs, flip, lut, &mut self.stats.hist);
         // Sums about the shift, exactly in integers: Σd = Σi − n·k, Σd² = Σi² − 2k·Σi + n·k².
-        let shift = *self.shift.get_or_insert((i64::from(vals[0].into() ^ flip) + base) as f64);
-        if vals.len() < 1 << 20 {
+        let shift = *self.shift.get_or_insert((i64::from(v0.into() ^ flip) + base) as f64);
+        if count < 1 << 20 {
             // |Σi| < 2^36, Σi² < 2^52, 0 ≤ k < 2^16: every term fits in i64 (i128 needs library calls
             // to convert to f64, per run), and an integer converts to the same f64 from either.
-            let (n, k) = (vals.len() as i64, shift as i64 - base);
+            let (n, k) = (count as i64, shift as i64 - base);
             let (s, ss) = (s as i64, ss as i64);
             self.s1 += (s - n * k) as f64;
             self.s2 += (ss - 2 * k * s + n * k * k) as f64;
         } else {
-            let (n, k) = (vals.len() as i128, shift as i128 - i128::from(base));
+            let (n, k) = (count as i128, shift as i128 - i128::from(base));
             let (s, ss) = (i128::from(s), i128::from(ss));
             self.s1 += (s - n * k) as f64;
             self.s2 += (ss - 2 * k * s + n * k * k) as f64;
         }
         let st = &mut self.stats;
-        st.count += vals.len() as u64;
+        st.count += count as u64;
         st.min = st.min.min((i64::from(lo) + base) as f64);
         st.max = st.max.max((i64::from(hi) + base) as f64);
     }
