@@ -333,3 +333,103 @@ pub(crate) fn convert<T: LevelValue>(v: &[f64], k: &[u32], out: &mut [T], max: b
     }
     body(v, k, out, max)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plain f64 path the kernels must match bit for bit: level 1 by `reduce_pairs` and
+    /// `block_value`, level 2 by adding only non-empty entries.
+    #[allow(clippy::type_complexity)]
+    fn reference<T: LevelValue>(rows: &[&[T]], max: bool) -> (Vec<Vec<T>>, Vec<f64>, Vec<u32>) {
+        let init = if max { f64::NEG_INFINITY } else { 0.0 };
+        let w1 = rows[0].len().div_ceil(2);
+        let mut level1 = Vec::new();
+        let (mut vo, mut ko) = (vec![init; w1.div_ceil(2)], vec![0u32; w1.div_ceil(2)]);
+        for pair in rows.chunks(2) {
+            let (mut v, mut k) = (vec![init; w1], vec![0u32; w1]);
+            for r in pair {
+                reduce_pairs(r, &mut v, &mut k, max);
+            }
+            level1.push(v.iter().zip(&k).map(|(&v, &k)| T::from_level(block_value(v, k, max))).collect());
+            for (i, (&v, &k)) in v.iter().zip(&k).enumerate() {
+                if k > 0 {
+                    vo[i / 2] = if max { vo[i / 2].max(v) } else { vo[i / 2] + v };
+                    ko[i / 2] += k;
+                }
+            }
+        }
+        (level1, vo, ko)
+    }
+
+    /// What the builder's fused loop does for one block of up to four rows.
+    #[allow(clippy::type_complexity)]
+    fn fused<T: LevelValue>(rows: &[&[T]], max: bool) -> (Vec<Vec<T>>, Vec<f64>, Vec<u32>) {
+        let w = rows[0].len();
+        let (w1, w2) = (w.div_ceil(2), w.div_ceil(4));
+        let init = if max { f64::NEG_INFINITY } else { 0.0 };
+        let mut level1 = vec![vec![T::zeroed(); w1]; rows.len().div_ceil(2)];
+        let (mut vo, mut ko) = (vec![init; w2], vec![0u32; w2]);
+        let (mut p0, mut x0, mut o0) = (0, 0, 0);
+        if rows.len() == 4 {
+            let q = w / 4;
+            let (a, b) = level1.split_at_mut(1);
+            let r = [0, 1, 2, 3].map(|i| &rows[i][..4 * q]);
+            if full_blocks4(r, [&mut a[0][..2 * q], &mut b[0][..2 * q]], &mut vo[..q], &mut ko[..q], max) {
+                (p0, x0, o0) = (2 * q, 4 * q, q);
+            }
+        }
+        let mut scratch = Vec::new();
+        for (r1, pair) in rows.chunks(2).enumerate() {
+            let (mut v, mut k) = (vec![0.0; w1 - p0], vec![0u32; w1 - p0]);
+            let b = pair.get(1).map(|r| &r[x0..]);
+            level1_row(&pair[0][x0..], b, &mut v, &mut k, &mut level1[r1][p0..], max);
+            scratch.push((v, k));
+        }
+        let s: Vec<(&[f64], &[u32])> = scratch.iter().map(|(v, k)| (v.as_slice(), k.as_slice())).collect();
+        pair_rows(&s, &mut vo[o0..], &mut ko[o0..], max);
+        (level1, vo, ko)
+    }
+
+    fn check<T: LevelValue>(vals: impl Fn(usize) -> T) {
+        for w in [1, 2, 3, 4, 5, 8, 13, 64, 67] {
+            for n in 1..=4 {
+                let data: Vec<Vec<T>> = (0..n).map(|y| (0..w).map(|x| vals(y * 131 + x * 7)).collect()).collect();
+                let rows: Vec<&[T]> = data.iter().map(Vec::as_slice).collect();
+                for max in [false, true] {
+                    let (a, b) = (reference(&rows, max), fused(&rows, max));
+                    let bytes = |l: &[Vec<T>]| {
+                        l.iter().flat_map(|r| bytemuck::cast_slice::<T, u8>(r).to_vec()).collect::<Vec<u8>>()
+                    };
+                    assert_eq!(bytes(&a.0), bytes(&b.0), "level 1, w {w} n {n} max {max}");
+                    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!((bits(&a.1), &a.2), (bits(&b.1), &b.2), "level 2, w {w} n {n} max {max}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fused_kernels_equal_the_f64_path() {
+        let pick = |i: usize, set: &[f64]| set[(i * 2654435761) % set.len()];
+        check(|i| pick(i, &[0.0, 1.0, 2.0, 3.0, 65535.0, 65534.0, 32768.0, 7.0]) as u16);
+        check(|i| pick(i, &[-32768.0, 32767.0, -1.0, 0.0, 1.0, -2.0, 3.0, -3.0]) as i16);
+        check(|i| pick(i, &[0.0, 255.0, 254.0, 1.0, 2.0, 128.0]) as u8);
+        check(|i| pick(i, &[-128.0, 127.0, -1.0, 0.0, 1.0, -2.0, 2.0]) as i8);
+        check(|i| pick(i, &[f64::NAN, 1.5, -2.25, 0.0, -0.0, 1e30, f64::INFINITY, f64::NEG_INFINITY]) as f32);
+        check(|i| pick(i, &[f64::NAN, 1.5, -2.25, 0.0, -0.0, 1e300, 3.0]));
+        check(|i| pick(i, &[-7.0, 3e9, -3e9, 1.0]) as i64);
+    }
+
+    #[test]
+    fn small_int_conversion_equals_the_saturating_cast() {
+        let xs = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.0, -0.0, 0.49, 0.5, -0.5, -0.51, 1.5, -1.5, 2.5];
+        let more = [127.4, 127.5, 128.0, -128.5, -129.0, 255.5, 256.0, 32767.5, -32768.5, 65535.4, 65535.5, 1e10];
+        for &x in xs.iter().chain(&more) {
+            assert_eq!(u8::from_level(x), (x + 0.5f64.copysign(x)) as u8, "{x}");
+            assert_eq!(i8::from_level(x), (x + 0.5f64.copysign(x)) as i8, "{x}");
+            assert_eq!(u16::from_level(x), (x + 0.5f64.copysign(x)) as u16, "{x}");
+            assert_eq!(i16::from_level(x), (x + 0.5f64.copysign(x)) as i16, "{x}");
+        }
+    }
+}

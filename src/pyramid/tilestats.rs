@@ -627,6 +627,33 @@ mod tests {
     }
 
     #[test]
+    fn grouped_runs_and_the_compare_path_equal_the_float_path() {
+        // Narrow runs (few bins: counted by comparisons on AVX2) and wide ones (the table), of lengths
+        // that are not multiples of 16, over more than one group of runs.
+        for (signed, spread) in [(false, 3000u32), (true, 3000), (false, 60000), (true, 60000)] {
+            let (flip, base) = if signed { (0x8000u32, -32768i64) } else { (0, 0) };
+            let range = HistRange::around(-30000.0, 60000.0);
+            let lut = BinLut::new((0..65536i64).map(|i| range.bin((i + base) as f64, range.scale()) as u8).collect());
+            let data: Vec<Vec<u16>> = [1000usize, 17, 5000, 3, 256, 4096, 31]
+                .iter()
+                .enumerate()
+                .map(|(r, &n)| (0..n as u32).map(|i| (20000 + (i * 7919 + r as u32 * 13) % spread) as u16).collect())
+                .collect();
+            let runs: Vec<&[u16]> = data.iter().map(Vec::as_slice).collect();
+            let mut a = StatsAcc::default();
+            a.add_small_int_runs(&runs, flip, base, &lut);
+            let mut b = StatsAcc::default();
+            for r in &runs {
+                let vals: Vec<f64> = r.iter().map(|&v| (i64::from(u32::from(v) ^ flip) + base) as f64).collect();
+                b.add(&vals, &range, range.scale());
+            }
+            let (a, b) = (a.finish(), b.finish());
+            assert_eq!((a.count, a.min, a.max, a.hist), (b.count, b.min, b.max, b.hist), "signed {signed} {spread}");
+            assert!((a.sum - b.sum).abs() < 1e-6 * b.sum.abs() && (a.m2 - b.m2).abs() < 1e-9 * b.m2, "{a:?} {b:?}");
+        }
+    }
+
+    #[test]
     fn special_values_are_counted_not_summed() {
         let r = HistRange::around(0.0, 10.0);
         let s = stats_of(&[1.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 3.0, f64::NAN], &r);
