@@ -71,6 +71,13 @@ enum Band {
     Fused { level1: Vec<u64>, len: usize, level2: Rows },
 }
 
+/// Buffers of a fused band, kept for the next one.
+#[derive(Default)]
+struct Spare {
+    level1: Vec<u64>,
+    level2: Rows,
+}
+
 /// The state of one stored level (≥ 1) during the pass.
 struct LevelState {
     level: u32,
@@ -189,6 +196,9 @@ impl<'a> Builder<'a> {
         let row_bytes = w * im.channels * self.src.info().dtype.size() as u64;
         let mut last_checkpoint = Instant::now();
         let mut bufs: Vec<RegionBuf> = Vec::new();
+        // Buffers of the fused path handed back after use: fresh ones every band cost page faults
+        // and zeroing (about 5 % of the pass).
+        let mut spare = Spare::default();
         while y < h {
             let after = self.progress.cancel_after.load(Ordering::Relaxed);
             let stop = self.progress.cancel.load(Ordering::Relaxed)
@@ -204,7 +214,7 @@ impl<'a> Builder<'a> {
             // Fused when level 1's rows pair up within the band (or the band ends the image).
             let fused =
                 im.channels == 1 && states.len() >= 2 && states[0].pending.is_none() && ((y1 - y) % 4 == 0 || y1 == h);
-            let band = self.reduce_band(slice, (y, y1), &mut bufs, l0, fused)?;
+            let band = self.reduce_band(slice, (y, y1), &mut bufs, l0, fused, &mut spare)?;
             y = y1;
             // Level-0 tile row finished: its statistics go out and up.
             if self.with_stats && (y % tile == 0 || y == h) {
@@ -217,12 +227,15 @@ impl<'a> Builder<'a> {
                 self.stats_up(slice, states, 0, ty, &done)?;
             }
             match band {
-                Band::Sums(rows) => self.push_rows(slice, states, 0, rows)?,
+                Band::Sums(rows) => {
+                    self.push_rows(slice, states, 0, rows)?;
+                }
                 Band::Fused { level1, len, level2 } => {
                     let row_bytes = states[0].wc * self.store.layout.dtype.size();
                     let bytes = &bytemuck::cast_slice::<u64, u8>(&level1)[..len];
                     self.push_converted(slice, &mut states[0], bytes.chunks_exact(row_bytes.max(1)))?;
-                    self.push_rows(slice, states, 1, level2)?;
+                    spare.level1 = level1;
+                    spare.level2 = self.push_rows(slice, states, 1, level2)?;
                 }
             }
             self.progress.done.store(base_done + y * row_bytes, Ordering::Relaxed);
@@ -261,6 +274,7 @@ impl<'a> Builder<'a> {
         bufs: &mut Vec<RegionBuf>,
         l0: &mut [StatsAcc],
         fused: bool,
+        spare: &mut Spare,
     ) -> Result<Band> {
         let dtype = self.src.info().dtype;
         let wc = (self.src.info().image.width * self.src.info().image.channels).max(1) as usize;
@@ -283,7 +297,7 @@ impl<'a> Builder<'a> {
                 let rows: Vec<&[$t]> = parts.iter().flat_map(|s| s.chunks_exact(wc)).collect();
                 self.stats_rows::<$t>(&rows, l0);
                 let band =
-                    if fused { self.reduce_fused::<$t>(&rows) } else { Band::Sums(self.reduce_rows::<$t>(&rows)) };
+                    if fused { self.reduce_fused::<$t>(&rows, spare) } else { Band::Sums(self.reduce_rows::<$t>(&rows)) };
                 if in_place.is_some() {
                     self.src.check_lent()?;
                 }
@@ -328,7 +342,7 @@ impl<'a> Builder<'a> {
     /// One-channel bands whose level-1 rows pair up: each task takes four data rows, column block by
     /// column block, to two stored level-1 rows and one row of level-2 sums. Level 1's sums stay in a
     /// small per-thread scratch instead of going through memory twice.
-    fn reduce_fused<T: LevelValue>(&self, rows: &[&[T]]) -> Band {
+    fn reduce_fused<T: LevelValue>(&self, rows: &[&[T]], spare: &mut Spare) -> Band {
         /// Level-2 pixels per column block (scratch of 2 × 2 × BLOCK level-1 sums and counts).
         const BLOCK: usize = 1024;
         let w = self.src.info().image.width as usize;
@@ -339,9 +353,19 @@ impl<'a> Builder<'a> {
         let w2 = w1.div_ceil(2);
         // u64 words, so the stored bytes are handed on without a copy whatever T's alignment.
         let len = n1 * w1 * std::mem::size_of::<T>();
-        let mut words = vec![0u64; len.div_ceil(8)];
+        // Every value is written below: a buffer of the same size is reused as it is.
+        let mut words = std::mem::take(&mut spare.level1);
+        if words.len() != len.div_ceil(8) {
+            words.clear();
+            words.resize(len.div_ceil(8), 0);
+        }
         let level1: &mut [T] = bytemuck::cast_slice_mut(&mut bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..len]);
-        let mut level2 = Rows { n: n2, v: vec![init; n2 * w2], k: vec![0; n2 * w2] };
+        let mut level2 = std::mem::take(&mut spare.level2);
+        level2.n = n2;
+        level2.v.clear();
+        level2.v.resize(n2 * w2, init);
+        level2.k.clear();
+        level2.k.resize(n2 * w2, 0);
         level1
             .par_chunks_mut((2 * w1).max(1))
             .zip(level2.v.par_chunks_mut(w2.max(1)).zip(level2.k.par_chunks_mut(w2.max(1))))
@@ -419,10 +443,11 @@ impl<'a> Builder<'a> {
 
     /// Hands complete rows of level `from` (0 = from the band) to level `from + 1`: converts and buffers
     /// them, finishes tiles, and reduces pairs of them into the next level.
-    fn push_rows(&self, slice: u64, states: &mut [LevelState], from: usize, rows: Rows) -> Result<()> {
-        let Some(st) = states.get_mut(from) else { return Ok(()) };
+    /// Returns the rows' buffers for reuse.
+    fn push_rows(&self, slice: u64, states: &mut [LevelState], from: usize, rows: Rows) -> Result<Rows> {
+        let Some(st) = states.get_mut(from) else { return Ok(rows) };
         if rows.n == 0 {
-            return Ok(());
+            return Ok(rows);
         }
         let wc = st.wc;
         // Store: convert to the level dtype (all rows at once, on all cores), buffer, flush at tile-row ends.
@@ -436,7 +461,7 @@ impl<'a> Builder<'a> {
         self.push_converted(slice, st, converted.iter().map(Vec::as_slice))?;
         // Reduce pairs into the next level.
         if from + 1 >= states.len() {
-            return Ok(());
+            return Ok(rows);
         }
         let (cur, next) = states.split_at_mut(from + 1);
         let st = &mut cur[from];
@@ -457,7 +482,8 @@ impl<'a> Builder<'a> {
         }
         let reduced = reduce_rows_pairwise(&input, wc, next[0].wc, self.store.meta.channels as usize, self.method);
         let _ = next;
-        self.push_rows(slice, states, from + 1, reduced)
+        self.push_rows(slice, states, from + 1, reduced)?;
+        Ok(input)
     }
 
     /// Buffers stored rows of a level, flushing them at tile-row ends (and when the buffer is full).
