@@ -520,21 +520,19 @@ impl<'a> Builder<'a> {
         let cols = lv.grid(st.level).cols();
         let buf = &st.buf;
         let n = st.buf_rows as usize;
-        let chunks: Vec<(u64, Vec<u8>)> = (0..cols)
-            .into_par_iter()
-            .map(|tx| {
-                let (a, b) = ((tx * tile) as usize * esz_c, (((tx + 1) * tile) as usize * esz_c).min(row_bytes));
-                let mut out = Vec::with_capacity((b - a) * n);
-                for j in 0..n {
-                    out.extend_from_slice(&buf[j * row_bytes + a..j * row_bytes + b]);
-                }
-                (tx, out)
-            })
-            .collect();
-        for (tx, bytes) in &chunks {
-            self.store.write_tile_rows(slice, st.level, *tx, ty, r0, bytes)?;
-            st.hashers[*tx as usize].update(bytes);
-        }
+        let (store, level) = (self.store, st.level);
+        // Each tile's rows gathered, written and checksummed on all cores (positioned writes).
+        st.hashers.par_iter_mut().enumerate().take(cols as usize).try_for_each(|(tx, hasher)| -> Result<()> {
+            let tx = tx as u64;
+            let (a, b) = ((tx * tile) as usize * esz_c, (((tx + 1) * tile) as usize * esz_c).min(row_bytes));
+            let mut out = Vec::with_capacity((b - a) * n);
+            for j in 0..n {
+                out.extend_from_slice(&buf[j * row_bytes + a..j * row_bytes + b]);
+            }
+            store.write_tile_rows(slice, level, tx, ty, r0, &out)?;
+            hasher.update(&out);
+            Ok(())
+        })?;
         st.buf.clear();
         st.buf_rows = 0;
         Ok(())
