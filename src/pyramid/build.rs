@@ -231,9 +231,8 @@ impl<'a> Builder<'a> {
                     self.push_rows(slice, states, 0, rows)?;
                 }
                 Band::Fused { level1, len, level2 } => {
-                    let row_bytes = states[0].wc * self.store.layout.dtype.size();
                     let bytes = &bytemuck::cast_slice::<u64, u8>(&level1)[..len];
-                    self.push_converted(slice, &mut states[0], bytes.chunks_exact(row_bytes.max(1)))?;
+                    self.push_band_rows(slice, &mut states[0], bytes)?;
                     spare.level1 = level1;
                     spare.level2 = self.push_rows(slice, states, 1, level2)?;
                 }
@@ -296,8 +295,11 @@ impl<'a> Builder<'a> {
                 };
                 let rows: Vec<&[$t]> = parts.iter().flat_map(|s| s.chunks_exact(wc)).collect();
                 self.stats_rows::<$t>(&rows, l0);
-                let band =
-                    if fused { self.reduce_fused::<$t>(&rows, spare) } else { Band::Sums(self.reduce_rows::<$t>(&rows)) };
+                let band = if fused {
+                    self.reduce_fused::<$t>(&rows, spare)
+                } else {
+                    Band::Sums(self.reduce_rows::<$t>(&rows))
+                };
                 if in_place.is_some() {
                     self.src.check_lent()?;
                 }
@@ -511,15 +513,24 @@ impl<'a> Builder<'a> {
         if st.buf_rows == 0 {
             return Ok(());
         }
+        let buf = std::mem::take(&mut st.buf);
+        let r = self.write_rows(slice, st, st.buf_row0, &buf);
+        st.buf = buf;
+        st.buf.clear();
+        st.buf_rows = 0;
+        r
+    }
+
+    /// Writes whole level rows `row0..` (within one tile row) into their tiles and checksums.
+    fn write_rows(&self, slice: u64, st: &mut LevelState, row0: u64, bytes: &[u8]) -> Result<()> {
         let lv = self.store.levels();
         let tile = lv.tile;
-        let ty = st.buf_row0 / tile;
-        let r0 = st.buf_row0 % tile;
+        let ty = row0 / tile;
+        let r0 = row0 % tile;
         let esz_c = self.store.layout.dtype.size() * self.store.meta.channels as usize;
         let row_bytes = st.wc * self.store.layout.dtype.size();
         let cols = lv.grid(st.level).cols();
-        let buf = &st.buf;
-        let n = st.buf_rows as usize;
+        let n = bytes.len() / row_bytes.max(1);
         let (store, level) = (self.store, st.level);
         // Each tile's rows gathered, written and checksummed on all cores (positioned writes).
         st.hashers.par_iter_mut().enumerate().take(cols as usize).try_for_each(|(tx, hasher)| -> Result<()> {
@@ -527,14 +538,35 @@ impl<'a> Builder<'a> {
             let (a, b) = ((tx * tile) as usize * esz_c, (((tx + 1) * tile) as usize * esz_c).min(row_bytes));
             let mut out = Vec::with_capacity((b - a) * n);
             for j in 0..n {
-                out.extend_from_slice(&buf[j * row_bytes + a..j * row_bytes + b]);
+                out.extend_from_slice(&bytes[j * row_bytes + a..j * row_bytes + b]);
             }
             store.write_tile_rows(slice, level, tx, ty, r0, &out)?;
             hasher.update(&out);
             Ok(())
-        })?;
-        st.buf.clear();
-        st.buf_rows = 0;
+        })
+    }
+
+    /// Stored rows of a level, contiguous: written straight into their tiles (no copy through the
+    /// level's buffer) while nothing is buffered, up to each tile-row end.
+    fn push_band_rows(&self, slice: u64, st: &mut LevelState, bytes: &[u8]) -> Result<()> {
+        let row_bytes = (st.wc * self.store.layout.dtype.size()).max(1);
+        let tile = self.store.levels().tile;
+        let mut rest = bytes;
+        while rest.len() >= row_bytes {
+            if st.buf_rows > 0 {
+                self.push_converted(slice, st, std::iter::once(&rest[..row_bytes]))?;
+                rest = &rest[row_bytes..];
+                continue;
+            }
+            let to_end = (tile - st.rows_done % tile).min(st.height - st.rows_done) as usize;
+            let n = (rest.len() / row_bytes).min(to_end).max(1);
+            self.write_rows(slice, st, st.rows_done, &rest[..n * row_bytes])?;
+            st.rows_done += n as u64;
+            if st.rows_done % tile == 0 || st.rows_done == st.height {
+                self.finish_tile_row(slice, st)?;
+            }
+            rest = &rest[n * row_bytes..];
+        }
         Ok(())
     }
 
