@@ -214,7 +214,18 @@ impl<'a> Builder<'a> {
             // Fused when level 1's rows pair up within the band (or the band ends the image).
             let fused =
                 im.channels == 1 && states.len() >= 2 && states[0].pending.is_none() && ((y1 - y) % 4 == 0 || y1 == h);
-            let band = self.reduce_band(slice, (y, y1), &mut bufs, l0, fused, &mut spare)?;
+            // The next band's pages are mapped by one core while the others reduce this band: one
+            // call instead of a page fault every few pages (≈ 0.2 s of kernel time for 3.2 GB).
+            let next = (y1, (y1 + bh).min(h));
+            let (band, ()) = rayon::join(
+                || self.reduce_band(slice, (y, y1), &mut bufs, l0, fused, &mut spare),
+                || {
+                    if next.0 < next.1 {
+                        self.src.populate_rows(slice, next.0, next.1);
+                    }
+                },
+            );
+            let band = band?;
             y = y1;
             // Level-0 tile row finished: its statistics go out and up.
             if self.with_stats && (y % tile == 0 || y == h) {

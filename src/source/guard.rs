@@ -164,6 +164,17 @@ impl GuardedMap {
         }
     }
 
+    /// Maps `len` bytes from `offset` into the page tables now (reading them in if needed), in one
+    /// call instead of a page fault per few pages. Advice only; errors ignored.
+    pub fn populate(&self, offset: usize, len: usize) {
+        const PAGE: usize = 4096;
+        let start = offset / PAGE * PAGE;
+        let end = (offset + len).min(self.map.len());
+        if end > start {
+            let _ = self.map.advise_range(memmap2::Advice::PopulateRead, start, end - start);
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.map.len()
     }

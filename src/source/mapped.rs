@@ -201,6 +201,16 @@ impl ArraySource for MappedArray {
         self.map.bytes().get(at..at + (y1 - y0) as usize * wc * esz)
     }
 
+    fn populate_rows(&self, slice: u64, y0: u64, y1: u64) {
+        let im = self.info.image;
+        if self.stride_y != (im.width * im.channels) as usize || slice >= im.slices || y0 >= y1 || y1 > im.height {
+            return;
+        }
+        let esz = self.info.dtype.size();
+        let at = self.offset + (slice as usize * self.stride_s + y0 as usize * self.stride_y) * esz;
+        self.map.populate(at, (y1 - y0) as usize * self.stride_y * esz);
+    }
+
     fn check_lent(&self) -> Result<()> {
         self.check_fault()
     }

@@ -97,6 +97,10 @@ pub trait ArraySource: Send + Sync {
         None
     }
 
+    /// Brings full rows `y0..y1` of `slice` into memory now (blocking), where reading them in place
+    /// would otherwise take a page fault every few pages. Advice only.
+    fn populate_rows(&self, _slice: u64, _y0: u64, _y1: u64) {}
+
     /// An error if bytes lent by [`ArraySource::rows_in_place`] may not have been the file's (it
     /// shrank while they were read).
     fn check_lent(&self) -> Result<()> {
