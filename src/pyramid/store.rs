@@ -439,9 +439,12 @@ impl Store {
     /// Starts writing the file's dirty pages to disk, waiting only for the requests to be queued
     /// (advice; errors ignored: the final [`Store::sync`] reports them).
     pub(crate) fn start_writeback(&self) {
-        use std::os::fd::AsRawFd;
-        // SAFETY: sync_file_range on a file descriptor we own; no memory is involved.
-        unsafe { libc::sync_file_range(self.file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: sync_file_range on a file descriptor we own; no memory is involved.
+            unsafe { libc::sync_file_range(self.file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+        }
     }
 
     /// Flushes the file to disk.
