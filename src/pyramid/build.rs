@@ -311,12 +311,17 @@ impl<'a> Builder<'a> {
                     }
                 };
                 let rows: Vec<&[$t]> = parts.iter().flat_map(|s| s.chunks_exact(wc)).collect();
-                self.stats_rows::<$t>(&rows, l0);
-                let band = if fused {
-                    self.reduce_fused::<$t>(&rows, spare)
-                } else {
-                    Band::Sums(self.reduce_rows::<$t>(&rows))
-                };
+                // Statistics and levels side by side: a core done with one helps with the other.
+                let ((), band) = rayon::join(
+                    || self.stats_rows::<$t>(&rows, l0),
+                    || {
+                        if fused {
+                            self.reduce_fused::<$t>(&rows, spare)
+                        } else {
+                            Band::Sums(self.reduce_rows::<$t>(&rows))
+                        }
+                    },
+                );
                 if in_place.is_some() {
                     self.src.check_lent()?;
                 }
