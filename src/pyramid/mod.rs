@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod downsample;
+mod kernels;
 pub mod levels;
 pub mod persist;
 pub mod stats;

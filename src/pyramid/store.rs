@@ -436,6 +436,17 @@ impl Store {
         Ok(Some(all))
     }
 
+    /// Starts writing the file's dirty pages to disk, waiting only for the requests to be queued
+    /// (advice; errors ignored: the final [`Store::sync`] reports them).
+    pub(crate) fn start_writeback(&self) {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: sync_file_range on a file descriptor we own; no memory is involved.
+            unsafe { libc::sync_file_range(self.file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+        }
+    }
+
     /// Flushes the file to disk.
     pub(crate) fn sync(&self) -> Result<()> {
         self.file.sync_all().map_err(rw_err(&self.path))

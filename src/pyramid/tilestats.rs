@@ -205,33 +205,269 @@ impl TileStats {
     }
 }
 
-/// Σi, Σi², min and max of `bits ^ flip` over a run of small integers: AVX2 when the CPU has it (the
-/// baseline x86-64 target has no unsigned 32-bit min/max to vectorise with).
-fn sums_and_extremes<U: Copy + Into<u32>>(vals: &[U], flip: u32) -> (u64, u64, u32, u32) {
-    #[inline(always)]
-    fn body<U: Copy + Into<u32>>(vals: &[U], flip: u32) -> (u64, u64, u32, u32) {
-        let (mut s, mut ss, mut lo, mut hi) = (0u64, 0u64, u32::MAX, 0u32);
-        for &v in vals {
-            let i = v.into() ^ flip;
-            s += u64::from(i);
-            ss += u64::from(i * i);
-            lo = lo.min(i);
-            hi = hi.max(i);
-        }
-        (s, ss, lo, hi)
+/// The raw bit patterns of 8- and 16-bit integers (as `u8` / `u16`), for their integer statistics path.
+pub trait SmallBits: Copy + Into<u32> + Send + Sync {
+    /// The run itself when it is of `u16`.
+    fn as_u16(vals: &[Self]) -> Option<&[u16]>;
+}
+impl SmallBits for u8 {
+    fn as_u16(_: &[u8]) -> Option<&[u16]> {
+        None
     }
+}
+impl SmallBits for u16 {
+    fn as_u16(vals: &[u16]) -> Option<&[u16]> {
+        Some(vals)
+    }
+}
+
+/// The histogram bin of every index `bits ^ flip` of an 8- or 16-bit integer type, and, when the bins
+/// never decrease with the index (always, for bins of equal width), the first index of every bin.
+#[derive(Debug, Clone)]
+pub struct BinLut {
+    bins: Vec<u8>,
+    first: Option<Vec<u32>>,
+}
+
+impl BinLut {
+    pub fn new(bins: Vec<u8>) -> BinLut {
+        let monotone = bins.windows(2).all(|w| w[0] <= w[1]);
+        let first = monotone.then(|| {
+            (0..=HIST_BINS + 1)
+                .map(|b| bins.iter().position(|&x| x as usize >= b).unwrap_or(bins.len()) as u32)
+                .collect()
+        });
+        BinLut { bins, first }
+    }
+}
+
+/// Σi, Σi², min and max of `i = bits ^ flip` over a run of small integers, with its histogram added to
+/// `hist`: for u16 on AVX2 by comparisons against the bin edges, else one table increment per value.
+fn small_int_pass<U: SmallBits>(
+    rows: &[&[U]],
+    flip: u32,
+    lut: &BinLut,
+    hist: &mut [u64; HIST_BINS + 2],
+) -> (u64, u64, u32, u32) {
     #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx2")]
-        fn avx2<U: Copy + Into<u32>>(vals: &[U], flip: u32) -> (u64, u64, u32, u32) {
-            body(vals, flip)
-        }
-        if std::is_x86_feature_detected!("avx2") {
+    if let Some(first) = &lut.first {
+        let rows16: Option<Vec<&[u16]>> = rows.iter().map(|r| U::as_u16(r)).collect();
+        if let (Some(rows16), true) = (rows16, std::is_x86_feature_detected!("avx2")) {
             // SAFETY: the CPU was just checked for AVX2.
-            return unsafe { avx2(vals, flip) };
+            return unsafe { avx2::u16_pass(&rows16, flip as u16, &lut.bins, first, hist) };
         }
     }
-    body(vals, flip)
+    let mut totals = (0u64, 0u64, u32::MAX, 0u32);
+    for r in rows {
+        let (s, ss, lo, hi) = scalar_pass(r, flip, &lut.bins, hist);
+        totals = (totals.0 + s, totals.1 + ss, totals.2.min(lo), totals.3.max(hi));
+    }
+    totals
+}
+
+/// The portable path: a loop that vectorises for the sums and extremes, then the histogram's scattered
+/// increments into 4 interleaved tables (no store-to-load stalls on runs of one bin).
+#[inline(always)]
+fn scalar_pass<U: SmallBits>(
+    vals: &[U],
+    flip: u32,
+    bins: &[u8],
+    hist: &mut [u64; HIST_BINS + 2],
+) -> (u64, u64, u32, u32) {
+    let (mut s, mut ss, mut lo, mut hi) = (0u64, 0u64, u32::MAX, 0u32);
+    for &v in vals {
+        let i = v.into() ^ flip;
+        s += u64::from(i);
+        ss += u64::from(i * i);
+        lo = lo.min(i);
+        hi = hi.max(i);
+    }
+    let mut h = [[0u32; HIST_BINS + 2]; 4];
+    let quads = vals.chunks_exact(4);
+    let rest = quads.remainder();
+    for q in quads {
+        for (k, &v) in q.iter().enumerate() {
+            h[k][bins[(v.into() ^ flip) as usize] as usize] += 1;
+        }
+    }
+    for &v in rest {
+        h[0][bins[(v.into() ^ flip) as usize] as usize] += 1;
+    }
+    for t in &h {
+        for (a, &b) in hist.iter_mut().zip(t.iter()) {
+            *a += u64::from(b);
+        }
+    }
+    (s, ss, lo, hi)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::HIST_BINS;
+
+    /// Most values per group of runs: lane sums of `d` stay below 2^31 and lane counts below 2^15.
+    const BLOCK: usize = 4096;
+    /// How many runs ahead to prefetch.
+    const AHEAD: usize = 4;
+    /// Most bins a group may span for its histogram to be counted by comparisons (one pass over the
+    /// group per bin edge, 4 instructions per 16 values) rather than one table increment per value.
+    const MAX_EDGES: usize = 16;
+
+    /// Σ of the 8 i32 lanes.
+    #[inline(always)]
+    fn hsum_i32(v: __m256i) -> i64 {
+        let mut lanes = [0i32; 8];
+        // SAFETY: storing a vector into an array of its size; the callers have AVX2.
+        unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), v) };
+        lanes.iter().map(|&x| i64::from(x)).sum()
+    }
+
+    /// Σ of the 4 u64 lanes.
+    #[inline(always)]
+    fn hsum_u64(v: __m256i) -> u64 {
+        let mut lanes = [0u64; 4];
+        // SAFETY: as above.
+        unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), v) };
+        lanes.iter().sum()
+    }
+
+    /// Extremes of the 16 i16 lanes.
+    #[inline(always)]
+    fn hmin_hmax_i16(mn: __m256i, mx: __m256i) -> (i16, i16) {
+        let (mut l, mut h) = ([0i16; 16], [0i16; 16]);
+        // SAFETY: as above.
+        unsafe {
+            _mm256_storeu_si256(l.as_mut_ptr().cast(), mn);
+            _mm256_storeu_si256(h.as_mut_ptr().cast(), mx);
+        }
+        (l.iter().copied().min().unwrap_or(i16::MAX), h.iter().copied().max().unwrap_or(i16::MIN))
+    }
+
+    /// [`super::small_int_pass`] of u16 runs whose bins never decrease with the index (`first[b]` is
+    /// the first index of bin `b`), in groups of up to `BLOCK` values.
+    #[target_feature(enable = "avx2")]
+    pub(super) fn u16_pass(
+        rows: &[&[u16]],
+        flip: u16,
+        bins: &[u8],
+        first: &[u32],
+        hist: &mut [u64; HIST_BINS + 2],
+    ) -> (u64, u64, u32, u32) {
+        let mut totals = (0u64, 0u64, u32::MAX, 0u32);
+        let mut group: Vec<&[u16]> = Vec::with_capacity(64);
+        let mut len = 0;
+        for row in rows {
+            for piece in row.chunks(BLOCK) {
+                if len + piece.len() > BLOCK && !group.is_empty() {
+                    group_pass(&group, flip, bins, first, hist, &mut totals);
+                    group.clear();
+                    len = 0;
+                }
+                group.push(piece);
+                len += piece.len();
+            }
+        }
+        if !group.is_empty() {
+            group_pass(&group, flip, bins, first, hist, &mut totals);
+        }
+        totals
+    }
+
+    /// One group (≤ `BLOCK` values). One vector pass over `d = i − 32768` as i16 (`bits ^ flip ^
+    /// 0x8000`): min, max, Σd (madd with 1, i32 lanes) and Σd² (madd with itself: d0² + d1² ≤ 2^31 fits
+    /// a u32 lane, added into u64 lanes); then, when the group spans few bins, one signed
+    /// compare-and-count pass per inner bin edge.
+    #[target_feature(enable = "avx2")]
+    fn group_pass(
+        group: &[&[u16]],
+        flip: u16,
+        bins: &[u8],
+        first: &[u32],
+        hist: &mut [u64; HIST_BINS + 2],
+        totals: &mut (u64, u64, u32, u32),
+    ) {
+        let dflip = _mm256_set1_epi16((flip ^ 0x8000) as i16);
+        let ones = _mm256_set1_epi16(1);
+        let low32 = _mm256_set1_epi64x(0xffff_ffff);
+        let zero = _mm256_setzero_si256();
+        let (mut mn, mut mx) = (_mm256_set1_epi16(i16::MAX), _mm256_set1_epi16(i16::MIN));
+        let (mut sd, mut sq) = (zero, zero);
+        let (mut nv, mut n) = (0u64, 0u64);
+        // Runs' tails (fewer than 16 values), in i = bits ^ flip.
+        let (mut ts, mut tss, mut tlo, mut thi) = (0u64, 0u64, u32::MAX, 0u32);
+        for (r, row) in group.iter().enumerate() {
+            // Runs are short pieces of rows far apart (a tile's width of each image row): ask for the
+            // one a few runs ahead now, as no hardware prefetcher follows that stride.
+            if let Some(ahead) = group.get(r + AHEAD) {
+                for line in ahead.chunks(32) {
+                    _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast());
+                }
+            }
+            let vecs = row.chunks_exact(16);
+            for &v in vecs.remainder() {
+                let i = u32::from(v ^ flip);
+                (ts, tss, tlo, thi) = (ts + u64::from(i), tss + u64::from(i * i), tlo.min(i), thi.max(i));
+            }
+            nv += (row.len() / 16 * 16) as u64;
+            n += row.len() as u64;
+            for c in vecs {
+                // SAFETY: `c` holds 16 u16 (32 bytes).
+                let d = _mm256_xor_si256(unsafe { _mm256_loadu_si256(c.as_ptr().cast()) }, dflip);
+                mn = _mm256_min_epi16(mn, d);
+                mx = _mm256_max_epi16(mx, d);
+                sd = _mm256_add_epi32(sd, _mm256_madd_epi16(d, ones));
+                let q = _mm256_madd_epi16(d, d);
+                sq = _mm256_add_epi64(sq, _mm256_add_epi64(_mm256_and_si256(q, low32), _mm256_srli_epi64(q, 32)));
+            }
+        }
+        let (mut lo, mut hi) = (tlo, thi);
+        let (mut s, mut ss) = (ts, tss);
+        if nv > 0 {
+            let (dmin, dmax) = hmin_hmax_i16(mn, mx);
+            lo = lo.min((i32::from(dmin) + 32768) as u32);
+            hi = hi.max((i32::from(dmax) + 32768) as u32);
+            // Σi = Σd + 32768·n and Σi² = Σd² + 65536·Σd + 2^30·n: |Σd| < 2^29, Σd² < 2^45.
+            let (sum_d, sum_d2) = (hsum_i32(sd), hsum_u64(sq) as i64);
+            s += (sum_d + 32768 * nv as i64) as u64;
+            ss += (sum_d2 + 65536 * sum_d + (1 << 30) * nv as i64) as u64;
+        }
+        *totals = (totals.0 + s, totals.1 + ss, totals.2.min(lo), totals.3.max(hi));
+        let (b0, b1) = (bins[lo as usize] as usize, bins[hi as usize] as usize);
+        if b1 - b0 > MAX_EDGES {
+            let mut h = [0u64; HIST_BINS + 2];
+            for row in group {
+                super::scalar_pass(row, u32::from(flip), bins, &mut h);
+            }
+            for (a, b) in hist.iter_mut().zip(h) {
+                *a += b;
+            }
+            return;
+        }
+        let mut above = n;
+        for b in b0 + 1..=b1 {
+            let t = first[b];
+            // i ≥ t  ⇔  d > (t − 32768) − 1  (t ≥ 1 here).
+            let tt = _mm256_set1_epi16(((t as u16) ^ 0x8000) as i16 - 1);
+            let mut acc = zero;
+            let mut tail = 0u64;
+            for row in group {
+                let vecs = row.chunks_exact(16);
+                tail += vecs.remainder().iter().filter(|&&v| u32::from(v ^ flip) >= t).count() as u64;
+                for c in vecs {
+                    // SAFETY: `c` holds 16 u16 (32 bytes).
+                    let d = _mm256_xor_si256(unsafe { _mm256_loadu_si256(c.as_ptr().cast()) }, dflip);
+                    acc = _mm256_sub_epi16(acc, _mm256_cmpgt_epi16(d, tt));
+                }
+            }
+            // Lane counts ≤ BLOCK / 16: summed as i16 pairs without overflow.
+            let count = hsum_i32(_mm256_madd_epi16(acc, ones)) as u64 + tail;
+            hist[b - 1] += above - count;
+            above = count;
+        }
+        hist[b1] += above;
+    }
 }
 
 /// Accumulates values one run at a time: sums are taken about the first finite value (`shift`), so
@@ -292,40 +528,36 @@ impl StatsAcc {
     /// Adds a run of 8- or 16-bit integers given as raw bit patterns `U` (u8 or u16): the value of a
     /// pattern is `(bits ^ flip) + base` (flip = the sign bit for signed types), and `lut` maps
     /// `bits ^ flip` to its histogram bin. Integer sums, no float work per value.
+    pub fn add_small_int<U: SmallBits>(&mut self, vals: &[U], flip: u32, base: i64, lut: &BinLut) {
+        self.add_small_int_runs(&[vals], flip, base, lut)
+    }
+
+    /// [`StatsAcc::add_small_int`] of several runs at once (fewer per-run overheads). The sums of a
+    /// tile's 8- or 16-bit values are integers below 2^53, exact in f64 whatever the grouping.
     #[inline(never)]
-    pub fn add_small_int<U: Copy + Into<u32>>(&mut self, vals: &[U], flip: u32, base: i64, lut: &[u8]) {
-        if vals.is_empty() {
-            return;
-        }
-        // Sums and extremes first (a loop that vectorises), then the histogram's scattered increments.
-        let (s, ss, lo, hi) = sums_and_extremes(vals, flip);
-        let mut hist = [[0u32; HIST_BINS + 2]; 4];
-        let quads = vals.chunks_exact(4);
-        let rest = quads.remainder();
-        for q in quads {
-            for (k, &v) in q.iter().enumerate() {
-                hist[k][lut[(v.into() ^ flip) as usize] as usize] += 1;
-            }
-        }
-        for &v in rest {
-            hist[0][lut[(v.into() ^ flip) as usize] as usize] += 1;
-        }
-        let n = vals.len() as i128;
+    pub fn add_small_int_runs<U: SmallBits>(&mut self, runs: &[&[U]], flip: u32, base: i64, lut: &BinLut) {
+        let Some(&v0) = runs.iter().find_map(|r| r.first()) else { return };
+        let count: usize = runs.iter().map(|r| r.len()).sum();
+        let (s, ss, lo, hi) = small_int_pass(runs, flip, lut, &mut self.stats.hist);
         // Sums about the shift, exactly in integers: Σd = Σi − n·k, Σd² = Σi² − 2k·Σi + n·k².
-        let shift = *self.shift.get_or_insert((i64::from(vals[0].into() ^ flip) + base) as f64);
-        let k = shift as i128 - i128::from(base);
-        let (s, ss) = (i128::from(s), i128::from(ss));
-        self.s1 += (s - n * k) as f64;
-        self.s2 += (ss - 2 * k * s + n * k * k) as f64;
+        let shift = *self.shift.get_or_insert((i64::from(v0.into() ^ flip) + base) as f64);
+        if count < 1 << 20 {
+            // |Σi| < 2^36, Σi² < 2^52, 0 ≤ k < 2^16: every term fits in i64 (i128 needs library calls
+            // to convert to f64, per run), and an integer converts to the same f64 from either.
+            let (n, k) = (count as i64, shift as i64 - base);
+            let (s, ss) = (s as i64, ss as i64);
+            self.s1 += (s - n * k) as f64;
+            self.s2 += (ss - 2 * k * s + n * k * k) as f64;
+        } else {
+            let (n, k) = (count as i128, shift as i128 - i128::from(base));
+            let (s, ss) = (i128::from(s), i128::from(ss));
+            self.s1 += (s - n * k) as f64;
+            self.s2 += (ss - 2 * k * s + n * k * k) as f64;
+        }
         let st = &mut self.stats;
-        st.count += vals.len() as u64;
+        st.count += count as u64;
         st.min = st.min.min((i64::from(lo) + base) as f64);
         st.max = st.max.max((i64::from(hi) + base) as f64);
-        for h in &hist {
-            for (a, &b) in st.hist.iter_mut().zip(h.iter()) {
-                *a += u64::from(b);
-            }
-        }
     }
 
     /// The finished statistics.
@@ -385,12 +617,39 @@ mod tests {
         ] {
             let (flip, base) = if signed { (0x8000, -32768) } else { (0, 0) };
             let mut a = StatsAcc::default();
-            a.add_small_int(&raw, flip, base, &lut16(base));
+            a.add_small_int(&raw, flip, base, &BinLut::new(lut16(base)));
             let mut b = StatsAcc::default();
             b.add(&vals_f, &r16, r16.scale());
             let (a, b) = (a.finish(), b.finish());
             assert_eq!((a.count, a.min, a.max, a.hist), (b.count, b.min, b.max, b.hist), "signed {signed}");
             assert!((a.sum - b.sum).abs() < 1e-6 && (a.m2 - b.m2).abs() < 1e-6 * b.m2, "{a:?} {b:?}");
+        }
+    }
+
+    #[test]
+    fn grouped_runs_and_the_compare_path_equal_the_float_path() {
+        // Narrow runs (few bins: counted by comparisons on AVX2) and wide ones (the table), of lengths
+        // that are not multiples of 16, over more than one group of runs.
+        for (signed, spread) in [(false, 3000u32), (true, 3000), (false, 60000), (true, 60000)] {
+            let (flip, base) = if signed { (0x8000u32, -32768i64) } else { (0, 0) };
+            let range = HistRange::around(-30000.0, 60000.0);
+            let lut = BinLut::new((0..65536i64).map(|i| range.bin((i + base) as f64, range.scale()) as u8).collect());
+            let data: Vec<Vec<u16>> = [1000usize, 17, 5000, 3, 256, 4096, 31]
+                .iter()
+                .enumerate()
+                .map(|(r, &n)| (0..n as u32).map(|i| (20000 + (i * 7919 + r as u32 * 13) % spread) as u16).collect())
+                .collect();
+            let runs: Vec<&[u16]> = data.iter().map(Vec::as_slice).collect();
+            let mut a = StatsAcc::default();
+            a.add_small_int_runs(&runs, flip, base, &lut);
+            let mut b = StatsAcc::default();
+            for r in &runs {
+                let vals: Vec<f64> = r.iter().map(|&v| (i64::from(u32::from(v) ^ flip) + base) as f64).collect();
+                b.add(&vals, &range, range.scale());
+            }
+            let (a, b) = (a.finish(), b.finish());
+            assert_eq!((a.count, a.min, a.max, a.hist), (b.count, b.min, b.max, b.hist), "signed {signed} {spread}");
+            assert!((a.sum - b.sum).abs() < 1e-6 * b.sum.abs() && (a.m2 - b.m2).abs() < 1e-9 * b.m2, "{a:?} {b:?}");
         }
     }
 

@@ -187,6 +187,34 @@ impl ArraySource for MappedArray {
         }
     }
 
+    fn rows_in_place(&self, slice: u64, y0: u64, y1: u64) -> Option<&[u8]> {
+        let im = self.info.image;
+        let wc = (im.width * im.channels) as usize;
+        let c_order_rows =
+            self.stride_x == im.channels as usize && (im.channels == 1 || self.stride_c == 1) && self.stride_y == wc;
+        if !c_order_rows || self.info.endian != Endian::NATIVE || slice >= im.slices || y0 >= y1 || y1 > im.height {
+            return None;
+        }
+        let esz = self.info.dtype.size();
+        let at = self.offset + (slice as usize * self.stride_s + y0 as usize * self.stride_y) * esz;
+        self.announce(slice, &Rect::new(0, y0, im.width, y1));
+        self.map.bytes().get(at..at + (y1 - y0) as usize * wc * esz)
+    }
+
+    fn populate_rows(&self, slice: u64, y0: u64, y1: u64) {
+        let im = self.info.image;
+        if self.stride_y != (im.width * im.channels) as usize || slice >= im.slices || y0 >= y1 || y1 > im.height {
+            return;
+        }
+        let esz = self.info.dtype.size();
+        let at = self.offset + (slice as usize * self.stride_s + y0 as usize * self.stride_y) * esz;
+        self.map.populate(at, (y1 - y0) as usize * self.stride_y * esz);
+    }
+
+    fn check_lent(&self) -> Result<()> {
+        self.check_fault()
+    }
+
     fn stream_hint(&self, sequential: bool) {
         if sequential {
             self.map.advise_sequential();

@@ -89,6 +89,24 @@ pub trait ArraySource: Send + Sync {
     /// operating system can read ahead. Advice only.
     fn stream_hint(&self, _sequential: bool) {}
 
+    /// Full rows `y0..y1` of `slice` lent straight from memory, when the source holds them contiguous,
+    /// in native byte order (a memory-mapped C-order file): what `read_region` would copy out. `None`
+    /// when it cannot (the caller reads a copy). After using the bytes, [`ArraySource::check_lent`]
+    /// says whether they were intact.
+    fn rows_in_place(&self, _slice: u64, _y0: u64, _y1: u64) -> Option<&[u8]> {
+        None
+    }
+
+    /// Brings full rows `y0..y1` of `slice` into memory now (blocking), where reading them in place
+    /// would otherwise take a page fault every few pages. Advice only.
+    fn populate_rows(&self, _slice: u64, _y0: u64, _y1: u64) {}
+
+    /// An error if bytes lent by [`ArraySource::rows_in_place`] may not have been the file's (it
+    /// shrank while they were read).
+    fn check_lent(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// The values at the grid `xs × ys` (all channels averaged away: scalar sources only), as f64,
     /// row by row. Used for percentile estimates from an evenly spread sample.
     fn sample_grid(&self, slice: u64, xs: &[u64], ys: &[u64]) -> Result<Vec<f64>>;
