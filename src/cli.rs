@@ -190,16 +190,7 @@ struct DisplaySettings {
 }
 
 fn display_settings(p: &std::path::Path, a: &DisplayArgs) -> Result<DisplaySettings> {
-    let limits = match &a.limits {
-        Some(s) => {
-            let v: Vec<f64> = pair(p, "--limits", s, 2)?;
-            if !v.iter().all(|x| x.is_finite()) {
-                return Err(Error::request(p, "--limits must be finite numbers"));
-            }
-            Some((v[0], v[1]))
-        }
-        None => None,
-    };
+    let limits = a.limits.as_deref().map(|s| finite_pair(p, "--limits", s)).transpose()?;
     let scale = Scale::parse(&a.scale)
         .ok_or_else(|| Error::request(p, format!("--scale '{}' is not linear, log, sqrt or asinh", a.scale)))?;
     if !(a.gamma.is_finite() && a.gamma > 0.0) {
@@ -391,6 +382,15 @@ fn pair<T: std::str::FromStr>(p: &std::path::Path, flag: &str, s: &str, n: usize
         .ok_or_else(|| Error::request(p, format!("{flag} '{s}' must be {n} comma-separated numbers")))
 }
 
+/// Two finite, comma-separated numbers (`--limits`, `--center`).
+fn finite_pair(p: &std::path::Path, flag: &str, s: &str) -> Result<(f64, f64)> {
+    let v: Vec<f64> = pair(p, flag, s, 2)?;
+    if !v.iter().all(|x| x.is_finite()) {
+        return Err(Error::request(p, format!("{flag} must be finite numbers")));
+    }
+    Ok((v[0], v[1]))
+}
+
 /// Validates render flags into a `RenderSpec`.
 pub fn render_spec(a: &RenderArgs, path: &std::path::Path) -> Result<RenderSpec> {
     let region = match &a.region {
@@ -511,16 +511,7 @@ fn point_launch_options(a: &ViewArgs, p: &std::path::Path) -> Result<crate::app:
             return Err(Error::request(p, "--zoom must be a positive number"));
         }
     }
-    let center = match &a.center {
-        Some(s) => {
-            let v: Vec<f64> = pair(p, "--center", s, 2)?;
-            if !v.iter().all(|x| x.is_finite()) {
-                return Err(Error::request(p, "--center must be finite numbers"));
-            }
-            Some((v[0], v[1]))
-        }
-        None => None,
-    };
+    let center = a.center.as_deref().map(|s| finite_pair(p, "--center", s)).transpose()?;
     if !(0.0..=1.0).contains(&a.alpha) {
         return Err(Error::request(p, format!("--alpha {} must lie in 0..1", a.alpha)));
     }

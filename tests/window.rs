@@ -346,21 +346,31 @@ fn window_points_text_file_opens_without_flags_and_equals_the_headless_render() 
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The layout flags of `indexed_points`'s files.
+const INDEXED_LAYOUT: [&str; 5] = ["--points", "--dtype", "f32", "--columns", "3"];
+
+/// `n` records of `point_records` written as raw f32 to `<points_dir(tag)>/name`, then `vastview index` of it
+/// (in the tests' cache directory, which the window shares). Returns (directory, file).
+fn indexed_points(tag: &str, name: &str, n: u32) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = points_dir(tag);
+    let file = dir.join(name);
+    let recs = point_records(n);
+    std::fs::write(&file, recs.iter().flatten().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).expect("write");
+    let mut ix = vec!["index", file.to_str().unwrap_or_default(), "-q"];
+    ix.extend(INDEXED_LAYOUT);
+    let built = vastview(&ix);
+    assert!(built.status.success(), "vastview index: {}", stderr(&built));
+    (dir, file)
+}
+
 #[test]
 fn window_points_through_the_spatial_index_equal_the_headless_render() {
     if gpu_session().is_none() {
         return;
     }
     // `vastview index` first (same cache directory as the window's): the window's exact grid then comes from it.
-    let dir = points_dir("index");
-    let file = dir.join("band.bin");
-    let recs = point_records(250_000);
-    std::fs::write(&file, recs.iter().flatten().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).expect("write");
-    let layout = ["--points", "--dtype", "f32", "--columns", "3"];
-    let mut ix = vec!["index", file.to_str().unwrap_or_default(), "-q"];
-    ix.extend(layout);
-    let built = vastview(&ix);
-    assert!(built.status.success(), "vastview index: {}", stderr(&built));
+    let (dir, file) = indexed_points("index", "band.bin", 250_000);
+    let layout = INDEXED_LAYOUT;
     let mut style = layout.to_vec();
     style.extend(["--scale", "eqhist", "--colormap", "plasma"]);
     let (compared, nonempty, err) = window_matches_render(&file, 250_000, &style, &style[1..], 0);
@@ -377,15 +387,8 @@ fn window_points_with_a_damaged_index_delete_it_and_scan() {
     if gpu_session().is_none() {
         return;
     }
-    let dir = points_dir("badindex");
-    let file = dir.join("damaged.bin");
-    let recs = point_records(150_000);
-    std::fs::write(&file, recs.iter().flatten().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).expect("write");
-    let layout = ["--points", "--dtype", "f32", "--columns", "3"];
-    let mut ix = vec!["index", file.to_str().unwrap_or_default(), "-q"];
-    ix.extend(layout);
-    let built = vastview(&ix);
-    assert!(built.status.success(), "vastview index: {}", stderr(&built));
+    let (dir, file) = indexed_points("badindex", "damaged.bin", 150_000);
+    let layout = INDEXED_LAYOUT;
     // Flip a byte of the stored points (the last quarter of the file): the cell's checksum fails on the first query.
     let ixdir = test_cache_dir().join("points-index");
     let vvi = std::fs::read_dir(&ixdir)

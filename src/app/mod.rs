@@ -457,44 +457,16 @@ impl Viewer {
         TileKey { level: (doc.salt << 40) ^ (id.slice << 8) ^ u64::from(id.level), tx: id.tx, ty: id.ty }
     }
 
-    /// Input on the data area: drag pans, wheel zooms about the cursor, keys.
+    /// Input on the data area: drag, wheel, `+`/`-`/arrows (`navigate`), then `f` fits, `1` is 1:1, `[`/`]` slices.
     fn handle_input(&mut self, resp: &egui::Response, origin: egui::Pos2, ppp: f32) {
         let Some(doc) = self.doc.as_mut() else { return };
         let Some(view) = doc.view.as_mut() else { return };
         let im = doc.src.info().image;
-        if resp.dragged() {
-            let d = resp.drag_delta() * ppp;
-            view.pan(f64::from(d.x), f64::from(d.y));
-        }
-        let (scroll, zoom_delta, hover, keys) = self.ctx.input(|i| {
-            let keys: Vec<egui::Key> = i
-                .events
-                .iter()
-                .filter_map(|e| match e {
-                    egui::Event::Key { key, pressed: true, .. } => Some(*key),
-                    _ => None,
-                })
-                .collect();
-            (i.smooth_scroll_delta.y, i.zoom_delta(), i.pointer.hover_pos(), keys)
-        });
-        if let Some(p) = hover.filter(|p| resp.rect.contains(*p)) {
-            let (sx, sy) = (f64::from((p.x - origin.x) * ppp), f64::from((p.y - origin.y) * ppp));
-            let factor = (f64::from(scroll) / 200.0).exp2() * f64::from(zoom_delta);
-            if (factor - 1.0).abs() > 1e-6 {
-                view.zoom_about(sx, sy, factor);
-            }
-        }
         let (cw, ch) = (view.vw / 2.0, view.vh / 2.0);
-        for k in keys {
+        for k in navigate(&self.ctx, resp, origin, ppp, view) {
             match k {
                 egui::Key::F => *view = View::fit(im.width, im.height, view.vw, view.vh),
                 egui::Key::Num1 => view.zoom_about(cw, ch, 1.0 / view.zoom),
-                egui::Key::Plus | egui::Key::Equals => view.zoom_about(cw, ch, 2.0),
-                egui::Key::Minus => view.zoom_about(cw, ch, 0.5),
-                egui::Key::ArrowLeft => view.pan(view.vw * 0.1, 0.0),
-                egui::Key::ArrowRight => view.pan(-view.vw * 0.1, 0.0),
-                egui::Key::ArrowUp => view.pan(0.0, view.vh * 0.1),
-                egui::Key::ArrowDown => view.pan(0.0, -view.vh * 0.1),
                 egui::Key::OpenBracket => doc.slice = doc.slice.saturating_sub(1),
                 egui::Key::CloseBracket => doc.slice = (doc.slice + 1).min(im.slices - 1),
                 _ => {}
@@ -898,15 +870,8 @@ impl Viewer {
                 self.cmap_base = names[b.frames as usize % names.len()].to_string();
                 self.set_colormap();
                 if b.frames >= 11 {
-                    let stat = |v: &[f64]| {
-                        let mut s = v.to_vec();
-                        s.sort_by(f64::total_cmp);
-                        let mean = s.iter().sum::<f64>() / s.len().max(1) as f64;
-                        let p95 = s.get((s.len() as f64 * 0.95) as usize).copied().unwrap_or(0.0);
-                        (mean * 1e3, p95 * 1e3)
-                    };
-                    let (sm, sp) = stat(&b.still_ui);
-                    let (pm, pp) = stat(&b.pan_ui);
+                    let (sm, sp) = mean_p95_ms(&b.still_ui);
+                    let (pm, pp) = mean_p95_ms(&b.pan_ui);
                     let pan_secs = b.pan_start.map_or(0.0, |t| t.elapsed().as_secs_f64());
                     let pal = &b.palette_bytes[1..];
                     let (cpu_budget, gpu_budget) = (self.opts.cpu_budget, Self::gpu_memory(frame).1);
@@ -930,4 +895,80 @@ impl Viewer {
         }
         self.bench = Some(b);
     }
+}
+
+/// A data area's view as navigation sees it: pan by screen pixels, zoom about a screen pixel, its size.
+trait Navigate {
+    fn pan(&mut self, dx: f64, dy: f64);
+    fn zoom_about(&mut self, sx: f64, sy: f64, factor: f64);
+    fn area(&self) -> (f64, f64);
+}
+
+impl Navigate for View {
+    fn pan(&mut self, dx: f64, dy: f64) {
+        View::pan(self, dx, dy);
+    }
+    fn zoom_about(&mut self, sx: f64, sy: f64, factor: f64) {
+        View::zoom_about(self, sx, sy, factor);
+    }
+    fn area(&self) -> (f64, f64) {
+        (self.vw, self.vh)
+    }
+}
+
+/// The navigation both data areas share: drag pans, the wheel (or a pinch) zooms about the cursor, `+`/`=`/`-`
+/// zoom about the centre, arrows pan by a tenth of the area. Returns the other keys pressed, for the caller.
+fn navigate(
+    ctx: &egui::Context,
+    resp: &egui::Response,
+    origin: egui::Pos2,
+    ppp: f32,
+    view: &mut impl Navigate,
+) -> Vec<egui::Key> {
+    if resp.dragged() {
+        let d = resp.drag_delta() * ppp;
+        view.pan(f64::from(d.x), f64::from(d.y));
+    }
+    let (scroll, zoom_delta, hover, keys) = ctx.input(|i| {
+        let keys: Vec<egui::Key> = i
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                egui::Event::Key { key, pressed: true, .. } => Some(*key),
+                _ => None,
+            })
+            .collect();
+        (i.smooth_scroll_delta.y, i.zoom_delta(), i.pointer.hover_pos(), keys)
+    });
+    if let Some(p) = hover.filter(|p| resp.rect.contains(*p)) {
+        let (sx, sy) = (f64::from((p.x - origin.x) * ppp), f64::from((p.y - origin.y) * ppp));
+        let factor = (f64::from(scroll) / 200.0).exp2() * f64::from(zoom_delta);
+        if (factor - 1.0).abs() > 1e-6 {
+            view.zoom_about(sx, sy, factor);
+        }
+    }
+    let (vw, vh) = view.area();
+    let (cw, ch) = (vw / 2.0, vh / 2.0);
+    let mut rest = Vec::new();
+    for k in keys {
+        match k {
+            egui::Key::Plus | egui::Key::Equals => view.zoom_about(cw, ch, 2.0),
+            egui::Key::Minus => view.zoom_about(cw, ch, 0.5),
+            egui::Key::ArrowLeft => view.pan(vw * 0.1, 0.0),
+            egui::Key::ArrowRight => view.pan(-vw * 0.1, 0.0),
+            egui::Key::ArrowUp => view.pan(0.0, vh * 0.1),
+            egui::Key::ArrowDown => view.pan(0.0, -vh * 0.1),
+            other => rest.push(other),
+        }
+    }
+    rest
+}
+
+/// Mean and 95th percentile of frame times in seconds, as milliseconds (`--bench-frames`).
+fn mean_p95_ms(v: &[f64]) -> (f64, f64) {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let mean = s.iter().sum::<f64>() / s.len().max(1) as f64;
+    let p95 = s.get((s.len() as f64 * 0.95) as usize).copied().unwrap_or(0.0);
+    (mean * 1e3, p95 * 1e3)
 }

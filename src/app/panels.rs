@@ -92,6 +92,16 @@ pub fn save_color_image(img: &egui::ColorImage, path: &Path) -> Result<(), Strin
 }
 
 impl Viewer {
+    /// The side panel's export size (0 × 0: the view's own pixels), shared by images and point sets.
+    pub(super) fn export_size_ui(&mut self, ui: &mut egui::Ui) {
+        ui.heading("Export size");
+        ui.horizontal(|ui| {
+            ui.add(egui::DragValue::new(&mut self.export.width).prefix("w "));
+            ui.add(egui::DragValue::new(&mut self.export.height).prefix("h "));
+        });
+        ui.small("0 × 0: the view's own pixels");
+    }
+
     pub(super) fn menu_bar(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
             ui.menu_button("File", |ui| {
@@ -246,12 +256,7 @@ impl Viewer {
                 }
             }
             ui.separator();
-            ui.heading("Export size");
-            ui.horizontal(|ui| {
-                ui.add(egui::DragValue::new(&mut self.export.width).prefix("w "));
-                ui.add(egui::DragValue::new(&mut self.export.height).prefix("h "));
-            });
-            ui.small("0 × 0: the view's own pixels");
+            self.export_size_ui(ui);
         });
     }
 

@@ -9,7 +9,7 @@ use std::time::Instant;
 use eframe::egui;
 
 use super::gpu::{PointCallback, ViewerGpu};
-use super::Viewer;
+use super::{mean_p95_ms, navigate, Navigate, Viewer};
 use crate::points::worker::{IndexBuild, PointWorker, ViewGrid, ViewRequest, WorkerMsg};
 use crate::points::{Agg, Extent, PointScale};
 use crate::render::PointStyle;
@@ -42,6 +42,18 @@ pub(crate) struct PointLook {
 impl Default for PointLook {
     fn default() -> Self {
         PointLook { scale: PointScale::Linear, alpha: 1.0, background: [0; 4], agg: Agg::Count }
+    }
+}
+
+impl Navigate for PointView {
+    fn pan(&mut self, dx: f64, dy: f64) {
+        PointView::pan(self, dx, dy);
+    }
+    fn zoom_about(&mut self, sx: f64, sy: f64, factor: f64) {
+        PointView::zoom_about(self, sx, sy, factor);
+    }
+    fn area(&self) -> (f64, f64) {
+        (self.vw, self.vh)
     }
 }
 
@@ -267,48 +279,14 @@ impl Viewer {
         }
     }
 
-    /// Drag pans, wheel zooms about the cursor, `f` fits the data bounds, arrows pan, `+`/`-` zoom.
+    /// Drag, wheel, `+`/`-`/arrows (`navigate`); `f` fits the data bounds.
     fn point_input(&mut self, resp: &egui::Response, origin: egui::Pos2, ppp: f32) {
         let Some(pd) = self.points.as_mut() else { return };
         let Some(view) = pd.view.as_mut() else { return };
         let before = *view;
-        if resp.dragged() {
-            let d = resp.drag_delta() * ppp;
-            view.pan(f64::from(d.x), f64::from(d.y));
-        }
-        let (scroll, zoom_delta, hover, keys) = self.ctx.input(|i| {
-            let keys: Vec<egui::Key> = i
-                .events
-                .iter()
-                .filter_map(|e| match e {
-                    egui::Event::Key { key, pressed: true, .. } => Some(*key),
-                    _ => None,
-                })
-                .collect();
-            (i.smooth_scroll_delta.y, i.zoom_delta(), i.pointer.hover_pos(), keys)
-        });
-        if let Some(p) = hover.filter(|p| resp.rect.contains(*p)) {
-            let (sx, sy) = (f64::from((p.x - origin.x) * ppp), f64::from((p.y - origin.y) * ppp));
-            let factor = (f64::from(scroll) / 200.0).exp2() * f64::from(zoom_delta);
-            if (factor - 1.0).abs() > 1e-6 {
-                view.zoom_about(sx, sy, factor);
-            }
-        }
-        let (cw, ch) = (view.vw / 2.0, view.vh / 2.0);
-        for k in keys {
-            match k {
-                egui::Key::F => {
-                    if let Some((e, _)) = pd.bounds {
-                        *view = PointView::fit(&e, view.vw, view.vh);
-                    }
-                }
-                egui::Key::Plus | egui::Key::Equals => view.zoom_about(cw, ch, 2.0),
-                egui::Key::Minus => view.zoom_about(cw, ch, 0.5),
-                egui::Key::ArrowLeft => view.pan(view.vw * 0.1, 0.0),
-                egui::Key::ArrowRight => view.pan(-view.vw * 0.1, 0.0),
-                egui::Key::ArrowUp => view.pan(0.0, view.vh * 0.1),
-                egui::Key::ArrowDown => view.pan(0.0, -view.vh * 0.1),
-                _ => {}
+        for k in navigate(&self.ctx, resp, origin, ppp, view) {
+            if let (egui::Key::F, Some((e, _))) = (k, pd.bounds) {
+                *view = PointView::fit(&e, view.vw, view.vh);
             }
         }
         if *view != before {
@@ -618,12 +596,7 @@ impl Viewer {
                 ui.small(format!("grid {} × {} px", g.req.w, g.req.h));
             }
             ui.separator();
-            ui.heading("Export size");
-            ui.horizontal(|ui| {
-                ui.add(egui::DragValue::new(&mut self.export.width).prefix("w "));
-                ui.add(egui::DragValue::new(&mut self.export.height).prefix("h "));
-            });
-            ui.small("0 × 0: the view's own pixels");
+            self.export_size_ui(ui);
             if let Some(pd) = self.points.as_mut() {
                 ui.separator();
                 ui.heading("Spatial index");
@@ -714,15 +687,8 @@ impl Viewer {
                 b.last_point_up = Some(up);
                 if b.frames >= 12 {
                     let aggs = pd.worker.aggregations() - b.aggs_at;
-                    let stat = |v: &[f64]| {
-                        let mut s = v.to_vec();
-                        s.sort_by(f64::total_cmp);
-                        let mean = s.iter().sum::<f64>() / s.len().max(1) as f64;
-                        let p95 = s.get((s.len() as f64 * 0.95) as usize).copied().unwrap_or(0.0);
-                        (mean * 1e3, p95 * 1e3)
-                    };
-                    let (sm, sp) = stat(&b.still_ui);
-                    let (pm, pp) = stat(&b.pan_ui);
+                    let (sm, sp) = mean_p95_ms(&b.still_ui);
+                    let (pm, pp) = mean_p95_ms(&b.pan_ui);
                     eprintln!(
                         "bench points: {} points; window set-up {:.3} s, then first frame {:.3} s ({}), exact frame {:.3} s after open ({:.3} s to aggregate it from the {}, {} points in view)",
                         pd.src.as_ref().map_or(0, |s| s.len),
