@@ -387,7 +387,12 @@ def add_pyr_render(name, file, arr, region, size, method, aligned, extra=()):
                 direct = direct.astype(arr.dtype)
         assert np.array_equal(direct.astype(np.float32), exp, equal_nan=True), name
     np.save(path(f"exp_pyr_{name}.npy"), exp)
-    pyr["renders"].append({"name": name, "file": file, "method": method, "level": lvl,
+    # 64-bit levels are stored as a per-tile offset plus float32 residuals: the block values are exact to a
+    # float32 ulp of the residual (|v - offset| <= the data's range) plus one of the value; others exactly.
+    atol = 0.0
+    if arr.dtype.itemsize == 8:
+        atol = float(2.0 ** -23 * (np.nanmax(arr) - np.nanmin(arr) + np.nanmax(np.abs(arr))))
+    pyr["renders"].append({"name": name, "file": file, "method": method, "level": lvl, "atol": atol,
                            "args": ["--region", ",".join(map(str, region)), "--size", f"{size[0]}x{size[1]}", *extra],
                            "expected": f"exp_pyr_{name}.npy"})
 

@@ -68,16 +68,18 @@ fn cache_files(cache: &Path) -> Vec<String> {
     v
 }
 
-/// Values of two .npy files are identical (shape, and every value; NaN equals NaN). Returns a
-/// description of the difference, or None.
-fn npy_differs(got: &Path, want: &Path) -> Option<String> {
+/// Values of two .npy files are identical (shape, and every value within `atol`; NaN equals NaN).
+/// Returns a description of the difference, or None.
+fn npy_differs(got: &Path, want: &Path, atol: f64) -> Option<String> {
     let (gs, gv) = read_npy(got);
     let (ws, wv) = read_npy(want);
     if gs != ws {
         return Some(format!("shape {gs:?}, expected {ws:?}"));
     }
     let width = *ws.last().unwrap_or(&1) as usize;
-    let bad: Vec<usize> = (0..gv.len()).filter(|&i| !(gv[i] == wv[i] || (gv[i].is_nan() && wv[i].is_nan()))).collect();
+    let bad: Vec<usize> = (0..gv.len())
+        .filter(|&i| !(gv[i] == wv[i] || (gv[i] - wv[i]).abs() <= atol || (gv[i].is_nan() && wv[i].is_nan())))
+        .collect();
     (!bad.is_empty()).then(|| {
         let first: Vec<String> = bad
             .iter()
@@ -153,7 +155,8 @@ fn renders_from_the_pyramid_are_numpy_block_means_and_maxima() {
             failures.push(format!("{name}: a preview although the pyramid is cached: {err}"));
         }
         assert_f32_npy(&out_npy);
-        if let Some(d) = npy_differs(&out_npy, &dir.join(case["expected"].as_str().unwrap_or_default())) {
+        let (expected, atol) = (dir.join(case["expected"].as_str().unwrap_or_default()), case["atol"].as_f64());
+        if let Some(d) = npy_differs(&out_npy, &expected, atol.unwrap_or(0.0)) {
             failures.push(format!("{name} (level {level}): {d}"));
         }
     }
@@ -502,7 +505,7 @@ fn stale_and_damaged_caches_are_rebuilt_or_refused() {
     let meta = vastview::pyramid::store::Store::read_meta(&vvp).expect("meta");
     let dtype = vastview::dtype::DType::all().iter().copied().find(|d| d.name() == meta.dtype).expect("dtype");
     let levels = vastview::pyramid::levels::Levels::new(meta.width, meta.height, meta.tile);
-    let layout = vastview::pyramid::store::Layout::new(levels, meta.slices, meta.channels, dtype);
+    let layout = vastview::pyramid::store::Layout::new(levels, meta.slices, meta.channels, dtype, meta.offsets);
     let tiles_below: u64 = (1..2).map(|l| levels.grid(l).cols() * levels.grid(l).rows()).sum();
     let (w2, h2) = levels.size(2);
     let at = layout.data_offset
@@ -613,7 +616,7 @@ fn preview_takes_the_centre_row_of_each_block_and_small_files_are_exact() {
         let err = stderr(&out);
         assert!(err.contains("PREVIEW") && err.contains("(preview: "), "{size}: {err}");
         assert_f32_npy(&out_npy);
-        if let Some(d) = npy_differs(&out_npy, &dir.join(case["expected"].as_str().unwrap_or_default())) {
+        if let Some(d) = npy_differs(&out_npy, &dir.join(case["expected"].as_str().unwrap_or_default()), 0.0) {
             panic!("preview {size}: {d}");
         }
         for flags in [&[][..], &["--exact"][..]] {
@@ -623,7 +626,7 @@ fn preview_takes_the_centre_row_of_each_block_and_small_files_are_exact() {
             ok(&out, "render");
             let err = stderr(&out);
             assert!(err.contains("(block means of the data)") && !err.contains("PREVIEW"), "{size} {flags:?}: {err}");
-            if let Some(d) = npy_differs(&out_npy, &dir.join(case["exact"].as_str().unwrap_or_default())) {
+            if let Some(d) = npy_differs(&out_npy, &dir.join(case["exact"].as_str().unwrap_or_default()), 0.0) {
                 panic!("exact {size} {flags:?}: {d}");
             }
         }
