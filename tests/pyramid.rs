@@ -199,6 +199,55 @@ fn png_from_the_pyramid_matches_matplotlib() {
     }
 }
 
+#[test]
+fn float64_levels_keep_a_large_offset_in_pngs() {
+    if gpu_session().is_none() {
+        return;
+    }
+    let (dir, m) = oracle();
+    let cache = TempDir::new("png64");
+    let cases = m["pyramid"]["png64"].as_array().expect("png64 cases");
+    assert_eq!(cases.len(), 2);
+    let file = dir.join("pyr_f64.npy");
+    ok(&vv(cache.path(), &["pyramid", s(&file), "-q"]), "pyramid");
+    for case in cases {
+        let level = case["level"].as_u64().unwrap_or(0);
+        let png = cache.join(&format!("out{level}.png"));
+        let mut args = vec!["render", s(&file), "-o", s(&png), "-v"];
+        let extra = strs(&case["args"]);
+        args.extend(extra.iter().map(String::as_str));
+        let out = vv(cache.path(), &args);
+        ok(&out, "render png");
+        assert!(stderr(&out).contains(&format!("(block means of pyramid level {level})")), "{}", stderr(&out));
+        let (w, h, got) = read_png(&png);
+        let (shape, want) = read_npy(&dir.join(case["expected"].as_str().unwrap_or_default()));
+        assert_eq!(shape, [u64::from(h), u64::from(w), 4]);
+        let want: Vec<u8> = want.iter().map(|&v| v as u8).collect();
+        // Limits 4 wide around 1e9: the colours spread over the colormap only if the residuals survive.
+        let distinct: std::collections::HashSet<&[u8]> = want.chunks_exact(4).collect();
+        assert!(distinct.len() > 100, "{} colours", distinct.len());
+        if let Some(msg) = compare_rgba(&got, &want, w as usize, 2) {
+            panic!("float64 PNG from pyramid level {level} differs from matplotlib: {msg}");
+        }
+    }
+}
+
+#[test]
+fn float64_pyramid_files_are_about_half_the_size_of_float64_levels() {
+    let (dir, _) = oracle();
+    let cache = TempDir::new("size64");
+    let mut sizes = Vec::new();
+    for f in ["pyr_f64.npy", "pyr_f64_as_f32.npy"] {
+        ok(&vv(cache.path(), &["pyramid", s(&dir.join(f)), "-q"]), "pyramid");
+        let vvp = vvp_files(cache.path()).into_iter().find(|p| p.to_string_lossy().contains(f)).expect("vvp file");
+        sizes.push(std::fs::metadata(&vvp).map(|m| m.len()).unwrap_or(0));
+    }
+    let (f64_file, f32_file) = (sizes[0], sizes[1]);
+    // Same geometry: float32 residuals plus an 8-byte offset per tile (1100×301 has 3 + 2 + 1 stored tiles
+    // in levels 1..=3), where float64 levels would need twice the float32 tile bytes.
+    assert!(f64_file > f32_file && f64_file - f32_file <= 8 * 6 + 4096, "{f64_file} vs {f32_file}");
+}
+
 /// Checks `stats --json` histograms against `np.histogram` of the finite values over the same edges,
 /// for every (data file, slice, json file) in `jobs`; a value within 1e-9 (relative) of an edge may
 /// land on either side of it.
