@@ -387,7 +387,12 @@ def add_pyr_render(name, file, arr, region, size, method, aligned, extra=()):
                 direct = direct.astype(arr.dtype)
         assert np.array_equal(direct.astype(np.float32), exp, equal_nan=True), name
     np.save(path(f"exp_pyr_{name}.npy"), exp)
-    pyr["renders"].append({"name": name, "file": file, "method": method, "level": lvl,
+    # 64-bit levels are stored as a per-tile offset plus float32 residuals: the block values are exact to a
+    # float32 ulp of the residual (|v - offset| <= the data's range) plus one of the value; others exactly.
+    atol = 0.0
+    if arr.dtype.itemsize == 8:
+        atol = float(2.0 ** -23 * (np.nanmax(arr) - np.nanmin(arr) + np.nanmax(np.abs(arr))))
+    pyr["renders"].append({"name": name, "file": file, "method": method, "level": lvl, "atol": atol,
                            "args": ["--region", ",".join(map(str, region)), "--size", f"{size[0]}x{size[1]}", *extra],
                            "expected": f"exp_pyr_{name}.npy"})
 
@@ -473,6 +478,24 @@ for ow, oh in [(PW // 4, PH // 4), (PW // 7, PH // 5), (100, 30)]:
     np.save(path(f"exp_exact_{ow}x{oh}.npy"), blocks.astype(np.float32))
     pyr["preview"].append({"file": "pyr_f32.npy", "size": f"{ow}x{oh}", "expected": f"exp_preview_{ow}x{oh}.npy",
                            "exact": f"exp_exact_{ow}x{oh}.npy"})
+
+# float64 with a large offset: levels are stored as a per-tile offset plus float32 residuals, so a PNG
+# with limits a few units wide still shows the noise (float32 values of 1e9 would be 64 apart); the same
+# values as float32 give the size of a file of float32 levels.
+F64H, F64W = 301, 1100
+pf64 = 1e9 + rng.standard_normal((F64H, F64W))
+pf64[rng.uniform(size=pf64.shape) < 0.05] = np.nan
+pf64[64:96, 128:160] = np.nan  # whole blocks of NaN -> transparent
+np.save(path("pyr_f64.npy"), pf64)
+np.save(path("pyr_f64_as_f32.npy"), pf64.astype(np.float32))
+pyr["png64"] = []
+for f, lvl in [(2, 1), (4, 2)]:
+    H4, W4 = F64H // f * f, F64W // f * f
+    m = np.nanmean(pf64[:H4, :W4].reshape(H4 // f, f, W4 // f, f), axis=(1, 3))
+    np.save(path(f"exp_pyr_f64_x{f}.npy"), colors("viridis", Normalize(1e9 - 2, 1e9 + 2)(m)))
+    pyr["png64"].append({"file": "pyr_f64.npy", "level": lvl, "expected": f"exp_pyr_f64_x{f}.npy",
+                         "args": ["--region", f"0,0,{W4},{H4}", "--size", f"{W4 // f}x{H4 // f}",
+                                  "--limits", f"{1e9 - 2!r},{1e9 + 2!r}"]})
 
 with open(path("manifest.json"), "w") as f:
     json.dump(manifest, f)

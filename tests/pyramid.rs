@@ -68,16 +68,18 @@ fn cache_files(cache: &Path) -> Vec<String> {
     v
 }
 
-/// Values of two .npy files are identical (shape, and every value; NaN equals NaN). Returns a
-/// description of the difference, or None.
-fn npy_differs(got: &Path, want: &Path) -> Option<String> {
+/// Values of two .npy files are identical (shape, and every value within `atol`; NaN equals NaN).
+/// Returns a description of the difference, or None.
+fn npy_differs(got: &Path, want: &Path, atol: f64) -> Option<String> {
     let (gs, gv) = read_npy(got);
     let (ws, wv) = read_npy(want);
     if gs != ws {
         return Some(format!("shape {gs:?}, expected {ws:?}"));
     }
     let width = *ws.last().unwrap_or(&1) as usize;
-    let bad: Vec<usize> = (0..gv.len()).filter(|&i| !(gv[i] == wv[i] || (gv[i].is_nan() && wv[i].is_nan()))).collect();
+    let bad: Vec<usize> = (0..gv.len())
+        .filter(|&i| !(gv[i] == wv[i] || (gv[i] - wv[i]).abs() <= atol || (gv[i].is_nan() && wv[i].is_nan())))
+        .collect();
     (!bad.is_empty()).then(|| {
         let first: Vec<String> = bad
             .iter()
@@ -153,7 +155,8 @@ fn renders_from_the_pyramid_are_numpy_block_means_and_maxima() {
             failures.push(format!("{name}: a preview although the pyramid is cached: {err}"));
         }
         assert_f32_npy(&out_npy);
-        if let Some(d) = npy_differs(&out_npy, &dir.join(case["expected"].as_str().unwrap_or_default())) {
+        let (expected, atol) = (dir.join(case["expected"].as_str().unwrap_or_default()), case["atol"].as_f64());
+        if let Some(d) = npy_differs(&out_npy, &expected, atol.unwrap_or(0.0)) {
             failures.push(format!("{name} (level {level}): {d}"));
         }
     }
@@ -194,6 +197,55 @@ fn png_from_the_pyramid_matches_matplotlib() {
     if let Some(msg) = compare_rgba(&got, &want, w as usize, 2) {
         panic!("PNG from pyramid level {level} differs from matplotlib: {msg}");
     }
+}
+
+#[test]
+fn float64_levels_keep_a_large_offset_in_pngs() {
+    if gpu_session().is_none() {
+        return;
+    }
+    let (dir, m) = oracle();
+    let cache = TempDir::new("png64");
+    let cases = m["pyramid"]["png64"].as_array().expect("png64 cases");
+    assert_eq!(cases.len(), 2);
+    let file = dir.join("pyr_f64.npy");
+    ok(&vv(cache.path(), &["pyramid", s(&file), "-q"]), "pyramid");
+    for case in cases {
+        let level = case["level"].as_u64().unwrap_or(0);
+        let png = cache.join(&format!("out{level}.png"));
+        let mut args = vec!["render", s(&file), "-o", s(&png), "-v"];
+        let extra = strs(&case["args"]);
+        args.extend(extra.iter().map(String::as_str));
+        let out = vv(cache.path(), &args);
+        ok(&out, "render png");
+        assert!(stderr(&out).contains(&format!("(block means of pyramid level {level})")), "{}", stderr(&out));
+        let (w, h, got) = read_png(&png);
+        let (shape, want) = read_npy(&dir.join(case["expected"].as_str().unwrap_or_default()));
+        assert_eq!(shape, [u64::from(h), u64::from(w), 4]);
+        let want: Vec<u8> = want.iter().map(|&v| v as u8).collect();
+        // Limits 4 wide around 1e9: the colours spread over the colormap only if the residuals survive.
+        let distinct: std::collections::HashSet<&[u8]> = want.chunks_exact(4).collect();
+        assert!(distinct.len() > 100, "{} colours", distinct.len());
+        if let Some(msg) = compare_rgba(&got, &want, w as usize, 2) {
+            panic!("float64 PNG from pyramid level {level} differs from matplotlib: {msg}");
+        }
+    }
+}
+
+#[test]
+fn float64_pyramid_files_are_about_half_the_size_of_float64_levels() {
+    let (dir, _) = oracle();
+    let cache = TempDir::new("size64");
+    let mut sizes = Vec::new();
+    for f in ["pyr_f64.npy", "pyr_f64_as_f32.npy"] {
+        ok(&vv(cache.path(), &["pyramid", s(&dir.join(f)), "-q"]), "pyramid");
+        let vvp = vvp_files(cache.path()).into_iter().find(|p| p.to_string_lossy().contains(f)).expect("vvp file");
+        sizes.push(std::fs::metadata(&vvp).map(|m| m.len()).unwrap_or(0));
+    }
+    let (f64_file, f32_file) = (sizes[0], sizes[1]);
+    // Same geometry: float32 residuals plus an 8-byte offset per tile (1100×301 has 3 + 2 + 1 stored tiles
+    // in levels 1..=3), where float64 levels would need twice the float32 tile bytes.
+    assert!(f64_file > f32_file && f64_file - f32_file <= 8 * 6 + 4096, "{f64_file} vs {f32_file}");
 }
 
 /// Checks `stats --json` histograms against `np.histogram` of the finite values over the same edges,
@@ -502,7 +554,7 @@ fn stale_and_damaged_caches_are_rebuilt_or_refused() {
     let meta = vastview::pyramid::store::Store::read_meta(&vvp).expect("meta");
     let dtype = vastview::dtype::DType::all().iter().copied().find(|d| d.name() == meta.dtype).expect("dtype");
     let levels = vastview::pyramid::levels::Levels::new(meta.width, meta.height, meta.tile);
-    let layout = vastview::pyramid::store::Layout::new(levels, meta.slices, meta.channels, dtype);
+    let layout = vastview::pyramid::store::Layout::new(levels, meta.slices, meta.channels, dtype, meta.offsets);
     let tiles_below: u64 = (1..2).map(|l| levels.grid(l).cols() * levels.grid(l).rows()).sum();
     let (w2, h2) = levels.size(2);
     let at = layout.data_offset
@@ -613,7 +665,7 @@ fn preview_takes_the_centre_row_of_each_block_and_small_files_are_exact() {
         let err = stderr(&out);
         assert!(err.contains("PREVIEW") && err.contains("(preview: "), "{size}: {err}");
         assert_f32_npy(&out_npy);
-        if let Some(d) = npy_differs(&out_npy, &dir.join(case["expected"].as_str().unwrap_or_default())) {
+        if let Some(d) = npy_differs(&out_npy, &dir.join(case["expected"].as_str().unwrap_or_default()), 0.0) {
             panic!("preview {size}: {d}");
         }
         for flags in [&[][..], &["--exact"][..]] {
@@ -623,7 +675,7 @@ fn preview_takes_the_centre_row_of_each_block_and_small_files_are_exact() {
             ok(&out, "render");
             let err = stderr(&out);
             assert!(err.contains("(block means of the data)") && !err.contains("PREVIEW"), "{size} {flags:?}: {err}");
-            if let Some(d) = npy_differs(&out_npy, &dir.join(case["exact"].as_str().unwrap_or_default())) {
+            if let Some(d) = npy_differs(&out_npy, &dir.join(case["exact"].as_str().unwrap_or_default()), 0.0) {
                 panic!("exact {size} {flags:?}: {d}");
             }
         }

@@ -1,7 +1,8 @@
 //! Building a pyramid file in one streaming pass over the data: bands of full-width rows are reduced
 //! on all cores into level 1 (mean or max, NaN-aware) and the level-0 tile statistics; each coarser
 //! level is reduced from the exact sums of the one below as its rows complete; finished tiles are
-//! checksummed and usable at once. The pass checkpoints its few rows of state now and then, so a build
+//! checksummed and usable at once. Levels of 64-bit data keep a tile row of exact values until it is
+//! complete, then store each tile as its offset plus float32 residuals (the sums stay exact). The pass checkpoints its few rows of state now and then, so a build
 //! that is cancelled, crashes or is killed resumes where it stopped.
 
 use std::io::Write;
@@ -15,7 +16,8 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::geom::Rect;
 use crate::pyramid::kernels::{add, convert, full_blocks4, level1_row, pair_rows, reduce_pairs, LevelValue};
-use crate::pyramid::store::{Method, Store};
+use crate::pyramid::store::{value_dtype, Method, Store};
+use crate::pyramid::texels::TileData;
 use crate::pyramid::tilestats::{BinLut, HistRange, StatsAcc, TileStats, RECORD_BYTES};
 use crate::source::{ArraySource, Element, RegionBuf};
 
@@ -94,6 +96,8 @@ struct LevelState {
     hashers: Vec<crc32fast::Hasher>,
     /// Statistics of the current tile row, merged from the finished tile rows below.
     stats: Vec<TileStats>,
+    /// Files with offsets: the values of the current tile row's rows so far (`wc` per row).
+    means: Vec<f64>,
 }
 
 /// One pass over slice after slice.
@@ -174,6 +178,7 @@ impl<'a> Builder<'a> {
                     buf_row0: 0,
                     hashers: vec![crc32fast::Hasher::new(); cols],
                     stats: vec![TileStats::default(); cols],
+                    means: Vec::new(),
                 }
             })
             .collect()
@@ -475,12 +480,12 @@ impl<'a> Builder<'a> {
         }
         let wc = st.wc;
         // Store: convert to the level dtype (all rows at once, on all cores), buffer, flush at tile-row ends.
-        let (store, method) = (self.store, self.method);
+        let (dtype, method) = (value_dtype(self.src.info().dtype), self.method);
         let converted: Vec<Vec<u8>> = rows
             .v
             .par_chunks(wc.max(1))
             .zip(rows.k.par_chunks(wc.max(1)))
-            .map(|(v, k)| convert_row(v, k, store, method))
+            .map(|(v, k)| convert_row(v, k, dtype, method))
             .collect();
         self.push_converted(slice, st, converted.iter().map(Vec::as_slice))?;
         // Reduce pairs into the next level.
@@ -513,6 +518,12 @@ impl<'a> Builder<'a> {
     /// Buffers stored rows of a level, flushing them at tile-row ends (and when the buffer is full).
     fn push_converted<'b>(&self, slice: u64, st: &mut LevelState, rows: impl Iterator<Item = &'b [u8]>) -> Result<()> {
         let tile = self.store.levels().tile;
+        if self.store.layout.offsets {
+            for bytes in rows {
+                self.push_values(slice, st, bytes)?;
+            }
+            return Ok(());
+        }
         for bytes in rows {
             if st.buf_rows == 0 {
                 st.buf_row0 = st.rows_done;
@@ -571,6 +582,13 @@ impl<'a> Builder<'a> {
     /// Stored rows of a level, contiguous: written straight into their tiles (no copy through the
     /// level's buffer) while nothing is buffered, up to each tile-row end.
     fn push_band_rows(&self, slice: u64, st: &mut LevelState, bytes: &[u8]) -> Result<()> {
+        if self.store.layout.offsets {
+            let row_bytes = (st.wc * 8).max(1);
+            for row in bytes.chunks_exact(row_bytes) {
+                self.push_values(slice, st, row)?;
+            }
+            return Ok(());
+        }
         let row_bytes = (st.wc * self.store.layout.dtype.size()).max(1);
         let tile = self.store.levels().tile;
         let mut rest = bytes;
@@ -589,6 +607,41 @@ impl<'a> Builder<'a> {
             }
             rest = &rest[n * row_bytes..];
         }
+        Ok(())
+    }
+
+    /// Files with offsets: one level row of 64-bit values (the value dtype, native order) joins the
+    /// current tile row; a complete tile row is stored tile by tile as offset + float32 residuals.
+    fn push_values(&self, slice: u64, st: &mut LevelState, row: &[u8]) -> Result<()> {
+        let dtype = value_dtype(self.src.info().dtype);
+        st.means.extend(row.chunks_exact(8).map(|b| {
+            let b: [u8; 8] = b.try_into().unwrap_or([0; 8]);
+            match dtype {
+                DType::I64 => i64::from_ne_bytes(b) as f64,
+                DType::U64 => u64::from_ne_bytes(b) as f64,
+                _ => f64::from_ne_bytes(b),
+            }
+        }));
+        st.rows_done += 1;
+        let tile = self.store.levels().tile;
+        if st.rows_done % tile != 0 && st.rows_done != st.height {
+            return Ok(());
+        }
+        let ty = (st.rows_done - 1) / tile;
+        let c = self.store.meta.channels as usize;
+        let (wc, level, store) = (st.wc.max(1), st.level, self.store);
+        let cols = self.store.levels().grid(level).cols();
+        let means = std::mem::take(&mut st.means);
+        (0..cols).into_par_iter().try_for_each(|tx| -> Result<()> {
+            let (a, b) = ((tx * tile) as usize * c, (((tx + 1) * tile) as usize * c).min(wc));
+            let vals: Vec<f64> = means.chunks_exact(wc).flat_map(|r| r[a..b].iter().copied()).collect();
+            let (offset, residuals) = TileData::residuals(&vals);
+            let crc = store.write_offset_tile(slice, level, (tx, ty), offset, &residuals)?;
+            store.finish_tile(slice, level, tx, ty, crc)
+        })?;
+        st.means = means;
+        st.means.clear();
+        self.progress.epoch.fetch_add(1, Ordering::Release);
         Ok(())
     }
 
@@ -648,6 +701,11 @@ impl<'a> Builder<'a> {
             }
             for s in &st.stats {
                 b.extend_from_slice(&s.to_bytes());
+            }
+            // Files with offsets: the current tile row's values (nothing of it is stored yet).
+            if self.store.layout.offsets {
+                b.extend_from_slice(&(st.means.len() as u64).to_le_bytes());
+                st.means.iter().for_each(|x| b.extend_from_slice(&x.to_le_bytes()));
             }
         }
         let crc = crc32fast::hash(&b);
@@ -712,6 +770,18 @@ impl<'a> Builder<'a> {
             // The rows of the current tile row already written: re-hash them, un-finish later tiles.
             let ty = st.rows_done / tile;
             let in_row = st.rows_done % tile;
+            if self.store.layout.offsets {
+                let n = u64_at(&mut at)? as usize;
+                let whole = st.rows_done == st.height && n == 0;
+                if n != in_row as usize * st.wc && !whole {
+                    return None;
+                }
+                st.means = (0..n)
+                    .map(|i| Some(f64::from_le_bytes(body.get(at + 8 * i..at + 8 * i + 8)?.try_into().ok()?)))
+                    .collect::<Option<_>>()?;
+                at += 8 * n;
+                continue;
+            }
             for (tx, h) in st.hashers.iter_mut().enumerate() {
                 if in_row > 0 {
                     let bytes = self.store.tile_bytes(slice, st.level, tx as u64, ty).ok()?;
@@ -811,8 +881,7 @@ fn reduce_rows_pairwise(input: &Rows, wc: usize, wc_next: usize, c: usize, metho
 /// One level row as stored bytes: means (sum / count) or maxima in the level dtype (integers rounded
 /// and clamped), NaN where every value was NaN.
 #[inline(never)]
-fn convert_row(v: &[f64], k: &[u32], store: &Store, method: Method) -> Vec<u8> {
-    let dtype = store.layout.dtype;
+fn convert_row(v: &[f64], k: &[u32], dtype: DType, method: Method) -> Vec<u8> {
     let max = method == Method::Max;
     fn typed<T: LevelValue>(v: &[f64], k: &[u32], max: bool) -> Vec<u8> {
         let mut out = vec![0u8; std::mem::size_of_val(v) / 8 * std::mem::size_of::<T>()];

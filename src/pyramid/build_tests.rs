@@ -28,7 +28,7 @@ fn dir() -> &'static PathBuf {
     })
 }
 
-/// Writes an .npy of `w × h` values `f(x, y)` as f32 or u16 and opens it.
+/// Writes an .npy of `w × h` values `f(x, y)` as f32, f64 or u16 and opens it.
 fn npy(name: &str, dtype: DType, w: u64, h: u64, f: impl Fn(u64, u64) -> f64) -> (PathBuf, Arc<dyn ArraySource>) {
     let path = dir().join(name);
     let mut b = crate::headless::npy_header(&dtype.descr(crate::dtype::Endian::Little), &[h, w]);
@@ -37,6 +37,7 @@ fn npy(name: &str, dtype: DType, w: u64, h: u64, f: impl Fn(u64, u64) -> f64) ->
             let v = f(x, y);
             match dtype {
                 DType::U16 => b.extend_from_slice(&(v as u16).to_le_bytes()),
+                DType::F64 => b.extend_from_slice(&v.to_le_bytes()),
                 _ => b.extend_from_slice(&(v as f32).to_le_bytes()),
             }
         }
@@ -66,7 +67,7 @@ fn check_levels(src: &dyn ArraySource, store: &Store, method: Method) {
         let g = lv.grid(level);
         for ty in 0..g.rows() {
             for tx in 0..g.cols() {
-                assert!(store.read_tile(0, level, tx, ty, &mut t).unwrap(), "tile {level}/{tx},{ty} missing");
+                assert!(store.read_tile(0, level, tx, ty, &mut t).unwrap().is_some(), "tile {level}/{tx},{ty} missing");
                 let got = t.to_f64();
                 let want: Vec<f64> = match method {
                     Method::Mean => {
@@ -161,14 +162,25 @@ fn statistics_match_the_data() {
 
 #[test]
 fn a_cancelled_build_resumes_to_the_same_file() {
-    let (_, src) = npy("resume.npy", DType::F32, 1000, 1300, field);
-    let (_, fresh_src) = npy("resume_fresh.npy", DType::F32, 1000, 1300, field);
+    resume_case("resume", DType::F32, field);
+}
+
+/// Float64 levels keep their current tile row of values in the checkpoint (nothing of it is stored).
+#[test]
+fn a_cancelled_float64_build_resumes_to_the_same_file() {
+    resume_case("resume64", DType::F64, |x, y| field(x, y) + 1e9);
+}
+
+fn resume_case(name: &str, dtype: DType, f: fn(u64, u64) -> f64) {
+    let (_, src) = npy(&format!("{name}.npy"), dtype, 1000, 1300, f);
+    let (_, fresh_src) = npy(&format!("{name}_fresh.npy"), dtype, 1000, 1300, f);
     let fresh = find_or_build(fresh_src.as_ref(), Method::Mean, &Progress::default()).unwrap();
 
     let job = BuildJob::prepare(src.as_ref(), Method::Mean).unwrap();
     assert!(!job.resuming);
     let p = Progress::default();
-    p.cancel_after.store(2 * 1000 * 1300, Ordering::Relaxed); // about 40 % of the 5.2 MB
+    // About 40 % of the data (the cancel lands on a level-0 tile-row boundary).
+    p.cancel_after.store(2 * 1000 * 1300 * dtype.size() as u64 / 4, Ordering::Relaxed);
     assert!(matches!(job.run(src.as_ref(), &p), Err(Error::Cancelled)));
     assert!(job.paths.partial.exists() && job.paths.resume.exists() && !job.paths.done.exists());
     let partial_tiles = job.store.tiles_done();
@@ -180,7 +192,11 @@ fn a_cancelled_build_resumes_to_the_same_file() {
     let p = Progress::default();
     let store = job.run(src.as_ref(), &p).unwrap();
     assert!(p.resumed_from.load(Ordering::Relaxed) > 0);
-    check_levels(src.as_ref(), &store, Method::Mean);
+    if dtype == DType::F32 {
+        check_levels(src.as_ref(), &store, Method::Mean);
+    } else {
+        check_offset_tiles(src.as_ref(), &store);
+    }
     // Same tiles and statistics as the uninterrupted build.
     let lv = store.levels();
     let (mut a, mut b) = (RegionBuf::default(), RegionBuf::default());
@@ -189,14 +205,85 @@ fn a_cancelled_build_resumes_to_the_same_file() {
         for ty in 0..g.rows() {
             for tx in 0..g.cols() {
                 if level > 0 {
-                    store.read_tile(0, level, tx, ty, &mut a).unwrap();
-                    fresh.read_tile(0, level, tx, ty, &mut b).unwrap();
+                    let oa = store.read_tile(0, level, tx, ty, &mut a).unwrap();
+                    let ob = fresh.read_tile(0, level, tx, ty, &mut b).unwrap();
+                    assert!(oa.is_some() && oa.map(f64::to_bits) == ob.map(f64::to_bits));
                     assert_eq!(a.bytes(), b.bytes(), "level {level} tile {tx},{ty}");
                 }
                 assert_eq!(store.read_stats(0, level, tx, ty).unwrap(), fresh.read_stats(0, level, tx, ty).unwrap());
             }
         }
     }
+}
+
+/// Every stored tile of a float64 file against the exact path: its offset is the median of the tile's
+/// finite block means (computed from the data in f64) and its float32 residuals are those means minus
+/// the offset, as uploads of exactly computed tiles have them.
+fn check_offset_tiles(src: &dyn ArraySource, store: &Store) {
+    assert!(store.layout.offsets && store.layout.dtype == DType::F32 && store.meta.dtype == "float32");
+    let lv = store.levels();
+    let mut t = RegionBuf::default();
+    for level in 1..lv.count {
+        let g = lv.grid(level);
+        for ty in 0..g.rows() {
+            for tx in 0..g.cols() {
+                let offset = store.read_tile(0, level, tx, ty, &mut t).unwrap().expect("tile stored");
+                let want = tile_texels(src, 0, &lv, level, tx, ty).unwrap();
+                // The cascade sums in another order than block_reduce: equal to a few f64 ulps.
+                assert!((offset - want.offset).abs() <= 1e-12 * want.offset.abs(), "{offset} vs {}", want.offset);
+                let got = f32s(&t);
+                let exact = want.values_every(1);
+                assert_eq!(got.len(), exact.len());
+                for (i, (&r, &v)) in got.iter().zip(&exact).enumerate() {
+                    assert_eq!(r.is_nan(), v.is_nan(), "level {level} tile {tx},{ty} texel {i}");
+                    if !v.is_nan() {
+                        // Residual precision: a float32 ulp of the residual (plus the offset's few ulps).
+                        let err = (f64::from(r) + offset - v).abs();
+                        assert!(err <= 1e-6 * (v - offset).abs().max(1.0), "texel {i}: {r} + {offset} vs {v}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn float64_levels_are_stored_as_offset_plus_float32_residuals() {
+    // A large offset with noise far below float32 resolution at 1e9, NaN holes, and a few huge values
+    // (the median keeps the bulk precise).
+    let f = |x: u64, y: u64| {
+        if (x * 7 + y * 3) % 97 == 0 {
+            f64::NAN
+        } else if (x, y) == (3, 4) {
+            1e15
+        } else {
+            1e9 + ((x as f64) * 0.37).sin() + (y as f64) * 1e-3
+        }
+    };
+    let (_, src) = npy("f64.npy", DType::F64, 1100, 700, f);
+    let store = find_or_build(src.as_ref(), Method::Mean, &Progress::default()).unwrap();
+    check_offset_tiles(src.as_ref(), &store);
+    // Half the tile bytes of float64 levels: float32 residuals plus one 8-byte offset per tile.
+    let (_, f32src) = npy("f64_as_f32.npy", DType::F32, 1100, 700, f);
+    let f32store = find_or_build(f32src.as_ref(), Method::Mean, &Progress::default()).unwrap();
+    assert_eq!(store.layout.slot_bytes, f32store.layout.slot_bytes + 8);
+    assert_eq!(store.layout.file_size, f32store.layout.file_size + 8 * store.layout.stored_tiles());
+    // The statistics are those of the exact float64 data.
+    let mut b = RegionBuf::default();
+    src.read_region(0, crate::geom::Rect::new(0, 0, 1100, 700), &mut b).unwrap();
+    let all = b.to_f64();
+    let mut acc = StatsAcc::default();
+    acc.add(&all, &store.hist_range(), store.hist_range().scale());
+    let want = acc.finish();
+    let got = store.slice_stats(0).unwrap().expect("stats");
+    assert_eq!((got.count, got.nan, got.min, got.max, got.hist), (want.count, want.nan, want.min, want.max, want.hist));
+    // A flipped bit in a tile's offset fails the tile's checksum.
+    let (file, at) = (store.path().to_path_buf(), store.layout.data_offset + 3);
+    drop(store);
+    flip_byte(&file, at);
+    let s = find(src.as_ref(), Method::Mean).unwrap().expect("header still fine");
+    let e = s.read_tile(0, 1, 0, 0, &mut RegionBuf::default()).unwrap_err();
+    assert!(matches!(e, Error::Cache { .. }), "{e}");
 }
 
 fn flip_byte(path: &Path, at: u64) {

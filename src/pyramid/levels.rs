@@ -109,8 +109,8 @@ impl TileSource {
             if let Some(s) = self.store() {
                 let mut buf = RegionBuf::default();
                 match s.read_tile(slice, level, tx, ty, &mut buf) {
-                    Ok(true) => return Ok(TileData::from_region(&buf)),
-                    Ok(false) => {}
+                    Ok(Some(offset)) => return Ok(TileData::from_stored(&buf, offset)),
+                    Ok(None) => {}
                     // A damaged file is never trusted: delete it and go on from the data.
                     Err(e @ crate::error::Error::Cache { .. }) => {
                         eprintln!("vastview: {e}; deleted it (it is rebuilt when the file is next opened)");

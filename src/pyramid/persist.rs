@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::geom::Rect;
 use crate::pyramid::build::{Builder, Progress};
 use crate::pyramid::levels::Levels;
-use crate::pyramid::store::{self, level_dtype, Layout, Meta, Method, Store};
+use crate::pyramid::store::{self, has_offsets, level_dtype, Layout, Meta, Method, Store};
 use crate::pyramid::tilestats::HistRange;
 use crate::pyramid::TILE;
 use crate::source::{ArraySource, Format, RegionBuf, SourceInfo};
@@ -45,7 +45,8 @@ fn expected_meta(src: &dyn ArraySource, id: Identity, method: Method, hist: Hist
     let im = info.image;
     let levels = Levels::new(im.width, im.height, TILE);
     let dtype = level_dtype(info.dtype);
-    let layout = Layout::new(levels, im.slices, im.channels, dtype);
+    let offsets = has_offsets(info.dtype);
+    let layout = Layout::new(levels, im.slices, im.channels, dtype, offsets);
     let meta = Meta {
         format: "vastview-pyramid".into(),
         version: store::VERSION,
@@ -63,6 +64,7 @@ fn expected_meta(src: &dyn ArraySource, id: Identity, method: Method, hist: Hist
         hist_hi: hist.hi,
         little_endian: store::native_little(),
         file_size: layout.file_size,
+        offsets,
     };
     (meta, layout)
 }
@@ -181,7 +183,8 @@ pub fn find_or_build(src: &dyn ArraySource, method: Method, progress: &Progress)
     BuildJob::prepare(src, method)?.run(src, progress)
 }
 
-/// One stored level of a pyramid, read tile by tile (checksums verified), as an array source.
+/// One stored level of a pyramid, read tile by tile (checksums verified), as an array source: in the
+/// stored dtype, or as float64 (offset + residual) for a file with offsets.
 pub struct LevelSource {
     store: Arc<Store>,
     level: u32,
@@ -193,7 +196,7 @@ impl LevelSource {
     pub fn new(store: Arc<Store>, base: &SourceInfo, level: u32) -> LevelSource {
         let (w, h) = store.levels().size(level);
         let mut info = base.clone();
-        info.dtype = store.layout.dtype;
+        info.dtype = if store.layout.offsets { crate::dtype::DType::F64 } else { store.layout.dtype };
         info.image.width = w;
         info.image.height = h;
         LevelSource { store, level, info }
@@ -221,11 +224,15 @@ impl ArraySource for LevelSource {
         let mut dst = std::mem::take(out);
         let bytes = dst.reset(self.info.dtype, w, h, c);
         for (tx, ty) in g.tiles_in(&rect) {
-            if !self.store.read_tile(slice, self.level, tx, ty, &mut tile)? {
+            let Some(offset) = self.store.read_tile(slice, self.level, tx, ty, &mut tile)? else {
                 return Err(Error::request(
                     &self.info.path,
                     format!("level {} tile {tx},{ty} is not built yet", self.level),
                 ));
+            };
+            if self.store.layout.offsets {
+                let vals: Vec<f64> = tile.to_f64().into_iter().map(|r| r + offset).collect();
+                tile.reset(self.info.dtype, tile.width, tile.height, c).copy_from_slice(bytemuck::cast_slice(&vals));
             }
             let t = g.tile_rect(tx, ty);
             let part = t.intersect(&rect);

@@ -1,12 +1,15 @@
-//! The persistent pyramid file: levels 1.. of an image stored tile by tile in the source dtype, each tile
-//! with a CRC, plus the per-tile statistics of every level; validated against its data file before use.
+//! The persistent pyramid file: levels 1.. of an image stored tile by tile in the source dtype (64-bit data
+//! as a per-tile f64 offset plus float32 residuals, the form tiles are uploaded in), each tile with a CRC,
+//! plus the per-tile statistics of every level; validated against its data file before use.
 //!
 //! Layout (all integers little-endian):
 //! - `[0, HEADER)`: magic `VVPYRMD1`, u32 JSON length, u32 CRC-32 of the JSON, the JSON [`Meta`].
 //! - index: one u64 per stored tile (levels ≥ 1, every slice): bit 32 set once the tile is complete,
 //!   low 32 bits the CRC-32 of its bytes.
 //! - statistics: one [`RECORD_BYTES`] record per tile of every level (0 included), checked by its own CRC.
-//! - tile slots: `tile × tile × channels` elements each; a tile's rows are packed at its own width.
+//! - tile slots: `tile × tile × channels` elements each; a tile's rows are packed at its own width. For
+//!   64-bit data (`offsets` in the header) each slot starts with the tile's f64 offset (native order) and
+//!   its elements are float32 residuals `(v − offset) as f32`; the tile's CRC covers offset and residuals.
 //!
 //! A tile is trusted only if the index says complete and its bytes match the CRC; anything else in a
 //! complete file is damage, and the file is deleted and rebuilt.
@@ -27,7 +30,7 @@ const MAGIC: &[u8; 8] = b"VVPYRMD1";
 /// Bytes reserved for the header.
 pub const HEADER: u64 = 64 << 10;
 /// Version of the layout; part of every cache key.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 const DONE: u64 = 1 << 32;
 
 /// How a level pixel summarises the block of data pixels under it.
@@ -56,14 +59,31 @@ impl Method {
     }
 }
 
-/// The dtype levels are stored in: the source's own (bool as uint8).
-pub fn level_dtype(d: DType) -> DType {
+/// The dtype level values are computed in: the source's own (bool as uint8; integers rounded).
+pub fn value_dtype(d: DType) -> DType {
     if d == DType::Bool {
         DType::U8
     } else {
         d
     }
 }
+
+/// Whether levels of `d` are stored as a per-tile offset plus float32 residuals (64-bit types).
+pub fn has_offsets(d: DType) -> bool {
+    d.is_wide()
+}
+
+/// The dtype level elements are stored in: the value dtype, float32 residuals for 64-bit types.
+pub fn level_dtype(d: DType) -> DType {
+    if has_offsets(d) {
+        DType::F32
+    } else {
+        value_dtype(d)
+    }
+}
+
+/// Bytes of the per-tile offset that starts each slot of a file with offsets.
+pub const OFFSET_BYTES: u64 = 8;
 
 /// Everything the file says about itself (the header JSON).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -86,6 +106,9 @@ pub struct Meta {
     pub hist_hi: f64,
     pub little_endian: bool,
     pub file_size: u64,
+    /// Tiles are an f64 offset plus float32 residuals (64-bit data); absent (false) otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub offsets: bool,
 }
 
 /// Offsets of the parts of a file with this geometry.
@@ -95,6 +118,8 @@ pub struct Layout {
     pub slices: u64,
     pub channels: u64,
     pub dtype: DType,
+    /// Each slot starts with the tile's f64 offset ([`OFFSET_BYTES`]); `dtype` is then float32.
+    pub offsets: bool,
     /// First tile of each level (0..count) in the statistics table, per slice.
     stat_base: Vec<u64>,
     stats_per_slice: u64,
@@ -109,7 +134,7 @@ pub struct Layout {
 }
 
 impl Layout {
-    pub fn new(levels: Levels, slices: u64, channels: u64, dtype: DType) -> Layout {
+    pub fn new(levels: Levels, slices: u64, channels: u64, dtype: DType, offsets: bool) -> Layout {
         let tiles = |l: u32| {
             let g = levels.grid(l);
             g.cols() * g.rows()
@@ -131,13 +156,14 @@ impl Layout {
         let index_offset = HEADER;
         let stats_offset = (index_offset + 8 * data_per_slice * slices).next_multiple_of(4096);
         let data_offset = (stats_offset + RECORD_BYTES as u64 * stats_per_slice * slices).next_multiple_of(4096);
-        let slot_bytes = levels.tile * levels.tile * channels * dtype.size() as u64;
+        let slot_bytes = levels.tile * levels.tile * channels * dtype.size() as u64 + Self::head(offsets);
         let file_size = data_offset + slot_bytes * data_per_slice * slices;
         Layout {
             levels,
             slices,
             channels,
             dtype,
+            offsets,
             stat_base,
             stats_per_slice,
             data_base,
@@ -147,6 +173,15 @@ impl Layout {
             data_offset,
             slot_bytes,
             file_size,
+        }
+    }
+
+    /// Bytes before a slot's elements.
+    fn head(offsets: bool) -> u64 {
+        if offsets {
+            OFFSET_BYTES
+        } else {
+            0
         }
     }
 
@@ -275,7 +310,10 @@ impl Store {
         if levels.count != meta.levels {
             return Err(Error::cache(path, "level count does not match the geometry"));
         }
-        let layout = Layout::new(levels, meta.slices, meta.channels, dtype);
+        if meta.offsets && dtype != DType::F32 {
+            return Err(Error::cache(path, "offsets with a dtype other than float32"));
+        }
+        let layout = Layout::new(levels, meta.slices, meta.channels, dtype, meta.offsets);
         let len = file.metadata().map_err(rw_err(path))?.len();
         if len != layout.file_size || meta.file_size != layout.file_size {
             return Err(Error::cache(path, format!("size is {len} bytes, expected {}", layout.file_size)));
@@ -336,27 +374,53 @@ impl Store {
         self.layout.data_offset + i * self.layout.slot_bytes
     }
 
-    /// Reads a stored tile into `out` (its own width × height, native order); `Ok(false)` when it is not
-    /// stored yet; an error when its bytes do not match their checksum.
-    pub fn read_tile(&self, slice: u64, level: u32, tx: u64, ty: u64, out: &mut RegionBuf) -> Result<bool> {
+    /// Reads a stored tile into `out` (its own width × height, native order): `Ok(Some(offset))` with
+    /// the tile's value offset (0 unless the file stores offsets: value = element + offset), `Ok(None)`
+    /// when it is not stored yet; an error when its bytes do not match their checksum.
+    pub fn read_tile(&self, slice: u64, level: u32, tx: u64, ty: u64, out: &mut RegionBuf) -> Result<Option<f64>> {
         let Some(i) = self.layout.data_index(slice, level, tx, ty) else {
             return Err(Error::request(&self.path, format!("no tile {tx},{ty} at level {level}")));
         };
         let e = self.index.get(i as usize).map_or(0, |e| e.load(Ordering::Acquire));
         if e & DONE == 0 {
-            return Ok(false);
+            return Ok(None);
         }
         let (_, w, h) = self.layout.tile_dims(level, tx, ty);
         let c = self.layout.channels as usize;
+        let truncated = |_| Error::cache(&self.path, "truncated tile");
+        let mut head = [0u8; OFFSET_BYTES as usize];
+        let head = &mut head[..Layout::head(self.layout.offsets) as usize];
+        self.file.read_exact_at(head, self.slot_offset(i)).map_err(truncated)?;
         let dst = out.reset(self.layout.dtype, w as usize, h as usize, c);
-        self.file.read_exact_at(dst, self.slot_offset(i)).map_err(|_| Error::cache(&self.path, "truncated tile"))?;
-        if crc32fast::hash(dst) != (e & 0xffff_ffff) as u32 {
+        self.file.read_exact_at(dst, self.slot_offset(i) + head.len() as u64).map_err(truncated)?;
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(head);
+        crc.update(dst);
+        if crc.finalize() != (e & 0xffff_ffff) as u32 {
             return Err(Error::cache(&self.path, format!("tile {tx},{ty} of level {level} fails its checksum")));
         }
-        Ok(true)
+        Ok(Some(<[u8; 8]>::try_from(&*head).map_or(0.0, f64::from_ne_bytes)))
     }
 
-    /// Writes rows `row0..` of a stored tile (bytes packed at the tile's own width).
+    /// Writes a whole stored tile of a file with offsets: its offset, then its residuals (packed at the
+    /// tile's own width); returns the tile's checksum.
+    pub(crate) fn write_offset_tile(
+        &self,
+        slice: u64,
+        level: u32,
+        (tx, ty): (u64, u64),
+        offset: f64,
+        residuals: &[f32],
+    ) -> Result<u32> {
+        let i = self.slot(slice, level, tx, ty)?;
+        let mut b = Vec::with_capacity(OFFSET_BYTES as usize + 4 * residuals.len());
+        b.extend_from_slice(&offset.to_ne_bytes());
+        b.extend_from_slice(bytemuck::cast_slice(residuals));
+        self.file.write_all_at(&b, self.slot_offset(i)).map_err(rw_err(&self.path))?;
+        Ok(crc32fast::hash(&b))
+    }
+
+    /// Writes rows `row0..` of a stored tile (bytes packed at the tile's own width; files without offsets).
     pub(crate) fn write_tile_rows(
         &self,
         slice: u64,
@@ -371,7 +435,8 @@ impl Store {
         self.file.write_all_at(bytes, self.slot_offset(i) + row0 * row_bytes).map_err(rw_err(&self.path))
     }
 
-    /// Reads back a stored tile's bytes whatever its state (to checksum it when it is finished).
+    /// Reads back a stored tile's bytes whatever its state (to checksum it when it is finished; files
+    /// without offsets).
     pub(crate) fn tile_bytes(&self, slice: u64, level: u32, tx: u64, ty: u64) -> Result<Vec<u8>> {
         let i = self.slot(slice, level, tx, ty)?;
         let (row_bytes, _, h) = self.layout.tile_dims(level, tx, ty);

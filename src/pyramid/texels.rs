@@ -54,7 +54,7 @@ pub struct TileData {
 
 /// Median of the finite values (0 when none): the per-tile offset of 64-bit data. The median keeps
 /// full precision for the bulk of the tile even when a few values are huge (a midpoint would not).
-fn finite_median(vals: &[f64]) -> f64 {
+pub(crate) fn finite_median(vals: &[f64]) -> f64 {
     let mut f: Vec<f64> = vals.iter().copied().filter(|v| v.is_finite()).collect();
     if f.is_empty() {
         return 0.0;
@@ -106,10 +106,27 @@ impl TileData {
         }
     }
 
+    /// Texels of a stored pyramid tile read by [`crate::pyramid::Store::read_tile`], with its offset.
+    pub fn from_stored(buf: &RegionBuf, offset: f64) -> TileData {
+        let mut t = Self::from_region(buf);
+        t.offset = offset;
+        t
+    }
+
+    /// Float32 residuals `(v − offset) as f32` of 64-bit values around their median: the stored and
+    /// uploaded form of a 64-bit tile.
+    pub(crate) fn residuals(vals: &[f64]) -> (f64, Vec<f32>) {
+        let offset = finite_median(vals);
+        (offset, vals.iter().map(|&v| (v - offset) as f32).collect())
+    }
+
     /// Float texels from computed values (block means): float32, or offset + residual when `wide`.
     pub fn from_values(vals: &[f64], width: u32, height: u32, wide: bool) -> TileData {
-        let offset = if wide { finite_median(vals) } else { 0.0 };
-        Self::float32(vals, width, height, offset)
+        if !wide {
+            return Self::float32(vals, width, height, 0.0);
+        }
+        let (offset, f) = Self::residuals(vals);
+        Self::from_f32(f, width, height, offset)
     }
 
     /// RGB(A) texels from per-channel block means (`channels` values per pixel), rounded to u8.
@@ -132,7 +149,10 @@ impl TileData {
 
     /// Float32 texels `v − offset` (the shader adds the offset back through the tile's shift).
     fn float32(vals: &[f64], width: u32, height: u32, offset: f64) -> TileData {
-        let f: Vec<f32> = vals.iter().map(|&v| (v - offset) as f32).collect();
+        Self::from_f32(vals.iter().map(|&v| (v - offset) as f32).collect(), width, height, offset)
+    }
+
+    fn from_f32(f: Vec<f32>, width: u32, height: u32, offset: f64) -> TileData {
         TileData {
             kind: TexelKind::Float,
             format: TexelFormat::R32Float,
