@@ -5,5 +5,5 @@ pub mod bin;
 pub mod index;
 pub mod shade;
 
-pub use bin::{aggregate, data_bounds, Agg, Bounds, Extent, Grid, Skipped};
-pub use shade::{shade, PointScale, Shading};
+pub use bin::{aggregate, aggregate_rows, data_bounds, Agg, Bounds, Extent, Grid, Skipped};
+pub use shade::{shade, Normalizer, PointScale, Shading};
