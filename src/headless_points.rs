@@ -281,21 +281,37 @@ impl Strips<'_> {
             return Ok((skipped, t.elapsed().as_secs_f64(), 0.0));
         }
         let mut norm = Normalizer::new(spec.scale, !self.agg.needs_value());
+        // Counts: one pass gathers how many pixels have each count (few distinct values), which is all the
+        // normalizer's stages need. Float aggregates: a pass per stage.
+        let mut counts: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
         let skipped = self.each(false, |_, g| {
-            norm.see_range(&values(g));
+            match g {
+                Grid::Count(c) => c.iter().filter(|&&n| n > 0).for_each(|&n| *counts.entry(n).or_default() += 1),
+                Grid::Float(_) => norm.see_range(&values(g)),
+            }
             Ok(())
         })?;
-        if norm.needs_histogram() {
+        if !self.agg.needs_value() {
+            let seen = || counts.iter().map(|(&n, &m)| (f64::from(n), m));
+            norm.see_range_of(seen());
+            if norm.needs_histogram() {
+                norm.see_histogram_of(seen());
+                norm.end_histogram();
+            }
+            norm.see_span_of(seen());
+        } else {
+            if norm.needs_histogram() {
+                self.each(false, |_, g| {
+                    norm.see_histogram(&values(g));
+                    Ok(())
+                })?;
+                norm.end_histogram();
+            }
             self.each(false, |_, g| {
-                norm.see_histogram(&values(g));
+                norm.see_span(&values(g));
                 Ok(())
             })?;
-            norm.end_histogram();
         }
-        self.each(false, |_, g| {
-            norm.see_span(&values(g));
-            Ok(())
-        })?;
         let sh = Shading {
             colormap,
             scale: spec.scale,

@@ -117,7 +117,13 @@ impl Normalizer {
 
     /// Stage 1: the range of non-empty values.
     pub fn see_range(&mut self, vals: &[f64]) {
-        for &v in vals.iter().filter(|v| !v.is_nan()) {
+        self.see_range_of(vals.iter().map(|&v| (v, 1)))
+    }
+
+    /// [`Normalizer::see_range`] of values each seen `m` times (`(value, m)`): the stages depend only on
+    /// the multiset of values, so a count grid's distinct values and their pixel counts stand for it.
+    pub fn see_range_of(&mut self, vals: impl Iterator<Item = (f64, u64)>) {
+        for v in vals.map(|(v, _)| v).filter(|v| !v.is_nan()) {
             self.lo = self.lo.min(v);
             self.hi = self.hi.max(v);
         }
@@ -130,6 +136,11 @@ impl Normalizer {
 
     /// Stage 2: eq_hist's histogram of the values less the smallest (datashader's offset).
     pub fn see_histogram(&mut self, vals: &[f64]) {
+        self.see_histogram_of(vals.iter().map(|&v| (v, 1)))
+    }
+
+    /// [`Normalizer::see_histogram`] of values each seen `m` times.
+    pub fn see_histogram_of(&mut self, vals: impl Iterator<Item = (f64, u64)>) {
         if matches!(self.hist, Hist::None) {
             // The offsets run from 0 to hi − lo (subtracting a constant keeps the order).
             let max = self.hi - self.lo;
@@ -151,15 +162,15 @@ impl Normalizer {
         let lo = self.lo;
         match &mut self.hist {
             Hist::Int(h) => {
-                for v in vals.iter().filter(|v| !v.is_nan()) {
+                for (v, m) in vals.filter(|(v, _)| !v.is_nan()) {
                     if let Some(c) = h.get_mut((v - lo) as usize) {
-                        *c += 1;
+                        *c += m;
                     }
                 }
             }
             Hist::Float { edges, first, denom, counts } => {
                 let nb = EQ_HIST_BINS;
-                for v in vals.iter().filter(|v| !v.is_nan()) {
+                for (v, m) in vals.filter(|(v, _)| !v.is_nan()) {
                     let v = v - lo;
                     let mut i = (((v - *first) / *denom) * nb as f64) as usize;
                     if i >= nb {
@@ -171,7 +182,7 @@ impl Normalizer {
                     if v >= edges[i + 1] && i != nb - 1 {
                         i += 1;
                     }
-                    counts[i] += 1;
+                    counts[i] += m;
                 }
             }
             _ => {}
@@ -221,10 +232,15 @@ impl Normalizer {
 
     /// Stage 3: the range of the scaled values.
     pub fn see_span(&mut self, vals: &[f64]) {
+        self.see_span_of(vals.iter().map(|&v| (v, 1)))
+    }
+
+    /// [`Normalizer::see_span`] of values each seen `m` times.
+    pub fn see_span_of(&mut self, vals: impl Iterator<Item = (f64, u64)>) {
         if self.lo == f64::INFINITY {
             return;
         }
-        for &v in vals.iter().filter(|v| !v.is_nan()) {
+        for v in vals.map(|(v, _)| v).filter(|v| !v.is_nan()) {
             let f = self.scaled(v);
             if !f.is_nan() {
                 self.s0 = self.s0.min(f);
