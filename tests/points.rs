@@ -284,14 +284,20 @@ fn images_rendered_in_strips_equal_one_grid_renders() {
         let (one, strip) = (dir.join(format!("one_{name}.png")), dir.join(format!("strips_{name}.png")));
         let file = case["file"].as_str().unwrap_or_default();
         let args = strs(&case["args"]);
-        let a = render(dir, file, &one, &args);
-        let b = render_env(dir, file, &strip, &[&args[..], &["-v".to_string()]].concat(), &strips);
+        let verbose = [&args[..], &["-v".to_string()]].concat();
+        let a = render(dir, file, &one, &verbose);
+        let b = render_env(dir, file, &strip, &verbose, &strips);
         if !(a.status.success() && b.status.success()) {
             failures.push(format!("{name}: {} {}", stderr(&a), stderr(&b)));
             continue;
         }
         if !stderr(&b).contains("in strips of") {
             failures.push(format!("{name}: not rendered in strips: {}", stderr(&b)));
+        }
+        let skipped =
+            |o: &std::process::Output| stderr(o).lines().find(|l| l.starts_with("skipped:")).map(String::from);
+        if skipped(&a) != skipped(&b) || skipped(&a).is_none() {
+            failures.push(format!("{name}: skipped counts differ: {:?} vs {:?}", skipped(&a), skipped(&b)));
         }
         if read_png(&one) != read_png(&strip) {
             failures.push(format!("{name}: the PNG rendered in strips differs from the one-grid PNG"));
