@@ -355,7 +355,7 @@ fn scatter<T: Elem>(c: &Cols<'_, T>, w: &mut Worker, out: &Out<T>, rv: usize, du
     let n = c.len.min(w.ids.len());
     let Worker { ids, cnt, pos, vals, local, bad, .. } = w;
     let local = T::local(local);
-    local.clear();
+    // Not cleared between chunks: every slot a run covers is written below before it is read.
     local.resize(n * rv, T::default());
     // Start of each cell's run in the local buffer (reusing `cnt` as the running cursor).
     let mut at = 0u32;
