@@ -689,7 +689,8 @@ impl Pass<'_> {
         r
     }
 
-    /// Writes the tables (offsets, pyramids), the footer, syncs and renames the file into place.
+    /// Writes the tables (offsets, pyramids) and the footer, and renames the file into place (not synced: see
+    /// the end of `pass2`).
     fn finish(&self, st: &State, offsets: &[u64]) -> Result<()> {
         let layout = &self.job.layout;
         let cells = layout.cells as usize;
