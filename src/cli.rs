@@ -221,7 +221,8 @@ pub struct RenderArgs {
     #[arg(long, allow_hyphen_values = true)]
     pub region: Option<String>,
     /// Output size WxH. Default: the region's size, capped at 4096 on the long side (point sets: 1024 on the
-    /// long side, the other by the region's aspect ratio)
+    /// long side, the other by the region's aspect ratio; up to 65536 a side, above 2^26 pixels binned and
+    /// written in strips of rows)
     #[arg(long)]
     pub size: Option<String>,
     /// Contrast limits as percentiles P_LO,P_HI of an evenly spread sample [default: 0.5,99.5]

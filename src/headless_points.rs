@@ -9,14 +9,29 @@ use crate::error::{Error, Result};
 use crate::headless::{npy_header, write_atomically};
 use crate::palette::Colormap;
 use crate::points::index::PointIndex;
-use crate::points::{aggregate, data_bounds, shade, Agg, Bounds, Extent, Grid, PointScale, Shading, Skipped};
+use crate::points::shade::{shade_row, values};
+use crate::points::{
+    aggregate, aggregate_rows, data_bounds, shade, Agg, Bounds, Extent, Grid, Normalizer, PointScale, Shading, Skipped,
+};
 use crate::source::points::PointSource;
 
 /// Longest output side when `--size` is not given (the other keeps the region's aspect ratio).
 pub const DEFAULT_POINT_SIDE: u64 = 1024;
 
-/// Most pixels a point image may have: its grids (one per thread while binning) are held in memory.
+/// Most pixels a point image binned as one grid may have (its grids, one per thread while binning, are
+/// held in memory); bigger images are binned and written in strips of rows.
 pub const MAX_POINT_PIXELS: u64 = 1 << 26;
+
+/// Pixels of one strip of an image rendered in strips (grids of a few tens of MB).
+pub const STRIP_PIXELS: u64 = 1 << 21;
+
+/// Rows per strip when a `w`×`h` image is rendered in strips: above `MAX_POINT_PIXELS`, or above
+/// `$VASTVIEW_POINT_STRIP_PX` pixels, which then also sets the strip's pixels (tests use it to run the
+/// strip path on small images). `None`: one grid.
+pub fn strip_rows(w: u64, h: u64) -> Option<u64> {
+    let env = std::env::var("VASTVIEW_POINT_STRIP_PX").ok().and_then(|v| v.parse::<u64>().ok()).filter(|&v| v > 0);
+    (w * h > env.unwrap_or(MAX_POINT_PIXELS)).then(|| (env.unwrap_or(STRIP_PIXELS) / w).clamp(1, h))
+}
 
 /// What the user asked `render --points` for.
 #[derive(Debug, Clone)]
@@ -118,19 +133,42 @@ pub fn render_points(src: &PointSource, spec: &PointRender, out: &Path) -> Resul
     let (extent, bounds, mut notes) = resolve_extent(src, spec.region)?;
     let bounds_s = t0.elapsed().as_secs_f64();
     let (w, h) = spec.size.unwrap_or_else(|| default_size(&extent));
-    if w == 0 || h == 0 || w > 1 << 16 || h > 1 << 16 || w * h > MAX_POINT_PIXELS {
-        return Err(Error::request(
-            &src.path,
-            format!(
-                "output size {w}x{h} must be 1 to 65536 on each side and at most {MAX_POINT_PIXELS} pixels \
-                 (8192 x 8192): point images are held in memory"
-            ),
-        ));
+    if w == 0 || h == 0 || w > 1 << 16 || h > 1 << 16 {
+        return Err(Error::request(&src.path, format!("output size {w}x{h} must be 1 to 65536 on each side")));
     }
     let t1 = Instant::now();
     // A complete index of the file (built by `vastview index`) is used when there is one; looking for it
     // is best effort (an unusable cache directory means a full scan).
     let index = PointIndex::find(src).ok().flatten();
+    if let Some(rows) = strip_rows(w, h) {
+        let strips = Strips {
+            src,
+            index: index.as_ref(),
+            extent,
+            w: w as usize,
+            h: h as usize,
+            rows: rows as usize,
+            agg: spec.agg,
+        };
+        let (skipped, bin_s, write_s) = strips.render(spec, colormap, out)?;
+        if skipped.nan_values > 0 {
+            notes.push(format!("{} points with a NaN value were not aggregated", skipped.nan_values));
+        }
+        let index = index.as_ref().map(|ix| (ix.path().to_path_buf(), ix.points_in(&extent)));
+        notes.push(format!("{w}x{h} pixels: binned and written in strips of {rows} rows"));
+        return Ok(PointReport {
+            extent,
+            width: w,
+            height: h,
+            bounds,
+            skipped,
+            notes,
+            index,
+            bounds_s,
+            bin_s,
+            write_s,
+        });
+    }
     let (grid, skipped, index) = match &index {
         Some(ix) => {
             let (g, s) = ix.aggregate(&extent, w as usize, h as usize, spec.agg)?;
@@ -173,25 +211,157 @@ pub fn render_points(src: &PointSource, spec: &PointRender, out: &Path) -> Resul
     })
 }
 
+/// An image too big for one grid, binned strip by strip (each strip: the points whose row, by the whole
+/// grid's rule, falls in it), so the strips are exactly the rows of the one big grid.
+struct Strips<'a> {
+    src: &'a PointSource,
+    index: Option<&'a PointIndex>,
+    extent: Extent,
+    w: usize,
+    h: usize,
+    /// Rows per strip.
+    rows: usize,
+    agg: Agg,
+}
+
+impl Strips<'_> {
+    /// The strips' row ranges, bottom (row 0) first.
+    fn ranges(&self) -> Vec<std::ops::Range<usize>> {
+        (0..self.h).step_by(self.rows).map(|a| a..(a + self.rows).min(self.h)).collect()
+    }
+
+    fn bin(&self, rows: std::ops::Range<usize>) -> Result<(Grid, Skipped)> {
+        match self.index {
+            Some(ix) => ix.aggregate_rows(&self.extent, self.w, self.h, rows, self.agg),
+            None => aggregate_rows(self.src, &self.extent, self.w, self.h, rows, self.agg),
+        }
+    }
+
+    /// Bins every strip (bottom first, or top first), calling `f` with each strip's rows and grid, and
+    /// returns the skipped points of the whole image.
+    fn each(&self, top_first: bool, mut f: impl FnMut(std::ops::Range<usize>, &Grid) -> Result<()>) -> Result<Skipped> {
+        let mut ranges = self.ranges();
+        if top_first {
+            ranges.reverse();
+        }
+        let mut total = Skipped::default();
+        let mut inside = 0u64;
+        let mut finite = 0u64;
+        for r in ranges {
+            let (g, sk) = self.bin(r.clone())?;
+            // Each strip counts every point of the other strips as outside; NaN/inf points are counted
+            // by every strip, NaN values only by the strip holding them.
+            finite = self.src.len.saturating_sub(sk.nonfinite);
+            inside += finite.saturating_sub(sk.outside);
+            total.nonfinite = sk.nonfinite;
+            total.nan_values += sk.nan_values;
+            f(r, &g)?;
+        }
+        total.outside = finite.saturating_sub(inside);
+        Ok(total)
+    }
+
+    /// Writes the PNG (shaded over the whole image's values: a pass for their range, one for eq_hist's
+    /// histogram, one for the scaled range, then the rows, top strip first) or the `.npy` grid (one pass,
+    /// bottom strip first). Returns the skipped points and the binning and writing times.
+    fn render(&self, spec: &PointRender, colormap: Colormap, out: &Path) -> Result<(Skipped, f64, f64)> {
+        let t = Instant::now();
+        let is_npy = out.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
+        let werr = |m: String| Error::Output { path: out.to_path_buf(), msg: m };
+        if is_npy {
+            let mut skipped = Skipped::default();
+            let float = self.agg.needs_value();
+            write_atomically(out, |file| {
+                let mut f = std::io::BufWriter::with_capacity(1 << 20, file);
+                let (descr, w, h) = (if float { "<f8" } else { "<u4" }, self.w as u64, self.h as u64);
+                f.write_all(&npy_header(descr, &[h, w])).map_err(|e| werr(e.to_string()))?;
+                skipped = self.each(false, |_, g| write_grid_values(g, &mut f).map_err(|e| werr(e.to_string())))?;
+                f.flush().map_err(|e| werr(e.to_string()))
+            })?;
+            return Ok((skipped, t.elapsed().as_secs_f64(), 0.0));
+        }
+        let mut norm = Normalizer::new(spec.scale, !self.agg.needs_value());
+        // Counts: one pass gathers how many pixels have each count (few distinct values), which is all the
+        // normalizer's stages need. Float aggregates: a pass per stage.
+        let mut counts: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
+        let skipped = self.each(false, |_, g| {
+            match g {
+                Grid::Count(c) => c.iter().filter(|&&n| n > 0).for_each(|&n| *counts.entry(n).or_default() += 1),
+                Grid::Float(_) => norm.see_range(&values(g)),
+            }
+            Ok(())
+        })?;
+        if !self.agg.needs_value() {
+            let seen = || counts.iter().map(|(&n, &m)| (f64::from(n), m));
+            norm.see_range_of(seen());
+            if norm.needs_histogram() {
+                norm.see_histogram_of(seen());
+                norm.end_histogram();
+            }
+            norm.see_span_of(seen());
+        } else {
+            if norm.needs_histogram() {
+                self.each(false, |_, g| {
+                    norm.see_histogram(&values(g));
+                    Ok(())
+                })?;
+                norm.end_histogram();
+            }
+            self.each(false, |_, g| {
+                norm.see_span(&values(g));
+                Ok(())
+            })?;
+        }
+        let sh = Shading {
+            colormap,
+            scale: spec.scale,
+            alpha: (spec.alpha * 255.0).round() as u8,
+            background: spec.background,
+        };
+        let w = self.w;
+        write_atomically(out, |file| {
+            let mut enc = png::Encoder::new(std::io::BufWriter::new(file), w as u32, self.h as u32);
+            enc.set_color(png::ColorType::Rgba);
+            enc.set_depth(png::BitDepth::Eight);
+            enc.set_compression(png::Compression::Fast);
+            let mut writer = enc.write_header().map_err(|e| werr(e.to_string()))?;
+            let mut stream = writer.stream_writer().map_err(|e| werr(e.to_string()))?;
+            let mut rgba = Vec::with_capacity(w * 4);
+            let mut norm_row = Vec::with_capacity(w);
+            self.each(true, |rows, g| {
+                let vals = values(g);
+                for r in (0..rows.len()).rev() {
+                    norm_row.clear();
+                    norm_row.extend(vals.get(r * w..(r + 1) * w).unwrap_or(&[]).iter().map(|&v| norm.apply(v)));
+                    rgba.clear();
+                    shade_row(&norm_row, &sh, &mut rgba);
+                    stream.write_all(&rgba).map_err(|e| werr(e.to_string()))?;
+                }
+                Ok(())
+            })?;
+            stream.finish().map_err(|e| werr(e.to_string()))?;
+            writer.finish().map_err(|e| werr(e.to_string()))
+        })?;
+        Ok((skipped, t.elapsed().as_secs_f64(), 0.0))
+    }
+}
+
+/// A grid's values in .npy order (little-endian uint32 or float64, row 0 first).
+fn write_grid_values(grid: &Grid, f: &mut impl Write) -> std::io::Result<()> {
+    match grid {
+        Grid::Count(c) => c.iter().try_for_each(|v| f.write_all(&v.to_le_bytes())),
+        Grid::Float(v) => v.iter().try_for_each(|v| f.write_all(&v.to_le_bytes())),
+    }
+}
+
 /// The grid as .npy: uint32 counts or float64 (NaN = empty), shape (H, W), row 0 = lowest y.
 pub fn write_grid_npy(grid: &Grid, w: u64, h: u64, out: &Path) -> Result<()> {
     let werr = |e: std::io::Error| Error::Output { path: out.to_path_buf(), msg: e.to_string() };
     write_atomically(out, |file| {
         let mut f = std::io::BufWriter::with_capacity(1 << 20, file);
-        match grid {
-            Grid::Count(c) => {
-                f.write_all(&npy_header("<u4", &[h, w])).map_err(werr)?;
-                for v in c {
-                    f.write_all(&v.to_le_bytes()).map_err(werr)?;
-                }
-            }
-            Grid::Float(v) => {
-                f.write_all(&npy_header("<f8", &[h, w])).map_err(werr)?;
-                for v in v {
-                    f.write_all(&v.to_le_bytes()).map_err(werr)?;
-                }
-            }
-        }
+        let descr = if matches!(grid, Grid::Count(_)) { "<u4" } else { "<f8" };
+        f.write_all(&npy_header(descr, &[h, w])).map_err(werr)?;
+        write_grid_values(grid, &mut f).map_err(werr)?;
         f.flush().map_err(werr)
     })
 }

@@ -30,8 +30,14 @@ fn s(p: &Path) -> String {
 
 /// `vastview render DIR/FILE -o OUT ARGS…` with the text cache under DIR.
 fn render(dir: &Path, file: &str, out: &Path, args: &[String]) -> std::process::Output {
+    render_env(dir, file, out, args, &[])
+}
+
+/// [`render`] with environment variables.
+fn render_env(dir: &Path, file: &str, out: &Path, args: &[String], envs: &[(&str, &str)]) -> std::process::Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vastview"));
     cmd.arg("render").arg(dir.join(file)).arg("-o").arg(out).args(args);
+    cmd.envs(envs.iter().copied());
     cmd.env("VASTVIEW_CACHE_DIR", dir.join("cache")).output().expect("run vastview")
 }
 
@@ -250,4 +256,92 @@ fn nan_values_are_not_aggregated_and_the_note_says_how_many() {
     assert!(n > 1000, "{n}");
     assert!(err.contains(&format!("{n} points with a NaN value were not aggregated")), "{err}");
     same_npy(&out_path, &dir.join(case["expected"].as_str().unwrap_or_default()), 1e-12).expect("mean grid");
+}
+
+/// Strips of a few rows (`$VASTVIEW_POINT_STRIP_PX`): every oracle grid and every PNG the same as one grid.
+#[test]
+fn images_rendered_in_strips_equal_one_grid_renders() {
+    let (dir, m) = oracle_points();
+    let strips = [("VASTVIEW_POINT_STRIP_PX", "250")];
+    let mut failures = Vec::new();
+    let cases = m["npy"].as_array().expect("npy cases");
+    for case in cases {
+        let name = case["name"].as_str().unwrap_or_default();
+        let out_path = dir.join(format!("strips_{name}.npy"));
+        let out = render_env(dir, case["file"].as_str().unwrap_or_default(), &out_path, &strs(&case["args"]), &strips);
+        if !out.status.success() {
+            failures.push(format!("{name}: exit {:?}: {}", out.status.code(), stderr(&out)));
+            continue;
+        }
+        let want = dir.join(case["expected"].as_str().unwrap_or_default());
+        if let Err(e) = same_npy(&out_path, &want, case["rtol"].as_f64().unwrap_or(0.0)) {
+            failures.push(format!("{name}: {e}"));
+        }
+    }
+    let pngs = m["png"].as_array().expect("png cases");
+    for case in pngs {
+        let name = case["name"].as_str().unwrap_or_default();
+        let (one, strip) = (dir.join(format!("one_{name}.png")), dir.join(format!("strips_{name}.png")));
+        let file = case["file"].as_str().unwrap_or_default();
+        let args = strs(&case["args"]);
+        let verbose = [&args[..], &["-v".to_string()]].concat();
+        let a = render(dir, file, &one, &verbose);
+        let b = render_env(dir, file, &strip, &verbose, &strips);
+        if !(a.status.success() && b.status.success()) {
+            failures.push(format!("{name}: {} {}", stderr(&a), stderr(&b)));
+            continue;
+        }
+        if !stderr(&b).contains("in strips of") {
+            failures.push(format!("{name}: not rendered in strips: {}", stderr(&b)));
+        }
+        let skipped =
+            |o: &std::process::Output| stderr(o).lines().find(|l| l.starts_with("skipped:")).map(String::from);
+        if skipped(&a) != skipped(&b) || skipped(&a).is_none() {
+            failures.push(format!("{name}: skipped counts differ: {:?} vs {:?}", skipped(&a), skipped(&b)));
+        }
+        if read_png(&one) != read_png(&strip) {
+            failures.push(format!("{name}: the PNG rendered in strips differs from the one-grid PNG"));
+        }
+    }
+    assert!(cases.len() >= 14 && pngs.len() >= 8);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// An image above the one-grid cap (9000 x 8000 = 72M pixels > 2^26) renders, in strips, to the oracle's
+/// grid (its non-empty pixels checked by numpy against the binning rule).
+#[test]
+fn images_above_the_one_grid_cap_render_in_strips() {
+    let (dir, _) = oracle_points();
+    let out_path = dir.join("out_big.npy");
+    let args: Vec<String> =
+        ["--points", "--dtype", "f32", "--columns", "3", "--size", "9000x8000", "-v"].map(String::from).into();
+    let out = render(dir, "xyz_f32.bin", &out_path, &args);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("9000x8000 pixels: binned and written in strips"), "{err}");
+    let check = "import sys, numpy as np\n\
+         xyz = np.fromfile(sys.argv[2], dtype=np.float32).reshape(-1, 3)\n\
+         x, y = xyz[:, 0].astype(np.float64), xyz[:, 1].astype(np.float64)\n\
+         ok = np.isfinite(x) & np.isfinite(y)\n\
+         e = (x[ok].min(), y[ok].min(), x[ok].max(), y[ok].max())\n\
+         W, H = 9000, 8000\n\
+         keep = ok & (x >= e[0]) & (x <= e[2]) & (y >= e[1]) & (y <= e[3])\n\
+         sx = W / (e[2] - e[0]); sy = H / (e[3] - e[1])\n\
+         c = np.minimum((x[keep] * sx + -e[0] * sx).astype(np.int64), W - 1)\n\
+         r = np.minimum((y[keep] * sy + -e[1] * sy).astype(np.int64), H - 1)\n\
+         k, n = np.unique(r * W + c, return_counts=True)\n\
+         g = np.load(sys.argv[1], mmap_mode='r')\n\
+         assert g.shape == (H, W) and g.dtype == np.uint32, (g.shape, g.dtype)\n\
+         flat = g.reshape(-1)\n\
+         nz = np.flatnonzero(flat)\n\
+         assert np.array_equal(nz, k), (len(nz), len(k))\n\
+         assert np.array_equal(flat[nz], n)\n";
+    let r = Command::new(python())
+        .args(["-c", check])
+        .arg(&out_path)
+        .arg(dir.join("xyz_f32.bin"))
+        .output()
+        .expect("python");
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let _ = std::fs::remove_file(&out_path);
 }

@@ -74,9 +74,26 @@ fn indexed_renders_equal_the_oracle_and_the_full_scan() {
             let (_, err) = ok(&vv_in(cache, &r), name);
             assert_eq!(err.contains("index: none"), cache == &scanc, "{name}: {err}");
         }
+        // In strips of a few rows (each strip reading only its cell rows of the index): the same grid.
+        let strips = dir.join(format!("ixstrips_{name}.npy"));
+        let mut r = vec!["render".to_string(), file.clone(), "-o".into(), s(&strips), "-v".into()];
+        r.extend(args.iter().cloned());
+        let out = Command::new(env!("CARGO_BIN_EXE_vastview"))
+            .args(&r)
+            .env("VASTVIEW_CACHE_DIR", &ixc)
+            .env("VASTVIEW_POINT_STRIP_PX", "300")
+            .output()
+            .expect("run vastview");
+        let (_, err) = ok(&out, name);
+        assert!(err.contains("in strips of") && !err.contains("index: none"), "{name}: {err}");
         let want = dir.join(case["expected"].as_str().unwrap_or_default());
-        if let Err(e) = same_npy(&a, &want, case["rtol"].as_f64().unwrap_or(0.0)) {
-            failures.push(format!("{name} vs oracle: {e}"));
+        for got in [&a, &strips] {
+            if let Err(e) = same_npy(got, &want, case["rtol"].as_f64().unwrap_or(0.0)) {
+                failures.push(format!("{name} ({}) vs oracle: {e}", got.display()));
+            }
+        }
+        if std::fs::read(&a).ok() != std::fs::read(&strips).ok() {
+            failures.push(format!("{name}: the grid rendered in strips differs from the one-grid render"));
         }
         let exact = !name.starts_with("sum") && !name.starts_with("mean") && !name.starts_with("nanval");
         let (ba, bb) = (std::fs::read(&a).expect("index npy"), std::fs::read(&b).expect("scan npy"));

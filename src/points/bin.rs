@@ -319,6 +319,10 @@ pub(crate) struct Axis {
     s: f64,
     t: f64,
     n: usize,
+    /// The window of indexes binned (`w0..w0 + wn`; the whole axis unless windowed): a strip of a big
+    /// grid, indexed by the whole grid's rule, stored from 0.
+    w0: usize,
+    wn: usize,
 }
 
 impl Axis {
@@ -328,7 +332,12 @@ impl Axis {
         let t = -lo * s;
         // Every v in [lo, hi] then has a finite v·s (between lo·s and hi·s) and 0 ≤ v·s + t ≲ n.
         let ok = lo.is_finite() && hi > lo && s.is_finite() && t.is_finite() && (hi * s).is_finite() && n > 0;
-        ok.then_some(Axis { lo, hi, s, t, n })
+        ok.then_some(Axis { lo, hi, s, t, n, w0: 0, wn: n })
+    }
+    /// The axis binning only indexes `first..first + count` (of the whole axis's `n`), stored from 0.
+    pub(crate) fn windowed(self, first: usize, count: usize) -> Axis {
+        let w0 = first.min(self.n);
+        Axis { w0, wn: count.min(self.n - w0), ..self }
     }
     /// `index` for a value known to lie in [lo, hi]: the truncation needs no saturation.
     #[inline(always)]
@@ -390,8 +399,9 @@ const BATCH: usize = 512;
 fn point_cell(x: f64, y: f64, ax: &Axis, ay: &Axis, dump: usize) -> usize {
     let keep = (x >= ax.lo) & (x <= ax.hi) & (y >= ay.lo) & (y <= ay.hi);
     let (xk, yk) = if keep { (x, y) } else { (ax.lo, ay.lo) };
-    let k = ay.index_kept(yk) * ax.n + ax.index_kept(xk);
-    if keep {
+    let r = ay.index_kept(yk).wrapping_sub(ay.w0);
+    let k = r.wrapping_mul(ax.n).wrapping_add(ax.index_kept(xk));
+    if keep & (r < ay.wn) {
         k
     } else {
         dump
@@ -474,8 +484,10 @@ fn batch_cells<T: Copy + Into<f64>, const C: usize>(b: &[T], ax: &Axis, ay: &Axi
         // SAFETY: xk, yk lie in the extent and `Axis::new` checked the transform is finite, so fx, fy are
         // in [0, n + ε] with n ≤ 65536: representable as i32.
         let (col, row) = unsafe { (fx.to_int_unchecked::<i32>(), fy.to_int_unchecked::<i32>()) };
-        let k = (row.min(ymax_i) as u32) * w + col.min(xmax_i) as u32;
-        *slot = if keep { k } else { dump };
+        // The row within the window (the whole grid's row minus the window's first).
+        let r = row.min(ymax_i).wrapping_sub(ay.w0 as i32) as u32;
+        let k = r.wrapping_mul(w).wrapping_add(col.min(xmax_i) as u32);
+        *slot = if keep & (r < ay.wn as u32) { k } else { dump };
         nf += u32::from(!(x.is_finite() & y.is_finite()));
     }
     nf
@@ -596,12 +608,17 @@ fn bin_value<T: Copy + Into<f64>>(c: &Cols<'_, T>, ax: &Axis, ay: &Axis, agg: Ag
     let it = c.x.iter().step_by(c.stride).zip(c.y.iter().step_by(c.stride)).zip(vals.iter().step_by(c.stride));
     for ((x, y), v) in it.take(c.len) {
         let (x, y, v): (f64, f64, f64) = ((*x).into(), (*y).into(), (*v).into());
-        if x >= ax.lo && x <= ax.hi && y >= ay.lo && y <= ay.hi {
+        let r = if x >= ax.lo && x <= ax.hi && y >= ay.lo && y <= ay.hi {
+            ay.index(y).wrapping_sub(ay.w0)
+        } else {
+            usize::MAX
+        };
+        if r < ay.wn {
             if v.is_nan() {
                 acc.skipped.nan_values += 1;
                 continue;
             }
-            let k = ay.index(y) * w + ax.index(x);
+            let k = r * w + ax.index(x);
             let (Some(n), Some(a)) = (acc.count.get_mut(k), acc.val.get_mut(k)) else { continue };
             *n += 1;
             match agg {
@@ -669,11 +686,32 @@ impl BinPlan {
         })?;
         Ok(BinPlan { ax, ay, cells, agg, value_col })
     }
+
+    /// The plan binning only rows `rows` of the grid (a strip: each point's row by the whole grid's rule,
+    /// points of other rows counted as outside), into a `w × rows.len()` grid.
+    pub(crate) fn rows(self, rows: std::ops::Range<usize>) -> BinPlan {
+        let ay = self.ay.windowed(rows.start, rows.end.saturating_sub(rows.start));
+        BinPlan { ay, cells: self.ax.n * ay.wn, ..self }
+    }
 }
 
 /// Bins every point of `src` into a `w`×`h` grid over `extent` (which must have positive width and height).
 pub fn aggregate(src: &PointSource, extent: &Extent, w: usize, h: usize, agg: Agg) -> Result<(Grid, Skipped)> {
-    let plan = BinPlan::new(&src.path, extent, w, h, agg, src.value_column(), src.columns)?;
+    aggregate_rows(src, extent, w, h, 0..h, agg)
+}
+
+/// Rows `rows` of [`aggregate`]'s `w`×`h` grid (a `w × rows.len()` grid, its row 0 = row `rows.start`),
+/// every point's row by the whole grid's rule, so that the strips of a grid put together are the grid.
+/// The points of other rows count as outside.
+pub fn aggregate_rows(
+    src: &PointSource,
+    extent: &Extent,
+    w: usize,
+    h: usize,
+    rows: std::ops::Range<usize>,
+    agg: Agg,
+) -> Result<(Grid, Skipped)> {
+    let plan = BinPlan::new(&src.path, extent, w, h, agg, src.value_column(), src.columns)?.rows(rows);
     bin_feed(src, &src.path, &plan)
 }
 

@@ -6,5 +6,7 @@ pub mod index;
 pub mod shade;
 pub mod worker;
 
-pub use bin::{aggregate, aggregate_sampled, data_bounds, scan_bounds_sampled, Agg, Bounds, Extent, Grid, Skipped};
-pub use shade::{palette_thresholds, shade, threshold_index, PointScale, Shading};
+pub use bin::{
+    aggregate, aggregate_rows, aggregate_sampled, data_bounds, scan_bounds_sampled, Agg, Bounds, Extent, Grid, Skipped,
+};
+pub use shade::{palette_thresholds, shade, threshold_index, Normalizer, PointScale, Shading};

@@ -45,107 +45,228 @@ pub struct Shading {
 
 /// The normalized value (0..1) of every pixel, NaN where empty. Row order as in the grid.
 pub fn normalize(grid: &Grid, scale: PointScale) -> Vec<f64> {
-    let vals: Vec<f64> = match grid {
+    let vals = values(grid);
+    let mut n = Normalizer::new(scale, matches!(grid, Grid::Count(_)));
+    n.see_range(&vals);
+    if n.needs_histogram() {
+        n.see_histogram(&vals);
+        n.end_histogram();
+    }
+    n.see_span(&vals);
+    vals.iter().map(|&v| n.apply(v)).collect()
+}
+
+/// A grid's pixel values as float64, NaN where empty (count 0).
+pub fn values(grid: &Grid) -> Vec<f64> {
+    match grid {
         Grid::Count(c) => c.iter().map(|&n| if n == 0 { f64::NAN } else { f64::from(n) }).collect(),
         Grid::Float(v) => v.clone(),
-    };
-    let mut lo = f64::INFINITY;
-    for v in vals.iter().filter(|v| !v.is_nan()) {
-        lo = lo.min(*v);
     }
-    if lo == f64::INFINITY {
-        return vals;
+}
+
+/// What normalizing needs to know of the whole grid, gathered from its pixels in any number of parts
+/// (strips of an image too big to hold), stage by stage: `see_range` (every part), then for eq_hist
+/// `see_histogram` (every part) and `end_histogram`, then `see_span` (every part); then `apply` maps a
+/// pixel value to 0..1 exactly as a whole-grid [`normalize`] would.
+#[derive(Debug, Clone)]
+pub struct Normalizer {
+    scale: PointScale,
+    /// Integer (count) data: eq_hist uses exact bins when their spread allows.
+    int: bool,
+    /// Smallest and largest non-empty value.
+    lo: f64,
+    hi: f64,
+    hist: Hist,
+    /// Smallest and largest scaled value (before the final 0..1 stretch).
+    s0: f64,
+    s1: f64,
+}
+
+/// The eq_hist histogram (while gathered) and then its curve.
+#[derive(Debug, Clone)]
+enum Hist {
+    None,
+    /// Exact: counts of every integer offset 0..=max; then the cdf.
+    Int(Vec<u64>),
+    IntCdf(Vec<f64>),
+    /// numpy's 65536 bins: edges and counts; then the (bin centre, cdf) curve.
+    Float {
+        edges: Vec<f64>,
+        first: f64,
+        denom: f64,
+        counts: Vec<u64>,
+    },
+    Curve {
+        xp: Vec<f64>,
+        fp: Vec<f64>,
+    },
+}
+
+impl Normalizer {
+    pub fn new(scale: PointScale, int: bool) -> Normalizer {
+        Normalizer {
+            scale,
+            int,
+            lo: f64::INFINITY,
+            hi: f64::NEG_INFINITY,
+            hist: Hist::None,
+            s0: f64::INFINITY,
+            s1: f64::NEG_INFINITY,
+        }
     }
-    // datashader subtracts the smallest non-empty value first (its `offset`).
-    let mut f: Vec<f64> = vals.iter().map(|v| v - lo).collect();
-    match scale {
-        PointScale::Linear => {}
-        PointScale::Log => f.iter_mut().for_each(|v| *v = v.ln_1p()),
-        PointScale::EqHist => {
-            f = match grid {
-                Grid::Count(_) => eq_hist_int(&f).unwrap_or_else(|| eq_hist_float(&f)),
-                Grid::Float(_) => eq_hist_float(&f),
+
+    /// Stage 1: the range of non-empty values.
+    pub fn see_range(&mut self, vals: &[f64]) {
+        self.see_range_of(vals.iter().map(|&v| (v, 1)))
+    }
+
+    /// [`Normalizer::see_range`] of values each seen `m` times (`(value, m)`): the stages depend only on
+    /// the multiset of values, so a count grid's distinct values and their pixel counts stand for it.
+    pub fn see_range_of(&mut self, vals: impl Iterator<Item = (f64, u64)>) {
+        for v in vals.map(|(v, _)| v).filter(|v| !v.is_nan()) {
+            self.lo = self.lo.min(v);
+            self.hi = self.hi.max(v);
+        }
+    }
+
+    /// Whether stage 2 (the eq_hist histogram) is needed.
+    pub fn needs_histogram(&self) -> bool {
+        self.scale == PointScale::EqHist && self.lo != f64::INFINITY
+    }
+
+    /// Stage 2: eq_hist's histogram of the values less the smallest (datashader's offset).
+    pub fn see_histogram(&mut self, vals: &[f64]) {
+        self.see_histogram_of(vals.iter().map(|&v| (v, 1)))
+    }
+
+    /// [`Normalizer::see_histogram`] of values each seen `m` times.
+    pub fn see_histogram_of(&mut self, vals: impl Iterator<Item = (f64, u64)>) {
+        if matches!(self.hist, Hist::None) {
+            // The offsets run from 0 to hi − lo (subtracting a constant keeps the order).
+            let max = self.hi - self.lo;
+            self.hist = if self.int && max < EQ_HIST_BINS as f64 {
+                Hist::Int(vec![0; max as usize + 1])
+            } else {
+                let (mut first, mut last) = (0.0, max);
+                if first == last {
+                    first -= 0.5;
+                    last += 0.5;
+                }
+                let nb = EQ_HIST_BINS;
+                let step = (last - first) / nb as f64;
+                let mut edges: Vec<f64> = (0..=nb).map(|i| i as f64 * step + first).collect();
+                edges[nb] = last;
+                Hist::Float { edges, first, denom: last - first, counts: vec![0; nb] }
+            };
+        }
+        let lo = self.lo;
+        match &mut self.hist {
+            Hist::Int(h) => {
+                for (v, m) in vals.filter(|(v, _)| !v.is_nan()) {
+                    if let Some(c) = h.get_mut((v - lo) as usize) {
+                        *c += m;
+                    }
+                }
+            }
+            Hist::Float { edges, first, denom, counts } => {
+                let nb = EQ_HIST_BINS;
+                for (v, m) in vals.filter(|(v, _)| !v.is_nan()) {
+                    let v = v - lo;
+                    let mut i = (((v - *first) / *denom) * nb as f64) as usize;
+                    if i >= nb {
+                        i = nb - 1;
+                    }
+                    if v < edges[i] && i > 0 {
+                        i -= 1;
+                    }
+                    if v >= edges[i + 1] && i != nb - 1 {
+                        i += 1;
+                    }
+                    counts[i] += m;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// End of stage 2: the histogram becomes eq_hist's curve.
+    pub fn end_histogram(&mut self) {
+        self.hist = match std::mem::replace(&mut self.hist, Hist::None) {
+            Hist::Int(hist) => {
+                let total: u64 = hist.iter().sum();
+                let mut cdf = Vec::with_capacity(hist.len());
+                let mut acc = 0u64;
+                for h in hist {
+                    acc += h;
+                    cdf.push(acc as f64 / total as f64);
+                }
+                Hist::IntCdf(cdf)
+            }
+            Hist::Float { edges, counts, .. } => {
+                let (mut xp, mut fp) = (Vec::new(), Vec::new());
+                let total: u64 = counts.iter().sum();
+                let mut acc = 0u64;
+                for (i, h) in counts.iter().enumerate() {
+                    if *h > 0 {
+                        acc += h;
+                        xp.push((edges[i] + edges[i + 1]) / 2.0);
+                        fp.push(acc as f64 / total as f64);
+                    }
+                }
+                Hist::Curve { xp, fp }
+            }
+            h => h,
+        };
+    }
+
+    /// A non-empty value scaled (offset, then linear, log or eq_hist), before the 0..1 stretch.
+    fn scaled(&self, v: f64) -> f64 {
+        let f = v - self.lo;
+        match (self.scale, &self.hist) {
+            (PointScale::Log, _) => f.ln_1p(),
+            (PointScale::EqHist, Hist::IntCdf(cdf)) => cdf.get(f as usize).copied().unwrap_or(f64::NAN),
+            (PointScale::EqHist, Hist::Curve { xp, fp }) => interp(f, xp, fp),
+            _ => f,
+        }
+    }
+
+    /// Stage 3: the range of the scaled values.
+    pub fn see_span(&mut self, vals: &[f64]) {
+        self.see_span_of(vals.iter().map(|&v| (v, 1)))
+    }
+
+    /// [`Normalizer::see_span`] of values each seen `m` times.
+    pub fn see_span_of(&mut self, vals: impl Iterator<Item = (f64, u64)>) {
+        if self.lo == f64::INFINITY {
+            return;
+        }
+        for v in vals.map(|(v, _)| v).filter(|v| !v.is_nan()) {
+            let f = self.scaled(v);
+            if !f.is_nan() {
+                self.s0 = self.s0.min(f);
+                self.s1 = self.s1.max(f);
             }
         }
     }
-    let (mut s0, mut s1) = (f64::INFINITY, f64::NEG_INFINITY);
-    for v in f.iter().filter(|v| !v.is_nan()) {
-        s0 = s0.min(*v);
-        s1 = s1.max(*v);
-    }
-    // datashader divides by zero here (and draws nothing) when every pixel has the same value; draw the top color.
-    let span = s1 - s0;
-    f.iter_mut().filter(|v| !v.is_nan()).for_each(|v| *v = if span > 0.0 { (*v - s0) / span } else { 1.0 });
-    f
-}
 
-/// Exact `eq_hist` for integer data spread over fewer than `EQ_HIST_BINS` values: the fraction of
-/// non-empty pixels whose value is ≤ this one. `None` when the spread is too wide.
-fn eq_hist_int(d: &[f64]) -> Option<Vec<f64>> {
-    let max = d.iter().filter(|v| !v.is_nan()).fold(0.0f64, |a, &b| a.max(b));
-    if max >= EQ_HIST_BINS as f64 {
-        return None;
-    }
-    let mut hist = vec![0u64; max as usize + 1];
-    for v in d.iter().filter(|v| !v.is_nan()) {
-        hist[*v as usize] += 1;
-    }
-    let total: u64 = hist.iter().sum();
-    let mut cdf = Vec::with_capacity(hist.len());
-    let mut acc = 0u64;
-    for h in hist {
-        acc += h;
-        cdf.push(acc as f64 / total as f64);
-    }
-    Some(d.iter().map(|v| if v.is_nan() { f64::NAN } else { cdf[*v as usize] }).collect())
-}
-
-/// `eq_hist` through numpy's `histogram(bins=65536)` (same edges and bin assignment), empty bins
-/// dropped, then `np.interp` of each value on the (bin center, cdf) curve.
-fn eq_hist_float(d: &[f64]) -> Vec<f64> {
-    let (mut first, mut last) = (f64::INFINITY, f64::NEG_INFINITY);
-    for v in d.iter().filter(|v| !v.is_nan()) {
-        first = first.min(*v);
-        last = last.max(*v);
-    }
-    if first > last {
-        return d.to_vec();
-    }
-    if first == last {
-        first -= 0.5;
-        last += 0.5;
-    }
-    let nb = EQ_HIST_BINS;
-    let step = (last - first) / nb as f64;
-    let mut edges: Vec<f64> = (0..=nb).map(|i| i as f64 * step + first).collect();
-    edges[nb] = last;
-    let denom = last - first;
-    let mut hist = vec![0u64; nb];
-    for &v in d.iter().filter(|v| !v.is_nan()) {
-        let mut i = (((v - first) / denom) * nb as f64) as usize;
-        if i >= nb {
-            i = nb - 1;
+    /// A pixel value normalized to 0..1 (NaN stays NaN: empty).
+    pub fn apply(&self, v: f64) -> f64 {
+        if v.is_nan() || self.lo == f64::INFINITY {
+            return v;
         }
-        if v < edges[i] && i > 0 {
-            i -= 1;
+        let f = self.scaled(v);
+        if f.is_nan() {
+            return f;
         }
-        if v >= edges[i + 1] && i != nb - 1 {
-            i += 1;
-        }
-        hist[i] += 1;
-    }
-    let mut xp = Vec::new();
-    let mut fp = Vec::new();
-    let total: u64 = hist.iter().sum();
-    let mut acc = 0u64;
-    for (i, h) in hist.iter().enumerate() {
-        if *h > 0 {
-            acc += h;
-            xp.push((edges[i] + edges[i + 1]) / 2.0);
-            fp.push(acc as f64 / total as f64);
+        // datashader divides by zero here (and draws nothing) when every pixel has the same value; draw
+        // the top color.
+        let span = self.s1 - self.s0;
+        if span > 0.0 {
+            (f - self.s0) / span
+        } else {
+            1.0
         }
     }
-    d.iter().map(|&v| if v.is_nan() { f64::NAN } else { interp(v, &xp, &fp) }).collect()
 }
 
 /// numpy's `interp` (clamped at both ends).
@@ -216,18 +337,23 @@ pub fn shade(grid: &Grid, w: usize, h: usize, sh: &Shading) -> Vec<u8> {
     let t = normalize(grid, sh.scale);
     let mut out = Vec::with_capacity(w * h * 4);
     for row in (0..h).rev() {
-        for &v in &t[row * w..(row + 1) * w] {
-            let px = if v.is_nan() {
-                [0, 0, 0, 0]
-            } else {
-                let c = sh.colormap.color(v);
-                [c[0], c[1], c[2], sh.alpha]
-            };
-            let px = if sh.background[3] > 0 { over(px, sh.background) } else { px };
-            out.extend_from_slice(&px);
-        }
+        shade_row(&t[row * w..(row + 1) * w], sh, &mut out);
     }
     out
+}
+
+/// Appends the RGBA8 pixels of one row of normalized values (NaN = empty) to `out`.
+pub fn shade_row(t: &[f64], sh: &Shading, out: &mut Vec<u8>) {
+    for &v in t {
+        let px = if v.is_nan() {
+            [0, 0, 0, 0]
+        } else {
+            let c = sh.colormap.color(v);
+            [c[0], c[1], c[2], sh.alpha]
+        };
+        let px = if sh.background[3] > 0 { over(px, sh.background) } else { px };
+        out.extend_from_slice(&px);
+    }
 }
 
 #[cfg(test)]

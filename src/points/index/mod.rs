@@ -458,7 +458,31 @@ impl PointIndex {
     /// [`crate::points::aggregate`]: the same grid for count, min and max (sum and mean up to the order of
     /// float64 additions), and the same skipped counts.
     pub fn aggregate(&self, extent: &Extent, w: usize, h: usize, agg: Agg) -> Result<(Grid, Skipped)> {
+        self.aggregate_rows(extent, w, h, 0..h, agg)
+    }
+
+    /// Rows `rows` of [`PointIndex::aggregate`]'s grid, like [`crate::points::aggregate_rows`]: reads only
+    /// the cells under the strip (with a margin of two pixel rows).
+    pub fn aggregate_rows(
+        &self,
+        extent: &Extent,
+        w: usize,
+        h: usize,
+        rows: std::ops::Range<usize>,
+        agg: Agg,
+    ) -> Result<(Grid, Skipped)> {
         let plan = BinPlan::new(&self.path, extent, w, h, agg, self.meta.value_column, self.meta.record_values)?;
+        let mut cover = *extent;
+        if rows.start > 0 || rows.end < h {
+            let px = (extent.ymax - extent.ymin) / h as f64;
+            let y0 = extent.ymin + (rows.start as f64 - 2.0) * px;
+            let y1 = extent.ymin + (rows.end as f64 + 2.0) * px;
+            if y0.is_finite() && y1.is_finite() {
+                (cover.ymin, cover.ymax) = (y0.max(extent.ymin), y1.min(extent.ymax));
+            }
+        }
+        let plan = plan.rows(rows);
+        let extent = &cover;
         let mut chunks = Vec::new();
         for (a, b) in self.ranges(extent) {
             let mut s = a;
