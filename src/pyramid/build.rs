@@ -55,6 +55,8 @@ fn checkpoint_every() -> Duration {
 }
 /// Elements read per band (all cores share a band).
 const BAND_ELEMENTS: u64 = 1 << 22;
+/// How many bands ahead of the one being reduced the pass asks the kernel to read (one band is ≤ 8 MB).
+const READ_AHEAD_BANDS: u64 = 8;
 /// Buffered level rows are written out once they hold this many bytes.
 const FLUSH_BYTES: usize = 4 << 20;
 
@@ -204,6 +206,9 @@ impl<'a> Builder<'a> {
         // Buffers of the fused path handed back after use: fresh ones every band cost page faults
         // and zeroing (about 5 % of the pass).
         let mut spare = Spare::default();
+        if y < h {
+            self.src.prefetch(slice, Rect::new(0, y, w, (y + READ_AHEAD_BANDS * bh).min(h)));
+        }
         while y < h {
             let after = self.progress.cancel_after.load(Ordering::Relaxed);
             let stop = self.progress.cancel.load(Ordering::Relaxed)
@@ -213,8 +218,11 @@ impl<'a> Builder<'a> {
                 return Err(Error::Cancelled);
             }
             let y1 = (y + bh).min(h);
-            if y1 < h {
-                self.src.prefetch(slice, Rect::new(0, y1, w, (y1 + bh).min(h)));
+            // Read-ahead of the bands to come (asynchronous): far enough ahead that a cold read keeps up
+            // with the reducing cores, instead of one band whose pages the populating core waits for.
+            let ahead = (y1 + READ_AHEAD_BANDS * bh).min(h);
+            if ahead > y1 {
+                self.src.prefetch(slice, Rect::new(0, ahead.saturating_sub(bh).max(y1), w, ahead));
             }
             // Fused when level 1's rows pair up within the band (or the band ends the image).
             let fused =
