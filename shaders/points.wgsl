@@ -1,7 +1,9 @@
 // Point density pipeline: one full-viewport triangle pair; each fragment fetches its aggregate grid pixel
 // (R32Float, NaN = empty; textureLoad, no filtering), picks the palette entry through 256 thresholds computed on
 // the CPU from the grid for the chosen scale (linear, log, eqhist: the same normalization as the PNG), applies
-// alpha, then composites the background with datashader's `over`, quantized like the PNG.
+// alpha, then composites the background with datashader's `over`, quantized like the PNG. With a marker
+// radius (deep zoom: few points in view), an empty pixel shows its nearest non-empty neighbour, so single
+// points are drawn as discs rather than lone pixels.
 // Uniforms are mirrored by `GpuPointGlobals` in src/render/gpu_types.rs.
 
 struct Globals {
@@ -12,7 +14,9 @@ struct Globals {
     // Row of `thresholds`: 0 linear, 1 log, 2 eqhist (PointScale::ALL order).
     scale_row: u32,
     has_grid: u32,
-    _pad0: u32,
+    // Marker radius in grid pixels (0: off): an empty pixel takes the value of the nearest non-empty pixel
+    // within this distance (squared distance ≤ radius²; ties: the larger value).
+    radius: u32,
     _pad1: vec4<u32>,
 };
 
@@ -67,7 +71,25 @@ fn fs_main(@builtin(position) pos: vec4<f32>) -> @location(0) vec4<f32> {
         let c = i32(floor(pos.x * g.grid_map.x + g.grid_map.y));
         let r = i32(floor(pos.y * g.grid_map.z + g.grid_map.w));
         if c >= 0 && r >= 0 && c < dims.x && r < dims.y {
-            let v = textureLoad(grid, vec2(c, r), 0).r;
+            var v = textureLoad(grid, vec2(c, r), 0).r;
+            let rad = i32(g.radius);
+            if is_nan(v) && rad > 0 {
+                var best = rad * rad + 1;
+                for (var dy = -rad; dy <= rad; dy++) {
+                    for (var dx = -rad; dx <= rad; dx++) {
+                        let d2 = dx * dx + dy * dy;
+                        let p = vec2(c + dx, r + dy);
+                        if d2 > rad * rad || d2 > best || p.x < 0 || p.y < 0 || p.x >= dims.x || p.y >= dims.y {
+                            continue;
+                        }
+                        let w = textureLoad(grid, p, 0).r;
+                        if !is_nan(w) && (d2 < best || w > v || is_nan(v)) {
+                            best = d2;
+                            v = w;
+                        }
+                    }
+                }
+            }
             if !is_nan(v) {
                 let rgb = textureLoad(lut, vec2(palette_entry(v), 0), 0).rgb;
                 src = vec4(rgb, g.alpha);

@@ -83,6 +83,10 @@ pub struct ViewArgs {
     /// Point sets: background color RRGGBB or RRGGBBAA under the density layer [default: none]
     #[arg(long, requires = "points")]
     pub background: Option<String>,
+    /// Point sets: draw each non-empty pixel as a disc of this odd diameter (1..15), or auto: 5-px discs when the
+    /// view holds fewer points than its pixels / 64 (deep zoom)
+    #[arg(long, default_value = "auto", requires = "points")]
+    pub point_size: String,
     #[command(flatten)]
     pub input_args: InputArgs,
     #[command(flatten)]
@@ -517,6 +521,9 @@ fn point_launch_options(a: &ViewArgs, p: &std::path::Path) -> Result<crate::app:
         return Err(Error::request(p, format!("--alpha {} must lie in 0..1", a.alpha)));
     }
     let background = parse_background(p, a.background.as_deref())?;
+    let marker = crate::app::Marker::parse(&a.point_size).ok_or_else(|| {
+        Error::request(p, format!("--point-size '{}' is not auto or an odd number of pixels 1..15", a.point_size))
+    })?;
     if crate::palette::Colormap::by_name(&d.colormap).is_none() {
         let known = crate::palette::Colormap::names().join(", ");
         return Err(Error::request(p, format!("unknown colormap '{}' (known: {known})", d.colormap)));
@@ -536,6 +543,7 @@ fn point_launch_options(a: &ViewArgs, p: &std::path::Path) -> Result<crate::app:
             scale,
             alpha: a.alpha,
             background,
+            marker,
             zoom: a.zoom,
             center,
         }),

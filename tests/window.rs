@@ -210,6 +210,20 @@ fn window_matches_render(
     render_args: &[&str],
     tol: i32,
 ) -> (usize, usize, String) {
+    window_matches_render_with_markers(file, n_points, window_args, render_args, tol, 0)
+}
+
+/// `window_matches_render` where the window draws points as discs of `radius` grid pixels: the expected image is
+/// the PNG with every empty pixel given the color of the nearest non-empty pixel within that distance (squared
+/// distance ≤ radius²; ties: the larger grid value, from the same render's `.npy`). Count aggregates only.
+fn window_matches_render_with_markers(
+    file: &std::path::Path,
+    n_points: u64,
+    window_args: &[&str],
+    render_args: &[&str],
+    tol: i32,
+    radius: i64,
+) -> (usize, usize, String) {
     let dir = file.parent().expect("dir");
     let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("p");
     let shot = dir.join(format!("{stem}-window.png"));
@@ -229,7 +243,16 @@ fn window_matches_render(
     rargs.extend_from_slice(render_args);
     let r = vastview(&rargs);
     assert!(r.status.success(), "render --points: {}", stderr(&r));
-    let (rw, rh, want) = read_png(&png);
+    let (rw, rh, mut want) = read_png(&png);
+    if radius > 0 {
+        let npy = dir.join(format!("{stem}-render.npy"));
+        rargs[3] = npy.to_str().unwrap_or_default();
+        let r = vastview(&rargs);
+        assert!(r.status.success(), "render --points -o .npy: {}", stderr(&r));
+        let (shape, grid) = read_npy(&npy);
+        assert_eq!(shape, [u64::from(rh), u64::from(rw)]);
+        want = dilate(&want, &grid, (rw as i64, rh as i64), radius);
+    }
     let (sw, _, got) = read_png(&shot);
     let mut backdrop = None;
     let (mut compared, mut nonempty, mut bad) = (0, 0, Vec::new());
@@ -256,6 +279,65 @@ fn window_matches_render(
     }
     assert!(bad.is_empty(), "window differs from render --points {region} {size}: {}", bad.join("; "));
     (compared, nonempty, err)
+}
+
+/// RGBA `png` (north up) with its empty pixels given the color of the nearest non-empty pixel within `radius`
+/// (squared distance ≤ radius², ties to the larger count); `grid` holds the counts, row 0 = lowest y.
+fn dilate(png: &[u8], grid: &[f64], (w, h): (i64, i64), radius: i64) -> Vec<u8> {
+    let count = |x: i64, y: i64| grid[((h - 1 - y) * w + x) as usize];
+    let mut out = png.to_vec();
+    for y in 0..h {
+        for x in 0..w {
+            if count(x, y) > 0.0 {
+                continue;
+            }
+            let mut best: Option<(i64, f64, i64, i64)> = None;
+            for dy in -radius..=radius {
+                for dx in -radius..=radius {
+                    let (px, py, d2) = (x + dx, y + dy, dx * dx + dy * dy);
+                    if d2 > radius * radius || px < 0 || py < 0 || px >= w || py >= h || count(px, py) <= 0.0 {
+                        continue;
+                    }
+                    let v = count(px, py);
+                    if best.is_none_or(|(bd, bv, _, _)| d2 < bd || (d2 == bd && v > bv)) {
+                        best = Some((d2, v, px, py));
+                    }
+                }
+            }
+            if let Some((_, _, px, py)) = best {
+                let (to, from) = (((y * w + x) * 4) as usize, ((py * w + px) * 4) as usize);
+                out.copy_within(from..from + 4, to);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn window_points_at_deep_zoom_are_drawn_as_discs() {
+    if gpu_session().is_none() {
+        return;
+    }
+    // 60 points (counts 1 to 3) in a 700×500 window: far fewer than one point per 64 pixels, so `auto` draws
+    // 5-pixel discs; an explicit --point-size 7 draws 7-pixel ones. Both equal the headless PNG dilated the same way.
+    let dir = points_dir("markers");
+    let file = dir.join("sparse.bin");
+    let recs: Vec<[f32; 3]> =
+        point_records(60).into_iter().enumerate().flat_map(|(i, r)| std::iter::repeat_n(r, i % 3 + 1)).collect();
+    std::fs::write(&file, recs.iter().flatten().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).expect("write");
+    let layout = ["--points", "--dtype", "f32", "--columns", "3", "--colormap", "viridis"];
+    for (size, radius) in [("auto", 2), ("7", 3)] {
+        let mut wargs = layout.to_vec();
+        wargs.extend(["--point-size", size]);
+        let (compared, nonempty, _) =
+            window_matches_render_with_markers(&file, recs.len() as u64, &wargs, &layout[1..], 0, radius);
+        if compared == 0 {
+            return;
+        }
+        // Discs: many more drawn pixels than the 60 points' own.
+        assert!(nonempty > 60 * 9, "--point-size {size}: {nonempty} of {compared} pixels drawn");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn points_dir(name: &str) -> std::path::PathBuf {

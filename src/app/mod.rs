@@ -7,7 +7,7 @@ mod gpu;
 mod panels;
 mod points;
 
-pub use points::{is_point_file, PointOptions};
+pub use points::{is_point_file, Marker, PointOptions};
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -302,6 +302,7 @@ impl Viewer {
                 alpha: p.alpha,
                 background: p.background,
                 agg: p.agg,
+                marker: p.marker,
             }),
             opts: opts.clone(),
         };

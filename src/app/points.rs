@@ -25,6 +25,7 @@ pub struct PointOptions {
     /// 0..1
     pub alpha: f64,
     pub background: [u8; 4],
+    pub marker: Marker,
     /// Magnification of the fitted first view, and its centre in data units.
     pub zoom: Option<f64>,
     pub center: Option<(f64, f64)>,
@@ -37,11 +38,54 @@ pub(crate) struct PointLook {
     pub alpha: f64,
     pub background: [u8; 4],
     pub agg: Agg,
+    pub marker: Marker,
+}
+
+/// How a point is drawn: one grid pixel, a disc of a fixed diameter, or `Auto` (discs of 5 px when the view is
+/// so deep that points are rare: fewer than one per `AUTO_MARKER_PIXELS` pixels of the exact grid).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    Auto,
+    /// Diameter in pixels (odd; 1 = the pixel alone).
+    Px(u32),
+}
+
+/// `Marker::Auto` draws discs when the exact grid holds fewer points than its pixels ÷ this.
+pub const AUTO_MARKER_PIXELS: u64 = 64;
+
+impl Marker {
+    pub const CHOICES: [Marker; 6] =
+        [Marker::Auto, Marker::Px(1), Marker::Px(3), Marker::Px(5), Marker::Px(7), Marker::Px(9)];
+    /// `auto` or an odd diameter 1..=15.
+    pub fn parse(s: &str) -> Option<Marker> {
+        match s {
+            "auto" => Some(Marker::Auto),
+            _ => s.parse::<u32>().ok().filter(|d| d % 2 == 1 && *d <= 15).map(Marker::Px),
+        }
+    }
+    pub fn name(self) -> String {
+        match self {
+            Marker::Auto => "auto".into(),
+            Marker::Px(d) => format!("{d} px"),
+        }
+    }
+    /// The shader's radius for `grid` (None: no grid yet).
+    pub fn radius(self, grid: Option<&ViewGrid>) -> u32 {
+        match (self, grid) {
+            (Marker::Px(d), _) => d / 2,
+            (Marker::Auto, Some(g))
+                if !g.is_preview() && g.in_view * AUTO_MARKER_PIXELS < (g.req.w * g.req.h) as u64 =>
+            {
+                2
+            }
+            (Marker::Auto, _) => 0,
+        }
+    }
 }
 
 impl Default for PointLook {
     fn default() -> Self {
-        PointLook { scale: PointScale::Linear, alpha: 1.0, background: [0; 4], agg: Agg::Count }
+        PointLook { scale: PointScale::Linear, alpha: 1.0, background: [0; 4], agg: Agg::Count, marker: Marker::Auto }
     }
 }
 
@@ -204,6 +248,7 @@ impl Viewer {
             scale_row: PointScale::ALL.iter().position(|s| *s == self.look.scale).unwrap_or(0) as u32,
             alpha: (self.look.alpha.clamp(0.0, 1.0) * 255.0).round() as u8,
             background: self.look.background,
+            radius: self.look.marker.radius(self.points.as_ref().and_then(|pd| pd.shown.as_deref())),
         }
     }
 
@@ -567,6 +612,13 @@ impl Viewer {
                 });
             });
             ui.add(egui::Slider::new(&mut self.look.alpha, 0.0..=1.0).text("alpha"));
+            egui::ComboBox::from_id_salt("marker")
+                .selected_text(format!("points: {}", self.look.marker.name()))
+                .show_ui(ui, |ui| {
+                    for m in Marker::CHOICES {
+                        ui.selectable_value(&mut self.look.marker, m, m.name());
+                    }
+                });
             ui.horizontal(|ui| {
                 let mut on = self.look.background[3] > 0;
                 if ui.checkbox(&mut on, "background").changed() {

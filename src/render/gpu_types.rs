@@ -42,7 +42,9 @@ pub struct GpuPointGlobals {
     pub scale_row: u32,
     /// 0 while no grid is uploaded.
     pub has_grid: u32,
-    pub _pad: u32,
+    /// Marker radius in grid pixels (0: each pixel alone): an empty pixel takes the value of the nearest
+    /// non-empty one within this distance (ties: the larger value), so sparse points show as discs.
+    pub radius: u32,
     pub _pad2: [u32; 4],
 }
 

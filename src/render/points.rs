@@ -29,6 +29,8 @@ pub struct PointStyle {
     /// 0..255, as the PNG's alpha.
     pub alpha: u8,
     pub background: [u8; 4],
+    /// Marker radius in grid pixels (0: none); see `GpuPointGlobals::radius`.
+    pub radius: u32,
 }
 
 struct GridTex {
@@ -225,7 +227,7 @@ impl PointRenderer {
             alpha: f32::from(style.alpha) / 255.0,
             scale_row: style.scale_row,
             has_grid: u32::from(grid_id != 0 && self.grid_id() == grid_id),
-            _pad: 0,
+            radius: style.radius,
             _pad2: [0; 4],
         };
         if self.globals != Some(globals) {
