@@ -15,7 +15,7 @@ struct Globals {
     scale_row: u32,
     has_grid: u32,
     // Marker radius in grid pixels (0: off): an empty pixel takes the value of the nearest non-empty pixel
-    // within this distance (squared distance ≤ radius²; ties: the larger value).
+    // within this distance (squared distance ≤ radius² + radius, a round disc; ties: the larger value).
     radius: u32,
     _pad1: vec4<u32>,
 };
@@ -74,12 +74,12 @@ fn fs_main(@builtin(position) pos: vec4<f32>) -> @location(0) vec4<f32> {
             var v = textureLoad(grid, vec2(c, r), 0).r;
             let rad = i32(g.radius);
             if is_nan(v) && rad > 0 {
-                var best = rad * rad + 1;
+                var best = rad * rad + rad + 1;
                 for (var dy = -rad; dy <= rad; dy++) {
                     for (var dx = -rad; dx <= rad; dx++) {
                         let d2 = dx * dx + dy * dy;
                         let p = vec2(c + dx, r + dy);
-                        if d2 > rad * rad || d2 > best || p.x < 0 || p.y < 0 || p.x >= dims.x || p.y >= dims.y {
+                        if d2 > rad * rad + rad || d2 > best || p.x < 0 || p.y < 0 || p.x >= dims.x || p.y >= dims.y {
                             continue;
                         }
                         let w = textureLoad(grid, p, 0).r;

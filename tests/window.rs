@@ -215,7 +215,7 @@ fn window_matches_render(
 
 /// `window_matches_render` where the window draws points as discs of `radius` grid pixels: the expected image is
 /// the PNG with every empty pixel given the color of the nearest non-empty pixel within that distance (squared
-/// distance ≤ radius²; ties: the larger grid value, from the same render's `.npy`). Count aggregates only.
+/// distance ≤ radius² + radius; ties: the larger grid value, from the same render's `.npy`). Count aggregates only.
 fn window_matches_render_with_markers(
     file: &std::path::Path,
     n_points: u64,
@@ -282,7 +282,7 @@ fn window_matches_render_with_markers(
 }
 
 /// RGBA `png` (north up) with its empty pixels given the color of the nearest non-empty pixel within `radius`
-/// (squared distance ≤ radius², ties to the larger count); `grid` holds the counts, row 0 = lowest y.
+/// (squared distance ≤ radius² + radius, ties to the larger count); `grid` holds the counts, row 0 = lowest y.
 fn dilate(png: &[u8], grid: &[f64], (w, h): (i64, i64), radius: i64) -> Vec<u8> {
     let count = |x: i64, y: i64| grid[((h - 1 - y) * w + x) as usize];
     let mut out = png.to_vec();
@@ -295,7 +295,7 @@ fn dilate(png: &[u8], grid: &[f64], (w, h): (i64, i64), radius: i64) -> Vec<u8> 
             for dy in -radius..=radius {
                 for dx in -radius..=radius {
                     let (px, py, d2) = (x + dx, y + dy, dx * dx + dy * dy);
-                    if d2 > radius * radius || px < 0 || py < 0 || px >= w || py >= h || count(px, py) <= 0.0 {
+                    if d2 > radius * radius + radius || px < 0 || py < 0 || px >= w || py >= h || count(px, py) <= 0.0 {
                         continue;
                     }
                     let v = count(px, py);

@@ -43,7 +43,7 @@ pub struct GpuPointGlobals {
     /// 0 while no grid is uploaded.
     pub has_grid: u32,
     /// Marker radius in grid pixels (0: each pixel alone): an empty pixel takes the value of the nearest
-    /// non-empty one within this distance (ties: the larger value), so sparse points show as discs.
+    /// non-empty one within this distance (squared distance ≤ r² + r; ties: the larger value), so sparse points show as discs.
     pub radius: u32,
     pub _pad2: [u32; 4],
 }
