@@ -140,7 +140,8 @@ pub fn render_points(src: &PointSource, spec: &PointRender, out: &Path) -> Resul
     // A complete index of the file (built by `vastview index`) is used when there is one; looking for it
     // is best effort (an unusable cache directory means a full scan).
     let index = PointIndex::find(src).ok().flatten();
-    if let Some(rows) = strip_rows(w, h) {
+    let index_note = index.as_ref().map(|ix| (ix.path().to_path_buf(), ix.points_in(&extent)));
+    let (skipped, bin_s, write_s) = if let Some(rows) = strip_rows(w, h) {
         let strips = Strips {
             src,
             index: index.as_ref(),
@@ -150,65 +151,34 @@ pub fn render_points(src: &PointSource, spec: &PointRender, out: &Path) -> Resul
             rows: rows as usize,
             agg: spec.agg,
         };
-        let (skipped, bin_s, write_s) = strips.render(spec, colormap, out)?;
-        if skipped.nan_values > 0 {
-            notes.push(format!("{} points with a NaN value were not aggregated", skipped.nan_values));
-        }
-        let index = index.as_ref().map(|ix| (ix.path().to_path_buf(), ix.points_in(&extent)));
         notes.push(format!("{w}x{h} pixels: binned and written in strips of {rows} rows"));
-        return Ok(PointReport {
-            extent,
-            width: w,
-            height: h,
-            bounds,
-            skipped,
-            notes,
-            index,
-            bounds_s,
-            bin_s,
-            write_s,
-        });
-    }
-    let (grid, skipped, index) = match &index {
-        Some(ix) => {
-            let (g, s) = ix.aggregate(&extent, w as usize, h as usize, spec.agg)?;
-            (g, s, Some((ix.path().to_path_buf(), ix.points_in(&extent))))
+        strips.render(spec, colormap, out)?
+    } else {
+        let (grid, skipped) = match &index {
+            Some(ix) => ix.aggregate(&extent, w as usize, h as usize, spec.agg)?,
+            None => aggregate(src, &extent, w as usize, h as usize, spec.agg)?,
+        };
+        let bin_s = t1.elapsed().as_secs_f64();
+        let t2 = Instant::now();
+        let is_npy = out.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
+        if is_npy {
+            write_grid_npy(&grid, w, h, out)?;
+        } else {
+            let sh = Shading {
+                colormap,
+                scale: spec.scale,
+                alpha: (spec.alpha * 255.0).round() as u8,
+                background: spec.background,
+            };
+            let rgba = shade(&grid, w as usize, h as usize, &sh);
+            write_png(&rgba, w as u32, h as u32, out)?;
         }
-        None => {
-            let (g, s) = aggregate(src, &extent, w as usize, h as usize, spec.agg)?;
-            (g, s, None)
-        }
+        (skipped, bin_s, t2.elapsed().as_secs_f64())
     };
-    let bin_s = t1.elapsed().as_secs_f64();
     if skipped.nan_values > 0 {
         notes.push(format!("{} points with a NaN value were not aggregated", skipped.nan_values));
     }
-    let t2 = Instant::now();
-    let is_npy = out.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
-    if is_npy {
-        write_grid_npy(&grid, w, h, out)?;
-    } else {
-        let sh = Shading {
-            colormap,
-            scale: spec.scale,
-            alpha: (spec.alpha * 255.0).round() as u8,
-            background: spec.background,
-        };
-        let rgba = shade(&grid, w as usize, h as usize, &sh);
-        write_png(&rgba, w as u32, h as u32, out)?;
-    }
-    Ok(PointReport {
-        extent,
-        width: w,
-        height: h,
-        bounds,
-        skipped,
-        notes,
-        index,
-        bounds_s,
-        bin_s,
-        write_s: t2.elapsed().as_secs_f64(),
-    })
+    Ok(PointReport { extent, width: w, height: h, bounds, skipped, notes, index: index_note, bounds_s, bin_s, write_s })
 }
 
 /// An image too big for one grid, binned strip by strip (each strip: the points whose row, by the whole
