@@ -9,7 +9,7 @@
 #   bash benches/bench_points.sh
 #
 # Environment (all optional):
-#   VASTVIEW=path   use this binary (default: cargo build --release into $VV_TARGET, default /tmp/vv-release-points)
+#   VASTVIEW=path   use this binary (default: cargo build --release into $VV_TARGET, default the repo's target/)
 #   PEERS=dir       peer harness (default /work/shared/peers)
 #   PY=python       peer venv python (default /tmp/peervenv/bin/python)
 #   DATA=dir        data dir (default /tmp/peerdata; points_xyz_f32.bin made with make_data.py when missing)
@@ -29,35 +29,13 @@
 #   ZOOM=-0.55,-0.55,0.55,0.55   region of the zoom task
 #
 # Output: $RES/raw.jsonl (measure.py records), $RES/table.md, $RES/ratios.md, $RES/machine.txt.
-set -euo pipefail
-
-HERE="$(cd "$(dirname "$0")" && pwd)"
-REPO="$(cd "$HERE/.." && pwd)"
-PEERS="${PEERS:-/work/shared/peers}"
-PY="${PY:-/tmp/peervenv/bin/python}"
-DATA="${DATA:-/tmp/peerdata}"
-RES="${RES:-/tmp/vvbench/points-$(date +%Y%m%d-%H%M%S)}"
-RUNS="${RUNS:-4}"
+NAME=points DEFAULT_ONLY="vv ds check extra index zoom"
+source "$(dirname "$0")/lib.sh"
 N="${N:-200000000}"
-ONLY="${ONLY:-vv ds check extra index zoom}"
 ZOOM="${ZOOM:--0.55,-0.55,0.55,0.55}"
-VV_TARGET="${VV_TARGET:-/tmp/vv-release-points}"
 PTS="$DATA/points_xyz_f32.bin"
-OUT="$RES/out"
-AS=22
 
-log() { echo "[bench_points] $*" >&2; }
-has() { [[ " $ONLY " == *" $1 "* ]]; }
-
-mkdir -p "$RES" "$OUT"
-export PEERS_RESULTS="$RES" PYTHONUNBUFFERED=1
-
-if [[ -z "${VASTVIEW:-}" ]]; then
-  log "building release binary into $VV_TARGET"
-  (cd "$REPO" && CARGO_TARGET_DIR="$VV_TARGET" cargo build --release)
-  VASTVIEW="$VV_TARGET/release/vastview"
-fi
-[[ -x "$VASTVIEW" ]] || { log "no binary at $VASTVIEW"; exit 1; }
+bench_binary
 if [[ ! -f "$PTS" ]]; then
   log "making $PTS (2.4 GB, about 1 min)"
   "$PY" "$PEERS/make_data.py" --only points --no-npy-points --n-points "$N" --out "$DATA"
@@ -70,20 +48,8 @@ if (( SIZE != N * 12 )); then
   dd if="$PTS" of="$PTS_N" bs=12M count=$((N / 1048576)) iflag=count_bytes 2>/dev/null || true
   PTS="$PTS_N"
 fi
+bench_machine "data: $(ls -l "$PTS")"
 
-{
-  echo "date: $(date -Is)"
-  echo "binary: $VASTVIEW"
-  echo "source: $(cd "$REPO" && git rev-parse HEAD) ($(cd "$REPO" && git status --short | wc -l) uncommitted files)"
-  echo "rustc: $(rustc --version 2>/dev/null || echo n/a)"
-  echo "kernel: $(uname -sr)"; echo "nproc: $(nproc)"
-  lscpu | grep -E "^(Model name|CPU\(s\)|Hypervisor)" || true
-  free -g
-  echo "data: $(ls -l "$PTS")"
-} > "$RES/machine.txt"
-cat "$RES/machine.txt" >&2
-
-M() { "$PY" "$PEERS/measure.py" --quiet-max-wait "${QUIET_WAIT:-300}" --retries 2 "$@"; }
 DESC="$N pts x,y,z f32 ($((N * 12 / 1000000)) MB file)"
 VV_REGION=("$VASTVIEW" render "$PTS" --points --dtype f32 --columns 3 --region -10,-10,10,10 --size 1024x1024
            --scale eqhist -o "$OUT/vv_points_eqhist.png")
@@ -199,7 +165,7 @@ if ix:
 if zi:
     print(f"\nzoomed render: through the index {f(zi['warm'])} warm, {f(zi['cold'])} cold, {f(zi['anon'], ' MiB')}; "
           f"full scan {f(zs and zs['warm'])} warm, {f(zs and zs['cold'])} cold; goal < 100 ms warm: "
-          f"{'MET' if zi['warm'] < 0.1 else 'NOT MET'}")
+          f"{'MET' if zi['warm'] is not None and zi['warm'] < 0.1 else 'NOT MET (or no warm run)'}")
 if v and ds:
     print(f"\nGoal >= 5x faster than datashader warm: {'MET' if ds['warm'] / v['warm'] >= 5 else 'NOT MET'} "
           f"({ratio(ds['warm'], v['warm'])}); warm < 1 s: {'MET' if v['warm'] < 1 else 'NOT MET'}; "

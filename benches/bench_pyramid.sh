@@ -14,37 +14,17 @@
 # Environment: VASTVIEW=binary (default: cargo build --release, target/release/vastview),
 #   PEERS=/work/shared/peers, PY=/tmp/peervenv/bin/python, DATA=/tmp/peerdata, RUNS=4,
 #   RES=/tmp/vvbench/pyramid-DATE, BIG=/tmp/big/image_u16_30g.npy,
-#   ONLY="vv ref vips ff big stats" (subset of tasks)
-set -euo pipefail
-HERE="$(cd "$(dirname "$0")" && pwd)"
-REPO="$(cd "$HERE/.." && pwd)"
-PEERS="${PEERS:-/work/shared/peers}"
-PY="${PY:-/tmp/peervenv/bin/python}"
-DATA="${DATA:-/tmp/peerdata}"
-RUNS="${RUNS:-4}"
-RES="${RES:-/tmp/vvbench/pyramid-$(date +%Y%m%d-%H%M%S)}"
+#   ONLY="vv ref vips ff big stats" (subset of tasks), QUIET_WAIT=300 (see benches/lib.sh)
+NAME=pyramid DEFAULT_ONLY="vv ref vips ff big stats"
+source "$(dirname "$0")/lib.sh"
 BIG="${BIG:-/tmp/big/image_u16_30g.npy}"
-ONLY="${ONLY:-vv ref vips ff big stats}"
 IMG="$DATA/image_u16_40k.npy"
-has() { [[ " $ONLY " == *" $1 "* ]]; }
-log() { echo "[bench_pyramid] $*" >&2; }
 
-if [[ -z "${VASTVIEW:-}" ]]; then
-  (cd "$REPO" && cargo build --release)
-  VASTVIEW="$REPO/target/release/vastview"
-fi
-mkdir -p "$RES/out"
-export PEERS_RESULTS="$RES" PYTHONUNBUFFERED=1 XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/xdg}"
-mkdir -p -m 700 "$XDG_RUNTIME_DIR"
+bench_binary
 export VASTVIEW_CACHE_DIR="$RES/cache"
 [[ -f "$IMG" ]] || "$PY" "$PEERS/make_data.py" --only u16 --out "$DATA"
-{
-  echo "date: $(date -Is)"; echo "binary: $VASTVIEW"
-  echo "source: $(cd "$REPO" && git rev-parse HEAD) $(cd "$REPO" && git status --short | wc -l) uncommitted files"
-  echo "kernel: $(uname -sr)"; echo "nproc: $(nproc)"; lscpu | grep -E "^Model name" || true; free -g
-} > "$RES/machine.txt"
+bench_machine "data: $(ls -l "$IMG")"
 
-M() { "$PY" "$PEERS/measure.py" --quiet-max-wait 600 --retries 2 "$@"; }
 D40="40000x40000 uint16 (3.2 GB)"
 CLEAR="rm -rf $VASTVIEW_CACHE_DIR"
 

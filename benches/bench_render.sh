@@ -11,7 +11,7 @@
 #
 # Environment (all optional):
 #   VASTVIEW=path     use this binary; default: build release into $VV_TARGET
-#                     (CARGO_TARGET_DIR, default /tmp/vv-release) and use
+#                     (CARGO_TARGET_DIR, default the repo's target/) and use
 #                     $VV_TARGET/release/vastview
 #   VV_BUILT_FROM=txt with VASTVIEW: what it was built from (recorded in machine.txt)
 #   VV_REV=rev        build a committed revision instead of the working tree (exported with
@@ -33,30 +33,10 @@
 # Output: $RES/raw.jsonl (measure.py records), $RES/table.md (make_results.py),
 # $RES/ratios.md (peer / vastview ratios from this run), $RES/machine.txt,
 # $RES/verbose_*.txt and $RES/peak_anon_1ms.jsonl (extra). The tables are printed at the end.
-set -euo pipefail
-
-HERE="$(cd "$(dirname "$0")" && pwd)"
-REPO="$(cd "$HERE/.." && pwd)"
-PEERS="${PEERS:-/work/shared/peers}"
-PY="${PY:-/tmp/peervenv/bin/python}"
-DATA="${DATA:-/tmp/peerdata}"
-RES="${RES:-/tmp/vvbench/results-$(date +%Y%m%d-%H%M%S)}"
-RUNS="${RUNS:-4}"
-ONLY="${ONLY:-vv ds mpl ref extra}"
-VV_TARGET="${VV_TARGET:-/tmp/vv-release}"
+NAME=render DEFAULT_ONLY="vv ds mpl ref extra"
+source "$(dirname "$0")/lib.sh"
 IMG="$DATA/image_f32_20k.npy"
-OUT="$RES/out"
-AS=22   # GiB address-space cap for the Python peers, as in the peers' run_all.sh
 
-log() { echo "[bench_render] $*" >&2; }
-has() { [[ " $ONLY " == *" $1 "* ]]; }
-
-mkdir -p "$RES" "$OUT"
-export PEERS_RESULTS="$RES" PYTHONUNBUFFERED=1
-export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/xdg}"
-mkdir -p -m 700 "$XDG_RUNTIME_DIR"
-
-# --- 1. the release binary -------------------------------------------------------------
 SRC="$REPO"
 if [[ -z "${VASTVIEW:-}" && -n "${VV_REV:-}" ]]; then
   # A committed revision, exported with git archive (the working tree may be mid-edit).
@@ -67,17 +47,7 @@ if [[ -z "${VASTVIEW:-}" && -n "${VV_REV:-}" ]]; then
     mkdir -p "$SRC" && (cd "$REPO" && git archive "$rev") | tar -x -C "$SRC"
   fi
 fi
-if [[ -z "${VASTVIEW:-}" ]]; then
-  log "building release binary from $SRC into $VV_TARGET (a separate target dir: no fight over the debug build lock)"
-  for attempt in 1 2 3 4 5; do
-    if (cd "$SRC" && CARGO_TARGET_DIR="$VV_TARGET" cargo build --release); then break; fi
-    [[ $attempt == 5 ]] && { log "build failed 5 times"; exit 1; }
-    log "build failed (source mid-edit?), retrying in 60 s"; sleep 60
-  done
-  VASTVIEW="$VV_TARGET/release/vastview"
-  BUILT=1
-fi
-[[ -x "$VASTVIEW" ]] || { log "no binary at $VASTVIEW"; exit 1; }
+bench_binary "$SRC"
 
 # --- 2. peers and data -------------------------------------------------------------------
 if [[ ! -x "$PY" || ! -x /usr/bin/time ]]; then
@@ -92,29 +62,11 @@ if [[ ! -f "$IMG" ]]; then
 fi
 
 # --- 3. what was measured where --------------------------------------------------------
-{
-  echo "date: $(date -Is)"
-  echo "binary: $VASTVIEW"
-  if [[ -z "${BUILT:-}" ]]; then
-    echo "source: ${VV_BUILT_FROM:-not recorded (binary given with VASTVIEW; set VV_BUILT_FROM=... to record it)}"
-  elif [[ "$SRC" != "$REPO" ]]; then
-    echo "source: $SRC = git archive of $(cd "$REPO" && git rev-parse "$rev") (clean)"
-  else
-    echo "source: working tree $REPO at $(cd "$REPO" && git rev-parse HEAD 2>/dev/null || echo n/a)"
-    echo "git status (uncommitted files at bench time):"; (cd "$REPO" && git status --short 2>/dev/null) || true
-  fi
-  echo "rustc: $(rustc --version 2>/dev/null || echo n/a)"
-  echo "kernel: $(uname -sr)"
-  echo "nproc: $(nproc)"
-  lscpu | grep -E "^(Model name|CPU\(s\)|Thread|Core|Socket|Hypervisor|L2|L3)" || true
-  free -g
-  "$VASTVIEW" render "$IMG" -o "$OUT/probe.png" --region 0,0,16,16 -v 2>&1 | grep '^adapter' || true
-  echo "data: $(ls -l "$IMG")"
-  grep -o '"sha256_payload": "[0-9a-f]*"' "$DATA/manifest.json" 2>/dev/null | head -1 || true
-} > "$RES/machine.txt"
-cat "$RES/machine.txt" >&2
+[[ "$SRC" == "$REPO" ]] || VV_BUILT_FROM="$SRC = git archive of $(cd "$REPO" && git rev-parse "$rev") (clean)"
+bench_machine "$("$VASTVIEW" render "$IMG" -o "$OUT/probe.png" --region 0,0,16,16 -v 2>&1 | grep '^adapter' || true)" \
+  "data: $(ls -l "$IMG")" \
+  "$(grep -o '"sha256_payload": "[0-9a-f]*"' "$DATA/manifest.json" 2>/dev/null | head -1 || true)"
 
-M() { "$PY" "$PEERS/measure.py" --quiet-max-wait 300 --retries 2 "$@"; }
 DESC="20000x20000 f32 (1.6 GB)"
 VV_1TO1=("$VASTVIEW" render "$IMG" -o "$OUT/vv_1to1_1024.png" --region 9000,9000,10024,10024)
 VV_WHOLE=("$VASTVIEW" render "$IMG" -o "$OUT/vv_whole_1024.png" --size 1024x1024 --exact)
