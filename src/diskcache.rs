@@ -191,27 +191,38 @@ pub fn enforce_cap(cap: u64, incoming: u64, keep: &[&Path]) -> Result<Vec<PathBu
     Ok(evicted)
 }
 
-/// Writes `bytes` to a temporary file beside `path`, then renames it over `path` (creating parent directories).
-pub fn write_atomic(path: &Path, bytes: &[u8], perms: Option<std::fs::Permissions>) -> Result<()> {
+/// Writes `path` through `f` on a temporary file beside it (`.NAME.vastview-PID.tmp`, parent directories
+/// created), renamed over `path` only when `f` succeeds; on failure the temporary file is removed and
+/// `path` is untouched. Errors of `f` come back as they are.
+pub fn write_atomically(path: &Path, f: impl FnOnce(std::fs::File) -> Result<()>) -> Result<()> {
+    let out_err = |e: std::io::Error| Error::Output { path: path.to_path_buf(), msg: e.to_string() };
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    std::fs::create_dir_all(parent).map_err(out_err)?;
     let name = path.file_name().unwrap_or(std::ffi::OsStr::new("file")).to_string_lossy();
     let tmp = parent.join(format!(".{name}.vastview-{}.tmp", std::process::id()));
-    let written = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        use std::io::Write;
-        f.write_all(bytes)?;
-        if let Some(p) = perms {
-            f.set_permissions(p)?;
-        }
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = written {
+    let written = std::fs::File::create(&tmp)
+        .map_err(out_err)
+        .and_then(f)
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(out_err));
+    if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
-        return Err(Error::Output { path: path.to_path_buf(), msg: e.to_string() });
     }
-    Ok(())
+    written
+}
+
+/// `bytes` written atomically to `path` (see `write_atomically`), with `perms`, synced to disk before the rename.
+pub fn write_atomic(path: &Path, bytes: &[u8], perms: Option<std::fs::Permissions>) -> Result<()> {
+    write_atomically(path, |mut f| {
+        use std::io::Write;
+        (|| {
+            f.write_all(bytes)?;
+            if let Some(p) = perms {
+                f.set_permissions(p)?;
+            }
+            f.sync_all()
+        })()
+        .map_err(|e| Error::Output { path: path.to_path_buf(), msg: e.to_string() })
+    })
 }
 
 #[cfg(test)]

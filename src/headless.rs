@@ -6,6 +6,7 @@ use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::diskcache::write_atomically;
 use crate::error::{Error, Result};
 use crate::geom::{Rect, TileGrid};
 use crate::palette::{Colormap, Display, Scale};
@@ -166,7 +167,7 @@ pub fn plan(src: &dyn ArraySource, spec: &RenderSpec) -> Result<Plan> {
         let factor = (region.width() as f64 / out_w as f64).min(region.height() as f64 / out_h as f64);
         let level = (factor.log2().floor().max(0.0) as u32).min(pyramid.as_ref().map_or(0, |p| p.levels().count - 1));
         let bytes = region.width() * region.height() * info.image.channels * info.dtype.size() as u64;
-        let exact_cheap = bytes <= PREVIEW_BYTES || src.exact_block_means(spec.slice, &[], &[]).is_some();
+        let exact_cheap = bytes <= PREVIEW_BYTES || src.has_exact_block_means();
         match (level, spec.quality) {
             (l, Quality::Auto | Quality::Exact) if l >= 1 => Reduce::Level(l),
             (_, Quality::Preview) => Reduce::Preview,
@@ -505,22 +506,6 @@ pub fn npy_header(descr: &str, shape: &[u64]) -> Vec<u8> {
     h.resize(total - 1, b' ');
     h.push(b'\n');
     h
-}
-
-/// Writes through `f` to `OUT.tmp-PID`, then renames onto `out`; removes the temporary file on error.
-pub(crate) fn write_atomically(out: &Path, f: impl FnOnce(std::fs::File) -> Result<()>) -> Result<()> {
-    let mut tmp_name = out.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    tmp_name.push(format!(".tmp-{}", std::process::id()));
-    let tmp = out.with_file_name(tmp_name);
-    let file =
-        std::fs::File::create(&tmp).map_err(|e| Error::Output { path: out.to_path_buf(), msg: e.to_string() })?;
-    let r = f(file).and_then(|_| {
-        std::fs::rename(&tmp, out).map_err(|e| Error::Output { path: out.to_path_buf(), msg: e.to_string() })
-    });
-    if r.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    r
 }
 
 /// `info` as text lines.

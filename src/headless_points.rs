@@ -5,8 +5,9 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
+use crate::diskcache::write_atomically;
 use crate::error::{Error, Result};
-use crate::headless::{npy_header, write_atomically};
+use crate::headless::npy_header;
 use crate::palette::Colormap;
 use crate::points::index::PointIndex;
 use crate::points::shade::{shade_row, values};

@@ -99,7 +99,7 @@ impl TileSource {
     pub fn exact_available(&self, slice: u64, level: u32, tx: u64, ty: u64) -> bool {
         level == 0
             || self.levels.data_rect(level, tx, ty).area() <= EXACT_TILE_PIXELS
-            || self.src.exact_block_means(slice, &[], &[]).is_some()
+            || self.src.has_exact_block_means()
             || self.store().is_some_and(|s| s.has_tile(slice, level, tx, ty))
     }
 

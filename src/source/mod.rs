@@ -111,6 +111,11 @@ pub trait ArraySource: Send + Sync {
     /// row by row. Used for percentile estimates from an evenly spread sample.
     fn sample_grid(&self, slice: u64, xs: &[u64], ys: &[u64]) -> Result<Vec<f64>>;
 
+    /// Whether `exact_block_means` answers (procedural data): then any downsampled view is exact and cheap.
+    fn has_exact_block_means(&self) -> bool {
+        self.exact_block_means(0, &[], &[]).is_some()
+    }
+
     /// A source that can compute the mean of any block of its pixels directly (procedural data)
     /// returns `Some`: the means over the pixel ranges `x_bins[i]` × `y_bins[j]` (half-open), row by row.
     fn exact_block_means(
