@@ -152,7 +152,13 @@ pub fn render_points(src: &PointSource, spec: &PointRender, out: &Path) -> Resul
             rows: rows as usize,
             agg: spec.agg,
         };
-        notes.push(format!("{w}x{h} pixels: binned and written in strips of {rows} rows"));
+        let hint = if index.is_none() {
+            "; with no spatial index every strip of every pass scans the whole file (`vastview index` with the same \
+             point flags first, and strips read only their cells)"
+        } else {
+            ""
+        };
+        notes.push(format!("{w}x{h} pixels: binned and written in strips of {rows} rows{hint}"));
         strips.render(spec, colormap, out)?
     } else {
         let (grid, skipped) = match &index {
