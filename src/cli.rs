@@ -74,15 +74,8 @@ pub struct ViewArgs {
     /// computed from the data on demand)
     #[arg(long)]
     pub no_pyramid: bool,
-    /// Point sets: per-pixel aggregate, count, or sum|mean|min|max of the value column
-    #[arg(long, default_value = "count", requires = "points")]
-    pub agg: String,
-    /// Point sets: opacity (0..1) of the non-empty pixels
-    #[arg(long, default_value_t = 1.0, requires = "points")]
-    pub alpha: f64,
-    /// Point sets: background color RRGGBB or RRGGBBAA under the density layer [default: none]
-    #[arg(long, requires = "points")]
-    pub background: Option<String>,
+    #[command(flatten)]
+    pub style: PointStyleArgs,
     /// Point sets: draw each non-empty pixel as a disc of this odd diameter (1..15), or auto: 5-px discs when the
     /// view holds fewer points than its pixels / 64 (deep zoom)
     #[arg(long, default_value = "auto", requires = "points")]
@@ -139,6 +132,51 @@ pub struct InputArgs {
     /// Raw binary: byte order, little or big (a '<' or '>' in --dtype also sets it)
     #[arg(long)]
     pub endian: Option<String>,
+}
+
+/// How a point set is drawn, for `render --points` and the window alike (with --scale and --colormap).
+#[derive(Debug, Args, Clone)]
+pub struct PointStyleArgs {
+    /// Point sets: per-pixel aggregate, count, or sum|mean|min|max of the value column
+    #[arg(long, default_value = "count", requires = "points")]
+    pub agg: String,
+    /// Point sets: opacity (0..1) of the non-empty pixels
+    #[arg(long, default_value_t = 1.0, requires = "points")]
+    pub alpha: f64,
+    /// Point sets: background color RRGGBB or RRGGBBAA under the density layer [default: none, transparent]
+    #[arg(long, requires = "points")]
+    pub background: Option<String>,
+}
+
+/// `PointStyleArgs` and the display flags points take, validated.
+struct PointLookFlags {
+    scale: PointScale,
+    agg: Agg,
+    alpha: f64,
+    background: [u8; 4],
+}
+
+/// Validates a point set's style flags (the same rules for `render --points` and the window). `image_only`:
+/// the error to give when flags for images only were given.
+fn point_style(
+    p: &std::path::Path,
+    s: &PointStyleArgs,
+    d: &DisplayArgs,
+    image_only: Option<&str>,
+) -> Result<PointLookFlags> {
+    let scale = PointScale::parse(&d.scale)
+        .ok_or_else(|| Error::request(p, format!("--scale '{}' is not linear, log or eqhist (point sets)", d.scale)))?;
+    let agg = Agg::parse(&s.agg)
+        .ok_or_else(|| Error::request(p, format!("--agg '{}' is not count, sum, mean, min or max", s.agg)))?;
+    if let Some(msg) = image_only {
+        return Err(Error::request(p, msg));
+    }
+    if !(0.0..=1.0).contains(&s.alpha) {
+        return Err(Error::request(p, format!("--alpha {} must lie in 0..1", s.alpha)));
+    }
+    let background = parse_background(p, s.background.as_deref())?;
+    crate::palette::Colormap::named(p, &d.colormap)?;
+    Ok(PointLookFlags { scale, agg, alpha: s.alpha, background })
 }
 
 /// Point sets: records of x, y (and value) columns, drawn as a density image.
@@ -202,10 +240,7 @@ fn display_settings(p: &std::path::Path, a: &DisplayArgs) -> Result<DisplaySetti
     }
     let nan_color = parse_rgba(&a.nan_color)
         .ok_or_else(|| Error::request(p, format!("--nan-color '{}' is not RRGGBBAA hex", a.nan_color)))?;
-    if crate::palette::Colormap::by_name(&a.colormap).is_none() {
-        let known = crate::palette::Colormap::names().join(", ");
-        return Err(Error::request(p, format!("unknown colormap '{}' (known: {known})", a.colormap)));
-    }
+    crate::palette::Colormap::named(p, &a.colormap)?;
     Ok(DisplaySettings { limits, scale, gamma: a.gamma, nan_color })
 }
 
@@ -244,15 +279,8 @@ pub struct RenderArgs {
     /// Always draw the quick preview (one data row per output row) when shrinking
     #[arg(long)]
     pub preview: bool,
-    /// Point sets: per-pixel aggregate, count, or sum|mean|min|max of the value column
-    #[arg(long, default_value = "count", requires = "points")]
-    pub agg: String,
-    /// Point sets: opacity (0..1) of the non-empty pixels
-    #[arg(long, default_value_t = 1.0, requires = "points")]
-    pub alpha: f64,
-    /// Point sets: background color RRGGBB or RRGGBBAA under the density layer [default: transparent]
-    #[arg(long, requires = "points")]
-    pub background: Option<String>,
+    #[command(flatten)]
+    pub style: PointStyleArgs,
     /// Print the adapter, the plan, timings and bytes uploaded to stderr
     #[arg(short, long)]
     pub verbose: bool,
@@ -501,33 +529,18 @@ pub fn launch_options(a: &ViewArgs) -> Result<crate::app::LaunchOptions> {
 #[cfg(feature = "gui")]
 fn point_launch_options(a: &ViewArgs, p: &std::path::Path) -> Result<crate::app::LaunchOptions> {
     let d = &a.display;
-    let scale = PointScale::parse(&d.scale)
-        .ok_or_else(|| Error::request(p, format!("--scale '{}' is not linear, log or eqhist (point sets)", d.scale)))?;
-    let agg = Agg::parse(&a.agg)
-        .ok_or_else(|| Error::request(p, format!("--agg '{}' is not count, sum, mean, min or max", a.agg)))?;
-    if d.limits.is_some() || d.gamma != 1.0 || d.slice != 0 {
-        return Err(Error::request(
-            p,
-            "--limits, --gamma and --slice are for images; point sets take --scale, --alpha, --background",
-        ));
-    }
+    let image_only = (d.limits.is_some() || d.gamma != 1.0 || d.slice != 0)
+        .then_some("--limits, --gamma and --slice are for images; point sets take --scale, --alpha, --background");
+    let style = point_style(p, &a.style, d, image_only)?;
     if let Some(z) = a.zoom {
         if !(z.is_finite() && z > 0.0) {
             return Err(Error::request(p, "--zoom must be a positive number"));
         }
     }
     let center = a.center.as_deref().map(|s| finite_pair(p, "--center", s)).transpose()?;
-    if !(0.0..=1.0).contains(&a.alpha) {
-        return Err(Error::request(p, format!("--alpha {} must lie in 0..1", a.alpha)));
-    }
-    let background = parse_background(p, a.background.as_deref())?;
     let marker = crate::app::Marker::parse(&a.point_size).ok_or_else(|| {
         Error::request(p, format!("--point-size '{}' is not auto or an odd number of pixels 1..15", a.point_size))
     })?;
-    if crate::palette::Colormap::by_name(&d.colormap).is_none() {
-        let known = crate::palette::Colormap::names().join(", ");
-        return Err(Error::request(p, format!("unknown colormap '{}' (known: {known})", d.colormap)));
-    }
     let path = a.input.clone().ok_or_else(|| Error::request(p, "--points needs an input file"))?;
     let spec = point_spec(&path, &a.input_args, &a.point_args)?;
     let (w, h) = parse_wxh(p, "--window-size", &a.window_size)?;
@@ -539,10 +552,10 @@ fn point_launch_options(a: &ViewArgs, p: &std::path::Path) -> Result<crate::app:
         points: Some(crate::app::PointOptions {
             path,
             spec,
-            agg,
-            scale,
-            alpha: a.alpha,
-            background,
+            agg: style.agg,
+            scale: style.scale,
+            alpha: style.alpha,
+            background: style.background,
             marker,
             zoom: a.zoom,
             center,
@@ -988,26 +1001,11 @@ fn point_render_spec(a: &RenderArgs, path: &std::path::Path) -> Result<PointRend
     };
     let size = a.size.as_deref().map(|s| parse_wxh(path, "--size", s)).transpose()?;
     let d = &a.display;
-    let scale = PointScale::parse(&d.scale).ok_or_else(|| {
-        Error::request(path, format!("--scale '{}' is not linear, log or eqhist (point sets)", d.scale))
-    })?;
-    let agg = Agg::parse(&a.agg)
-        .ok_or_else(|| Error::request(path, format!("--agg '{}' is not count, sum, mean, min or max", a.agg)))?;
-    if d.limits.is_some() || a.percentiles.is_some() || d.gamma != 1.0 || d.slice != 0 {
-        return Err(Error::request(
-            path,
-            "--limits, --percentiles, --gamma and --slice are for images; point sets take --scale, --alpha, --background",
-        ));
-    }
-    if !(0.0..=1.0).contains(&a.alpha) {
-        return Err(Error::request(path, format!("--alpha {} must lie in 0..1", a.alpha)));
-    }
-    let background = parse_background(path, a.background.as_deref())?;
-    if crate::palette::Colormap::by_name(&d.colormap).is_none() {
-        let known = crate::palette::Colormap::names().join(", ");
-        return Err(Error::request(path, format!("unknown colormap '{}' (known: {known})", d.colormap)));
-    }
-    Ok(PointRender { region, size, agg, colormap: d.colormap.clone(), scale, alpha: a.alpha, background })
+    let image_only = (d.limits.is_some() || a.percentiles.is_some() || d.gamma != 1.0 || d.slice != 0).then_some(
+        "--limits, --percentiles, --gamma and --slice are for images; point sets take --scale, --alpha, --background",
+    );
+    let PointLookFlags { scale, agg, alpha, background } = point_style(path, &a.style, d, image_only)?;
+    Ok(PointRender { region, size, agg, colormap: d.colormap.clone(), scale, alpha, background })
 }
 
 fn render_points(a: &RenderArgs) -> Result<()> {

@@ -153,12 +153,7 @@ pub fn plan(src: &dyn ArraySource, spec: &RenderSpec) -> Result<Plan> {
             format!("output size {out_w}x{out_h} must be between 1 and 1048576 on each side"),
         ));
     }
-    let colormap = Colormap::by_name(&spec.colormap).ok_or_else(|| {
-        Error::request(
-            &info.path,
-            format!("unknown colormap '{}' (known: {})", spec.colormap, Colormap::names().join(", ")),
-        )
-    })?;
+    let colormap = Colormap::named(&info.path, &spec.colormap)?;
     let pyramid = persist::find(src, spec.method)?;
     let reduced = out_w < region.width() || out_h < region.height();
     let reduce = if !reduced {

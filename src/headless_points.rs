@@ -121,12 +121,7 @@ pub fn resolve_extent(src: &PointSource, region: Option<Extent>) -> Result<(Exte
 
 /// Bins `src` per `spec` and writes `out`: a PNG (by default) or, for `.npy`, the aggregate grid.
 pub fn render_points(src: &PointSource, spec: &PointRender, out: &Path) -> Result<PointReport> {
-    let colormap = Colormap::by_name(&spec.colormap).ok_or_else(|| {
-        Error::request(
-            &src.path,
-            format!("unknown colormap '{}' (known: {})", spec.colormap, Colormap::names().join(", ")),
-        )
-    })?;
+    let colormap = Colormap::named(&src.path, &spec.colormap)?;
     if !(0.0..=1.0).contains(&spec.alpha) {
         return Err(Error::request(&src.path, "--alpha must lie in 0..1"));
     }

@@ -26,6 +26,16 @@ pub struct Colormap {
 }
 
 impl Colormap {
+    /// `by_name`, or the one-line error naming `path`, the unknown name and the known ones.
+    pub fn named(path: &std::path::Path, name: &str) -> crate::error::Result<Colormap> {
+        Colormap::by_name(name).ok_or_else(|| {
+            crate::error::Error::request(
+                path,
+                format!("unknown colormap '{name}' (known: {})", Colormap::names().join(", ")),
+            )
+        })
+    }
+
     /// A colormap by matplotlib name; a `_r` suffix reverses it (`viridis_r`). Case-sensitive like
     /// matplotlib, but a unique case-insensitive match is accepted too.
     pub fn by_name(name: &str) -> Option<Colormap> {
