@@ -127,20 +127,15 @@ EOF
 fi
 
 "$PY" "$PEERS/make_results.py" "$RES/raw.jsonl" > "$RES/table.md"
-"$PY" - "$RES/raw.jsonl" "$N" > "$RES/ratios.md" <<'EOF'
-import json, statistics, sys
-recs = {}
-for line in open(sys.argv[1]):
-    if line.strip():
-        r = json.loads(line); recs[r["label"]] = r
+PYTHONPATH="$HERE" "$PY" - "$RES/raw.jsonl" "$N" > "$RES/ratios.md" <<'EOF'
+import sys
+import figures
+recs = figures.load(sys.argv[1])
 def fig(label):
-    r = recs.get(label)
-    if not r: return None
-    ok = [x for x in r["runs"] if x.get("exit_status") == 0 and not x.get("timed_out")]
-    warm = [x for x in ok if not x["cold"]]; cold = [x for x in ok if x["cold"]]
-    return dict(warm=statistics.median(x["wall_s"] for x in warm) if warm else None,
-                cold=cold[0]["wall_s"] if cold else None,
-                anon=max(x["peak_rss_anon_kb"] for x in ok) / 1024 if ok else None)
+    # anon: the highest peak RssAnon of any run
+    d = figures.fig(recs, label)
+    if d: d["anon"] = d["anon_max"]
+    return d
 def f(x, u=" s"): return "-" if x is None else f"{x:.2f}{u}"
 def ratio(a, b): return "-" if not a or not b else f"{a / b:.1f}x"
 ds = fig(f"ds_points_{sys.argv[2]}")

@@ -143,23 +143,11 @@ fi
 
 # --- 7. tables ---------------------------------------------------------------------------
 "$PY" "$PEERS/make_results.py" "$RES/raw.jsonl" > "$RES/table.md"
-"$PY" - "$RES/raw.jsonl" > "$RES/ratios.md" <<'EOF'
-import json, statistics, sys
-recs = {}
-for line in open(sys.argv[1]):
-    if line.strip():
-        r = json.loads(line); recs[r["label"]] = r
-def fig(label):
-    r = recs.get(label)
-    if not r: return None
-    ok = [x for x in r["runs"] if x.get("exit_status") == 0 and not x.get("timed_out")]
-    warm = [x for x in ok if not x["cold"]]
-    cold = [x for x in ok if x["cold"]]
-    return dict(warm=statistics.median(x["wall_s"] for x in warm) if warm else None,
-                cold=cold[0]["wall_s"] if cold else None,
-                anon=statistics.median(x["peak_rss_anon_kb"] for x in (warm or ok)) / 1024 if ok else None,
-                anon_max=max(x["peak_rss_anon_kb"] for x in ok) / 1024 if ok else None,
-                rss=statistics.median(x["max_rss_kb"] for x in (warm or ok)) / 1024 if ok else None)
+PYTHONPATH="$HERE" "$PY" - "$RES/raw.jsonl" > "$RES/ratios.md" <<'EOF'
+import json, sys
+import figures
+recs = figures.load(sys.argv[1])
+def fig(label): return figures.fig(recs, label)
 # finer RssAnon peaks (1 ms sampler, step 5) raise a task's anon_max when higher
 import os
 fine = os.path.join(os.path.dirname(sys.argv[1]), "peak_anon_1ms.jsonl")
