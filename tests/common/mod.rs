@@ -122,9 +122,18 @@ pub fn gpu_session() -> Option<vastview::headless::Session> {
     }
 }
 
-/// A rendered PNG and the RGBA8 pixels an oracle case expects (`case["expected"]`, an (H, W, 4) .npy):
-/// (width, got, want), or why they cannot be compared.
-pub fn png_and_expected(dir: &Path, case: &Value, png: &Path) -> Result<(u32, Vec<u8>, Vec<u8>), String> {
+/// The PNG a render (`out`, its process) wrote and the RGBA8 pixels an oracle case expects
+/// (`case["expected"]`, an (H, W, 4) .npy): (width, got, want), or why they cannot be compared (the render
+/// failed, or the sizes differ).
+pub fn png_and_expected(
+    dir: &Path,
+    case: &Value,
+    out: &std::process::Output,
+    png: &Path,
+) -> Result<(u32, Vec<u8>, Vec<u8>), String> {
+    if !out.status.success() {
+        return Err(format!("exit {:?}: {}", out.status.code(), stderr(out)));
+    }
     let (w, h, got) = read_png(png);
     let (shape, want) = read_npy(&dir.join(case["expected"].as_str().unwrap_or_default()));
     if shape != [u64::from(h), u64::from(w), 4] {
