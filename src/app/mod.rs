@@ -481,11 +481,7 @@ impl Viewer {
         let rect = ui.max_rect();
         let ppp = ui.ctx().pixels_per_point();
         let resp = ui.interact(rect, ui.scope_id().with("data"), egui::Sense::click_and_drag());
-        let origin_px = [(rect.min.x * ppp).round(), (rect.min.y * ppp).round()];
-        let size_px = [
-            ((rect.max.x * ppp).round() - origin_px[0]).max(1.0),
-            ((rect.max.y * ppp).round() - origin_px[1]).max(1.0),
-        ];
+        let (origin_px, size_px) = area_px(rect, ppp);
         {
             let Some(doc) = self.doc.as_mut() else { return false };
             let im = doc.src.info().image;
@@ -972,4 +968,11 @@ fn mean_p95_ms(v: &[f64]) -> (f64, f64) {
     let mean = s.iter().sum::<f64>() / s.len().max(1) as f64;
     let p95 = s.get((s.len() as f64 * 0.95) as usize).copied().unwrap_or(0.0);
     (mean * 1e3, p95 * 1e3)
+}
+
+/// A data area in framebuffer pixels: its origin and size (at least 1 × 1), rounded like egui rounds the clip.
+fn area_px(rect: egui::Rect, ppp: f32) -> ([f32; 2], [f32; 2]) {
+    let origin = [(rect.min.x * ppp).round(), (rect.min.y * ppp).round()];
+    let size = [((rect.max.x * ppp).round() - origin[0]).max(1.0), ((rect.max.y * ppp).round() - origin[1]).max(1.0)];
+    (origin, size)
 }

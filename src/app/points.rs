@@ -9,7 +9,7 @@ use std::time::Instant;
 use eframe::egui;
 
 use super::gpu::{PointCallback, ViewerGpu};
-use super::{mean_p95_ms, navigate, Navigate, Viewer};
+use super::{area_px, mean_p95_ms, navigate, Navigate, Viewer};
 use crate::points::worker::{IndexBuild, PointWorker, ViewGrid, ViewRequest, WorkerMsg};
 use crate::points::{Agg, Extent, PointScale};
 use crate::render::PointStyle;
@@ -346,11 +346,7 @@ impl Viewer {
         let rect = ui.max_rect();
         let ppp = ui.ctx().pixels_per_point();
         let resp = ui.interact(rect, ui.scope_id().with("points"), egui::Sense::click_and_drag());
-        let origin_px = [(rect.min.x * ppp).round(), (rect.min.y * ppp).round()];
-        let size_px = [
-            ((rect.max.x * ppp).round() - origin_px[0]).max(1.0),
-            ((rect.max.y * ppp).round() - origin_px[1]).max(1.0),
-        ];
+        let (origin_px, size_px) = area_px(rect, ppp);
         let (vw, vh) = (f64::from(size_px[0]), f64::from(size_px[1]));
         {
             let Some(pd) = self.points.as_mut() else { return false };
