@@ -116,8 +116,9 @@ pub enum Command {
 /// Where the data comes from: a file (.npy, or raw binary with a layout) or the procedural demo.
 #[derive(Debug, Args, Clone, Default)]
 pub struct InputArgs {
-    /// Raw binary: element type (f32, u16, float32, '<u2', ...). Images need --shape; point records (--points) take
-    /// f32 or f64 with --columns
+    /// Raw binary: element type, as numpy spells it ('float32', 'uint8', '<u2', 'f4'; numpy's codes count
+    /// bytes: 'u8' is uint64, one byte is 'u1') or i16/u16/i32/u32/i64/u64/f32/f64. Images need --shape;
+    /// point records (--points) take f32 or f64 with --columns
     #[arg(long)]
     pub dtype: Option<String>,
     /// Raw binary: HxW, NxHxW (stack) or HxWxC (uint8 RGB/RGBA)
@@ -383,9 +384,7 @@ pub fn open_spec(path: Option<PathBuf>, demo: bool, a: &InputArgs) -> Result<Ope
     let raw = match (&a.dtype, &a.shape) {
         (None, None) => None,
         (Some(d), Some(s)) => {
-            let (dtype, e1) = DType::parse_user(d).ok_or_else(|| {
-                Error::request(&p, format!("--dtype '{d}' is not a supported type (bool, i8, u8, i16, u16, f16, i32, u32, f32, i64, u64, f64 or numpy spellings like '<u2')"))
-            })?;
+            let (dtype, e1) = DType::parse_spelling(d).map_err(|m| Error::request(&p, m))?;
             let shape = parse_shape(s)
                 .ok_or_else(|| Error::request(&p, format!("--shape '{s}' is not HxW, NxHxW or HxWxC")))?;
             let e2 = match &a.endian {
@@ -951,9 +950,10 @@ fn point_spec(path: &std::path::Path, a: &InputArgs, p: &PointArgs) -> Result<Po
     }
     let (dtype, endian) = match &a.dtype {
         Some(d) => {
-            let (dt, e) = DType::parse_user(d)
-                .filter(|(dt, _)| matches!(dt, DType::F32 | DType::F64))
-                .ok_or_else(|| Error::request(path, format!("--dtype '{d}' is not f32 or f64 (point records)")))?;
+            let (dt, e) = DType::parse_spelling(d).map_err(|m| Error::request(path, m))?;
+            if !matches!(dt, DType::F32 | DType::F64) {
+                return Err(Error::request(path, format!("--dtype '{d}' is {dt}: point records are f32 or f64")));
+            }
             let e2 = match &a.endian {
                 Some(s) => Some(
                     Endian::parse(s)
@@ -971,6 +971,48 @@ fn point_spec(path: &std::path::Path, a: &InputArgs, p: &PointArgs) -> Result<Po
         }
     };
     Ok(PointSpec { dtype, endian, columns: p.columns, offset: a.offset, x: p.x_col, y: p.y_col, value: p.value_col })
+}
+
+/// The `vastview index` command line that builds the index a render with these point flags would use,
+/// each word shell-quoted.
+pub fn index_command(path: &std::path::Path, a: &InputArgs, p: &PointArgs) -> String {
+    let mut w: Vec<String> = vec!["vastview".into(), "index".into(), path.to_string_lossy().into_owned()];
+    let mut flag = |k: &str, v: String| w.extend([k.to_string(), v]);
+    if let Some(d) = &a.dtype {
+        flag("--dtype", d.clone());
+    }
+    if let Some(c) = p.columns {
+        flag("--columns", c.to_string());
+    }
+    if a.offset != 0 {
+        flag("--offset", a.offset.to_string());
+    }
+    if let Some(e) = &a.endian {
+        flag("--endian", e.clone());
+    }
+    if p.x_col != 0 {
+        flag("--x", p.x_col.to_string());
+    }
+    if p.y_col != 1 {
+        flag("--y", p.y_col.to_string());
+    }
+    if let Some(v) = p.value_col {
+        flag("--value", v.to_string());
+    }
+    if w.len() > 3 {
+        w.insert(3, "--points".into());
+    }
+    w.iter().map(|x| shell_quote(x)).collect::<Vec<_>>().join(" ")
+}
+
+/// `s` as one POSIX shell word: as is when it has only safe characters, else in single quotes.
+pub fn shell_quote(s: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "_-./:=@%+,".contains(c);
+    if !s.is_empty() && s.chars().all(safe) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
 
 /// `--background RRGGBB[AA]` (None: transparent).
@@ -1043,9 +1085,9 @@ fn render_points(a: &RenderArgs) -> Result<()> {
                 src.len
             ),
             None => eprintln!(
-                "index: none (full scan of {} points; `vastview index {}` builds one)",
+                "index: none (full scan of {} points; `{}` builds one)",
                 src.len,
-                src.path.display()
+                index_command(path, &a.input_args, &a.point_args)
             ),
         }
         let nonfinite = r.bounds.map_or(r.skipped.nonfinite, |b| b.nonfinite);

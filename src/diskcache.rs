@@ -26,8 +26,12 @@ const HEAD_BYTES: usize = 64 << 10;
 /// or `~/.cache/vastview` on Linux).
 pub fn root() -> Result<PathBuf> {
     if let Some(d) = std::env::var_os(ENV_DIR).filter(|d| !d.is_empty()) {
+        #[cfg(test)]
+        crate::test_init::check_root(Path::new(&d));
         return Ok(PathBuf::from(d));
     }
+    #[cfg(test)]
+    crate::test_init::check_root(Path::new("~/.cache/vastview"));
     directories::ProjectDirs::from("", "", "vastview").map(|p| p.cache_dir().to_path_buf()).ok_or_else(|| {
         Error::bad_input("<cache>", "no cache directory: set HOME, XDG_CACHE_HOME or VASTVIEW_CACHE_DIR")
     })

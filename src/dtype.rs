@@ -132,15 +132,16 @@ impl DType {
         }
     }
 
-    /// The short spelling used on vastview's command line (`f32`, `u16`, `bool`).
+    /// The shortest spelling `--dtype` reads back as this type (`f32`, `u16`, `bool`; `int8`, `uint8` and
+    /// `float16` have no short form: `i8`, `u8` and `f16` are numpy's int64, uint64 and float128).
     pub fn short(self) -> &'static str {
         match self {
             DType::Bool => "bool",
-            DType::I8 => "i8",
-            DType::U8 => "u8",
+            DType::I8 => "int8",
+            DType::U8 => "uint8",
             DType::I16 => "i16",
             DType::U16 => "u16",
-            DType::F16 => "f16",
+            DType::F16 => "float16",
             DType::I32 => "i32",
             DType::U32 => "u32",
             DType::F32 => "f32",
@@ -172,23 +173,58 @@ impl DType {
         format!("{e}{}", self.code())
     }
 
-    /// Parses a user's dtype: `f32`, `float32`, `<u2`, `>f8`, `uint8`, `bool`, `u1`, `f4`...
-    /// Returns the type and the byte order the spelling names, if it names one.
+    /// Parses a user's dtype (see [`DType::parse_spelling`]); `None` when it is not one vastview reads.
     pub fn parse_user(s: &str) -> Option<(DType, Option<Endian>)> {
-        let s = s.trim();
-        let (endian, rest) = match s.chars().next() {
-            Some('<') => (Some(Endian::Little), &s[1..]),
-            Some('>') => (Some(Endian::Big), &s[1..]),
-            Some('=') => (Some(Endian::NATIVE), &s[1..]),
-            Some('|') => (None, &s[1..]),
+        DType::parse_spelling(s).ok()
+    }
+
+    /// Parses a user's dtype, exactly as numpy spells it and with numpy's meaning, or one of vastview's
+    /// short forms. Returns the type and the byte order the spelling names, if it names one.
+    ///
+    /// - numpy codes, with an optional byte-order prefix `<` `>` `=` `|`: `b1` `?` `i1` `i2` `i4` `i8` `u1`
+    ///   `u2` `u4` `u8` `f2` `f4` `f8` (the digit is the size in **bytes**: `i8` is int64, `u8` uint64);
+    /// - numpy names (no prefix): `bool` `int8` … `int64` `uint8` … `uint64` `float16` `float32` `float64`;
+    /// - short forms (no prefix), the size in bits: `i16` `u16` `i32` `u32` `i64` `u64` `f32` `f64`.
+    ///   `i8`/`u8` are numpy's codes (8 bytes), so there is no short form for one-byte integers (`u1`,
+    ///   `uint8`), and `f16` is numpy's float128, which is refused (half precision is `f2` or `float16`).
+    ///
+    /// Case matters (numpy's `U4` is a string type, `u4` uint32). `Err` says why anything else is refused.
+    pub fn parse_spelling(s: &str) -> Result<(DType, Option<Endian>), String> {
+        for d in ALL {
+            if s == d.name() {
+                return Ok((d, None));
+            }
+        }
+        let short = [
+            ("i16", DType::I16),
+            ("u16", DType::U16),
+            ("i32", DType::I32),
+            ("u32", DType::U32),
+            ("i64", DType::I64),
+            ("u64", DType::U64),
+            ("f32", DType::F32),
+            ("f64", DType::F64),
+        ];
+        if let Some(&(_, d)) = short.iter().find(|(k, _)| *k == s) {
+            return Ok((d, None));
+        }
+        let (prefix, code) = match s.as_bytes().first() {
+            Some(b'<' | b'>' | b'=' | b'|') => (s.get(..1), &s[1..]),
             _ => (None, s),
         };
-        let lower = rest.to_ascii_lowercase();
-        let d = ALL.iter().copied().find(|d| {
-            lower == d.name() || lower == d.short() || lower == d.code() || (lower == "?" && *d == DType::Bool)
-        })?;
-        // numpy spells the one-letter kinds without size for a few types; accept the common aliases too.
-        Some((d, endian))
+        let found = if code == "?" { Some(DType::Bool) } else { ALL.iter().copied().find(|d| d.code() == code) };
+        let Some(d) = found else {
+            return Err(dtype_refusal(s, code));
+        };
+        // numpy: '|' ("not applicable") and '=' mean native order; one-byte types have no byte order.
+        let endian = match prefix {
+            _ if d.size() == 1 => None,
+            Some("<") => Some(Endian::Little),
+            Some(">") => Some(Endian::Big),
+            Some(_) => Some(Endian::NATIVE),
+            None => None,
+        };
+        Ok((d, endian))
     }
 
     /// Parses a numpy `descr` from an .npy header (`'<f4'`, `'|b1'`, `'>i8'`). `Err` explains why not.
@@ -221,6 +257,29 @@ impl DType {
     }
 }
 
+/// Why a dtype spelling is refused, naming what was given (and what it is in numpy, when it is something).
+fn dtype_refusal(given: &str, code: &str) -> String {
+    let supported = "bool, int8, uint8, int16, uint16, float16, int32, uint32, float32, int64, uint64, float64; \
+                     numpy codes such as '<u2', 'f4', 'i8' (= int64); or i16, u16, i32, u32, i64, u64, f32, f64";
+    let what = match code {
+        "f16" | "f12" | "g" | "float128" | "longdouble" => Some("numpy's float128 (16 bytes), which is not supported"),
+        "" => Some("empty"),
+        _ => match code.as_bytes()[0] {
+            b'c' | b'F' | b'D' | b'G' => Some("a complex type, which is not supported"),
+            b'U' | b'S' | b'a' => Some("a string type, which is not supported"),
+            b'M' | b'm' => Some("a datetime/timedelta type, which is not supported"),
+            b'O' => Some("an object type, which is not supported"),
+            b'V' => Some("a void/structured type, which is not supported"),
+            _ => None,
+        },
+    };
+    let hint = if code == "f16" { " (half precision is 'f2' or 'float16')" } else { "" };
+    match what {
+        Some(w) => format!("--dtype '{given}' is {w}{hint}; supported: {supported}"),
+        None => format!("--dtype '{given}' is not a supported type; supported: {supported}"),
+    }
+}
+
 impl fmt::Display for DType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -238,7 +297,15 @@ mod tests {
         assert_eq!(DType::parse_user("<u2"), Some((DType::U16, Some(Endian::Little))));
         assert_eq!(DType::parse_user(">f8"), Some((DType::F64, Some(Endian::Big))));
         assert_eq!(DType::parse_user("bool"), Some((DType::Bool, None)));
-        assert_eq!(DType::parse_user("i8"), Some((DType::I8, None)));
+        assert_eq!(DType::parse_user("i8"), Some((DType::I64, None)), "numpy's code: 8 bytes");
+        assert_eq!(DType::parse_user("u8"), Some((DType::U64, None)), "numpy's code: 8 bytes");
+        assert_eq!(DType::parse_user("<U4"), None, "a string type");
+        assert!(DType::parse_spelling("f16").unwrap_err().contains("float128"));
+        for d in DType::all() {
+            assert_eq!(DType::parse_user(d.short()).map(|x| x.0), Some(*d), "{}", d.short());
+            assert_eq!(DType::parse_user(d.name()).map(|x| x.0), Some(*d));
+            assert_eq!(DType::parse_user(&d.descr(Endian::Big)).map(|x| x.0), Some(*d));
+        }
         assert_eq!(DType::parse_user("complex64"), None);
     }
 

@@ -82,7 +82,8 @@ pub struct PointReport {
 
 /// The output size for an extent: long side `DEFAULT_POINT_SIDE`, the other by the aspect ratio.
 fn default_size(e: &Extent) -> (u64, u64) {
-    let (dx, dy) = (e.xmax - e.xmin, e.ymax - e.ymin);
+    // Halved widths: the same ratio, and finite for extents across most of float64's range.
+    let (dx, dy) = (e.xmax * 0.5 - e.xmin * 0.5, e.ymax * 0.5 - e.ymin * 0.5);
     let n = DEFAULT_POINT_SIDE as f64;
     if dx >= dy {
         (DEFAULT_POINT_SIDE, ((n * dy / dx).round() as u64).clamp(1, DEFAULT_POINT_SIDE))
@@ -103,6 +104,7 @@ pub fn resolve_extent(src: &PointSource, region: Option<Extent>) -> Result<(Exte
             format!("none of the {} points has finite x and y (all NaN or infinite): nothing to draw", src.len),
         ));
     };
+    let orig = e;
     let (e, px, py) = e.padded();
     let mut notes = Vec::new();
     if px || py {
@@ -111,9 +113,20 @@ pub fn resolve_extent(src: &PointSource, region: Option<Extent>) -> Result<(Exte
             (true, false) => "x",
             _ => "y",
         };
+        let equal = (!px || orig.xmax == orig.xmin) && (!py || orig.ymax == orig.ymin);
+        let half = (!px || e.xmax - e.xmin == 1.0) && (!py || e.ymax - e.ymin == 1.0);
+        let what = if equal {
+            format!("all points have the same {axes}")
+        } else {
+            format!("the points' {axes} differ by less than float64 can bin at their magnitude")
+        };
         notes.push(format!(
-            "all points have the same {axes}: the region is padded by 0.5 to {},{},{},{}",
-            e.xmin, e.ymin, e.xmax, e.ymax
+            "{what}: the region is padded {}to {},{},{},{}",
+            if half { "by 0.5 " } else { "" },
+            e.xmin,
+            e.ymin,
+            e.xmax,
+            e.ymax
         ));
     }
     Ok((e, Some(b), notes))
@@ -180,6 +193,8 @@ pub fn render_points(src: &PointSource, spec: &PointRender, out: &Path) -> Resul
     if skipped.nan_values > 0 {
         notes.push(format!("{} points with a NaN value were not aggregated", skipped.nan_values));
     }
+    // Damaged cache files found (and rebuilt) while opening and binning.
+    let notes = [src.take_notes(), notes].concat();
     Ok(PointReport { extent, width: w, height: h, bounds, skipped, notes, index: index_note, bounds_s, bin_s, write_s })
 }
 
@@ -372,6 +387,9 @@ pub fn points_info_text(src: &PointSource) -> Result<String> {
         None => "none (`vastview index` builds one; renders then read only the cells they overlap)".into(),
     };
     s.push_str(&format!("{:<14}{index}\n", "index:"));
+    for n in src.take_notes() {
+        s.push_str(&format!("{:<14}{n}\n", "note:"));
+    }
     Ok(s)
 }
 
@@ -407,5 +425,6 @@ pub fn points_info_json(src: &PointSource) -> Result<serde_json::Value> {
         v["malformed_lines"] = report.malformed.into();
         v["first_malformed_lines"] = report.first_malformed.clone().into();
     }
+    v["notes"] = src.take_notes().into();
     Ok(v)
 }

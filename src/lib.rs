@@ -24,6 +24,8 @@ pub mod points;
 pub mod pyramid;
 pub mod render;
 pub mod source;
+#[cfg(test)]
+mod test_init;
 pub mod view;
 
 pub use error::{Error, Result};

@@ -17,22 +17,42 @@ pub struct Extent {
     pub ymax: f64,
 }
 
+/// The widest grid side binning takes (`render --points` sizes, index grids): extents are padded so
+/// that an axis of this many pixels can be binned.
+pub const MAX_SIDE: usize = 1 << 16;
+
 impl Extent {
-    /// Widens a zero-width axis by ±0.5 (all points identical along it); returns which axes were padded.
+    /// Widens every axis too thin to bin (all points share an x or y, or they differ by less than float64
+    /// can resolve into [`MAX_SIDE`] pixels at their magnitude, e.g. all x ≈ 1e300); returns which axes
+    /// were padded. A thin axis becomes its centre ± 0.5 (as datashader pads equal values) where that can
+    /// be binned, else its centre ± |v|·2⁻³³ (v its largest magnitude; |v| beyond about 1e10).
     pub fn padded(self) -> (Extent, bool, bool) {
-        let mut e = self;
-        let px = e.xmax <= e.xmin;
-        let py = e.ymax <= e.ymin;
-        if px {
-            e.xmin -= 0.5;
-            e.xmax += 0.5;
-        }
-        if py {
-            e.ymin -= 0.5;
-            e.ymax += 0.5;
-        }
-        (e, px, py)
+        let (xmin, xmax, px) = pad_axis(self.xmin, self.xmax);
+        let (ymin, ymax, py) = pad_axis(self.ymin, self.ymax);
+        (Extent { xmin, ymin, xmax, ymax }, px, py)
     }
+}
+
+/// One axis of [`Extent::padded`].
+fn pad_axis(lo: f64, hi: f64) -> (f64, f64, bool) {
+    if !(lo.is_finite() && hi.is_finite()) || Axis::new(lo, hi, MAX_SIDE).is_some() {
+        return (lo, hi, false);
+    }
+    let (a, b) = (lo.min(hi), lo.max(hi));
+    let c = a * 0.5 + b * 0.5;
+    // ±0.5 where that can be binned (datashader's padding of equal values), else relative to the magnitude.
+    let half = Axis::new(c - 0.5, c + 0.5, MAX_SIDE).is_some();
+    let p = if half { 0.5 } else { (a.abs().max(b.abs()) * (2f64).powi(-33)).max(0.5) };
+    let (mut lo2, mut hi2) = (c - p, c + p);
+    if !hi2.is_finite() {
+        hi2 = f64::MAX;
+        lo2 = hi2 - 2.0 * p;
+    }
+    if !lo2.is_finite() {
+        lo2 = -f64::MAX;
+        hi2 = lo2 + 2.0 * p;
+    }
+    (lo2, hi2, true)
 }
 
 /// The per-pixel reduction.
@@ -326,12 +346,24 @@ pub(crate) struct Axis {
 }
 
 impl Axis {
-    /// `None` when the transform overflows (an extent too narrow or too far out for float64 binning).
+    /// `None` when the transform overflows or cannot resolve pixels (an extent too narrow or too far out
+    /// for float64 binning).
+    ///
+    /// The rule is datashader's: s = n / (hi − lo), t = −lo·s. When hi − lo overflows (an extent across
+    /// most of float64's range, e.g. −1.7e308 … 1.7e308) it is computed on the halved extent,
+    /// s = n / (hi/2 − lo/2) / 2, which is the same value wherever hi − lo is finite (halving is exact).
+    /// An axis is refused when |lo|·s or |hi|·s reaches 2⁵⁰: v·s + t then rounds by a quarter pixel or
+    /// more (a region only a few thousand ulps wide at its magnitude).
     pub(crate) fn new(lo: f64, hi: f64, n: usize) -> Option<Axis> {
-        let s = n as f64 / (hi - lo);
+        if !(lo.is_finite() && hi.is_finite() && hi > lo && n > 0) {
+            return None;
+        }
+        let span = hi - lo;
+        let s = if span.is_finite() { n as f64 / span } else { n as f64 / (hi * 0.5 - lo * 0.5) * 0.5 };
         let t = -lo * s;
         // Every v in [lo, hi] then has a finite v·s (between lo·s and hi·s) and 0 ≤ v·s + t ≲ n.
-        let ok = lo.is_finite() && hi > lo && s.is_finite() && t.is_finite() && (hi * s).is_finite() && n > 0;
+        let resolved = (lo.abs() * s).max(hi.abs() * s) < (2f64).powi(50);
+        let ok = s.is_finite() && s > 0.0 && t.is_finite() && (hi * s).is_finite() && resolved;
         ok.then_some(Axis { lo, hi, s, t, n, w0: 0, wn: n })
     }
     /// The axis binning only indexes `first..first + count` (of the whole axis's `n`), stored from 0.
@@ -859,5 +891,25 @@ mod tests {
         let (e, px, py) = Extent { xmin: 1.0, xmax: 1.0, ymin: 0.0, ymax: 2.0 }.padded();
         assert!(px && !py);
         assert_eq!((e.xmin, e.xmax), (0.5, 1.5));
+        // ±0.5 is lost at 1e300: padded relative to the magnitude instead, and then binnable.
+        let (e, px, py) = Extent { xmin: 1e300, xmax: 1e300, ymin: 0.0, ymax: 0.0 }.padded();
+        assert!(px && py);
+        assert!(e.xmin < 1e300 && e.xmax > 1e300 && (e.ymin, e.ymax) == (-0.5, 0.5));
+        assert!(Axis::new(e.xmin, e.xmax, MAX_SIDE).is_some());
+        // A span of one ulp at 1e300 is too thin to bin: padded too; a user region that thin is refused.
+        let up = f64::from_bits(1e300f64.to_bits() + 1);
+        assert!(Axis::new(1e300, up, 1024).is_none());
+        let (e, px, _) = Extent { xmin: 1e300, xmax: up, ymin: 0.0, ymax: 1.0 }.padded();
+        assert!(px && Axis::new(e.xmin, e.xmax, MAX_SIDE).is_some());
+        // At the top of the range the padding stays finite.
+        let (e, px, _) = Extent { xmin: f64::MAX, xmax: f64::MAX, ymin: 0.0, ymax: 1.0 }.padded();
+        assert!(px && e.xmax == f64::MAX && e.xmin < f64::MAX);
+        // An extent whose width overflows: halved rule, the same s as datashader's where that is finite.
+        let Some(a) = Axis::new(-1.7e308, 1.7e308, 1000) else { panic!("wide axis") };
+        assert_eq!(a.index(-1.7e308), 0);
+        assert_eq!(a.index(0.0), 500);
+        assert_eq!(a.index(1.7e308), 999);
+        let (lo, hi) = (-1e300f64, 3e300f64);
+        assert_eq!(1000.0 / (hi * 0.5 - lo * 0.5) * 0.5, 1000.0 / (hi - lo));
     }
 }

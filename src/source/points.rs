@@ -74,6 +74,9 @@ pub struct PointSource {
     pub file_size: u64,
     pub data_offset: u64,
     map: GuardedMap,
+    /// Things the user should know about opening and using the set (a damaged cache file rebuilt),
+    /// taken by [`PointSource::take_notes`].
+    notes: std::sync::Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for PointSource {
@@ -120,6 +123,26 @@ pub struct CachedBounds {
     pub extent: Option<[f64; 4]>,
     pub finite: u64,
     pub nonfinite: u64,
+}
+
+/// The bounds cache line: the extent's bits and the counts in hex, then the CRC-32 of what precedes it.
+fn format_bounds(b: &CachedBounds) -> String {
+    let e = b.extent.unwrap_or([f64::NAN; 4]).map(f64::to_bits);
+    let body = format!("{:x} {:x} {:x} {:x} {:x} {:x}", e[0], e[1], e[2], e[3], b.finite, b.nonfinite);
+    format!("{body} crc32 {:08x}\n", crc32fast::hash(body.as_bytes()))
+}
+
+/// Reads [`format_bounds`]' line back; `None` when it is damaged (any byte changed) or not one.
+fn parse_bounds(text: &[u8]) -> Option<CachedBounds> {
+    let text = std::str::from_utf8(text).ok()?.strip_suffix('\n')?;
+    let (body, crc) = text.rsplit_once(" crc32 ")?;
+    if crc.len() != 8 || u32::from_str_radix(crc, 16).ok()? != crc32fast::hash(body.as_bytes()) {
+        return None;
+    }
+    let v: Vec<u64> = body.split(' ').map(|w| u64::from_str_radix(w, 16).ok()).collect::<Option<_>>()?;
+    let [x0, y0, x1, y1, finite, nonfinite] = v[..] else { return None };
+    let extent = [x0, y0, x1, y1].map(f64::from_bits);
+    Some(CachedBounds { extent: (finite > 0).then_some(extent), finite, nonfinite })
 }
 
 /// True for an array shape that reads naturally as points: (N, 2) or (N, 3) with N much larger than 3.
@@ -180,6 +203,7 @@ pub fn open_points(path: &Path, spec: &PointSpec) -> Result<PointSource> {
             file_size: len,
             data_offset: spec.offset,
             map,
+            notes: Default::default(),
         });
     }
     let mut magic = [0u8; 6];
@@ -200,7 +224,7 @@ pub fn open_points(path: &Path, spec: &PointSpec) -> Result<PointSource> {
         return open_npy_points(path, &file, len, spec);
     }
     drop(file);
-    let (binary, report) = points_text::convert_cached(path)?;
+    let (binary, report, note) = points_text::convert_cached_noted(path)?;
     let (bfile, blen) = open_file(&binary)?;
     let columns = report.columns;
     let map = GuardedMap::map(&bfile).map_err(|e| Error::io(&binary, e))?;
@@ -218,6 +242,7 @@ pub fn open_points(path: &Path, spec: &PointSpec) -> Result<PointSource> {
         file_size: len,
         data_offset: 0,
         map,
+        notes: std::sync::Mutex::new(note.into_iter().collect()),
     })
 }
 
@@ -270,6 +295,7 @@ fn open_npy_points(path: &Path, file: &std::fs::File, len: u64, spec: &PointSpec
         file_size: len,
         data_offset: h.data_offset,
         map,
+        notes: Default::default(),
     })
 }
 
@@ -425,7 +451,7 @@ impl PointSource {
     /// The cache file for this point set's data bounds (depends on the file and on the x/y columns read).
     fn bounds_cache_path(&self) -> Option<PathBuf> {
         let key = format!(
-            "bounds {} {} {} {} {} {} {} {}",
+            "bounds v2 {} {} {} {} {} {} {} {}",
             self.dtype.name(),
             self.endian.name(),
             self.order.name(),
@@ -438,24 +464,42 @@ impl PointSource {
         points_text::cache_path(&self.path, &key, "bounds").ok()
     }
 
-    /// Data bounds saved by an earlier pass over this same file (same size and mtime), if any.
+    /// Data bounds saved by an earlier pass over this same file (same identity and layout), if any. The
+    /// cache line carries a CRC-32 of its values: a damaged one is ignored (a note says so) and deleted,
+    /// so the next pass computes and stores the bounds again.
     pub fn cached_bounds(&self) -> Option<CachedBounds> {
-        let text = std::fs::read_to_string(self.bounds_cache_path()?).ok()?;
-        let v: Vec<u64> = text.split_whitespace().map(|w| u64::from_str_radix(w, 16).ok()).collect::<Option<_>>()?;
-        let [x0, y0, x1, y1, finite, nonfinite] = v[..] else { return None };
-        let extent = [x0, y0, x1, y1].map(f64::from_bits);
-        if finite + nonfinite != self.len {
-            return None;
+        let path = self.bounds_cache_path()?;
+        let text = std::fs::read(&path).ok()?;
+        match parse_bounds(&text) {
+            Some(b) if b.finite + b.nonfinite == self.len => Some(b),
+            _ => {
+                self.note(format!(
+                    "the cached data bounds {} were damaged (checksum or count mismatch): recomputed",
+                    path.display()
+                ));
+                let _ = std::fs::remove_file(&path);
+                None
+            }
         }
-        Some(CachedBounds { extent: (finite > 0).then_some(extent), finite, nonfinite })
     }
 
     /// Saves data bounds for later runs. Best effort: a cache that cannot be written is skipped.
     pub fn store_bounds(&self, b: &CachedBounds) {
         let Some(path) = self.bounds_cache_path() else { return };
-        let e = b.extent.unwrap_or([f64::NAN; 4]).map(f64::to_bits);
-        let text = format!("{:x} {:x} {:x} {:x} {:x} {:x}\n", e[0], e[1], e[2], e[3], b.finite, b.nonfinite);
-        let _ = crate::diskcache::write_atomic(&path, text.as_bytes(), None);
+        let _ = crate::diskcache::write_atomic(&path, format_bounds(b).as_bytes(), None);
+    }
+
+    /// Adds a note for the user (see [`PointSource::take_notes`]).
+    pub fn note(&self, n: String) {
+        if let Ok(mut v) = self.notes.lock() {
+            v.push(n);
+        }
+    }
+
+    /// The notes gathered since the last call: what the user should know about a cache file found damaged
+    /// and rebuilt.
+    pub fn take_notes(&self) -> Vec<String> {
+        self.notes.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default()
     }
 
     /// `info` lines for the point set itself.

@@ -35,12 +35,17 @@ pub fn open_raw(path: &Path, spec: &RawSpec) -> Result<MappedArray> {
         return Err(Error::bad_input(
             path,
             format!(
-                "raw layout {} of {} at offset {} needs {} bytes but the file has {} bytes",
+                "raw layout {} of {} at offset {} needs {} bytes but the file has {} bytes{}",
                 fmt_shape(&spec.shape),
                 spec.dtype.name(),
                 spec.offset,
                 expected,
-                len
+                len,
+                if matches!(spec.dtype, DType::I64 | DType::U64) {
+                    " (numpy's codes 'i8' and 'u8' are 8-byte int64 and uint64; one byte is 'i1'/'u1' or 'int8'/'uint8')"
+                } else {
+                    ""
+                }
             ),
         ));
     }

@@ -35,6 +35,19 @@ pub fn test_cache_dir() -> &'static Path {
     DIR.get_or_init(|| std::env::temp_dir().join(format!("vastview-test-cache-{}", std::process::id())))
 }
 
+/// Runs before the test harness's `main` (an ELF initialiser, as the `ctor` crate does it), while the
+/// process has one thread: the library calls of in-process tests, and every child that does not set its
+/// own, use [`test_cache_dir`], so no test can reach the user's real cache by forgetting to set it.
+extern "C" fn init_cache_dir() {
+    if std::env::var_os("VASTVIEW_CACHE_DIR").is_none_or(|d| d.is_empty()) {
+        std::env::set_var("VASTVIEW_CACHE_DIR", test_cache_dir());
+    }
+}
+
+#[used]
+#[link_section = ".init_array"]
+static INIT_CACHE_DIR: extern "C" fn() = init_cache_dir;
+
 /// The vastview binary with `args` and `envs` set, its cache in [`test_cache_dir`] unless `envs` names
 /// another `VASTVIEW_CACHE_DIR`.
 pub fn vastview_command(args: &[&str], envs: &[(&str, &str)]) -> Command {
