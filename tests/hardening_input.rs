@@ -377,6 +377,8 @@ fn text_points_skip_a_byte_order_mark_and_bound_their_lines() {
     }
     let mut c =
         vastview_command(&["info", s(&long), "--points", "--json"], &[("VASTVIEW_CACHE_DIR", s(&d.join("cache")))]);
+    // Reaped by `libc::wait4` below (which also gives its peak memory), not by `Child::wait`.
+    #[allow(clippy::zombie_processes)]
     let child = c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let pid = child.id() as libc::pid_t;
     // SAFETY: rusage is plain integers, for which all zero bytes are a valid value.

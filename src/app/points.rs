@@ -193,9 +193,9 @@ const TEXT_POINT_EXT: [&str; 6] = ["txt", "csv", "xyz", "tsv", "dat", "pts"];
 /// offers as points, or text with a points extension.
 pub fn is_point_file(path: &Path) -> bool {
     let mut magic = [0u8; 6];
-    let is_npy = std::fs::File::open(path)
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
-        .is_ok_and(|_| &magic == b"\x93NUMPY");
+    // Through the sources' one opener: a FIFO or device is refused there, never opened for a blocking read.
+    let is_npy = crate::source::open_file(path)
+        .is_ok_and(|(mut f, _)| std::io::Read::read_exact(&mut f, &mut magic).is_ok() && &magic == b"\x93NUMPY");
     if is_npy {
         let spec = crate::source::OpenSpec { path: path.to_path_buf(), ..Default::default() };
         return crate::source::open(&spec).is_ok_and(|s| {
