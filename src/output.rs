@@ -192,7 +192,7 @@ pub fn write_rgba(
                 if got > want {
                     return Err(werr("more rows than the image has".into()));
                 }
-                rgb.extend(rows.chunks_exact(4).flat_map(|p| over_black(p)));
+                rgb.extend(rows.chunks_exact(4).flat_map(over_black));
                 Ok(())
             })?;
             complete(out, got, want)?;
