@@ -253,7 +253,10 @@ pub struct RenderArgs {
     /// Use the procedural 1,000,000 x 1,000,000 float32 demo field instead of a file
     #[arg(long, conflicts_with = "input")]
     pub demo: bool,
-    /// Output: .png for an image, .npy for the (downsampled) data values
+    /// Output, in the format its extension names: .png (or no extension), .jpg/.jpeg (RGB: alpha composited
+    /// over black; whole image in memory, at most 64 Mpixels), .tif/.tiff (RGBA8 uncompressed, BigTIFF above
+    /// 4 GB), or .npy for the (downsampled) data values. Never an input file; its directory must exist; a device
+    /// or FIFO (/dev/stdout) is written through
     #[arg(short = 'o', long = "output")]
     pub output: PathBuf,
     /// Region X0,Y0,X1,Y1 (columns, rows; half-open; row 0 at the top). Default: the whole image.
@@ -481,6 +484,10 @@ fn parse_wxh(p: &std::path::Path, flag: &str, s: &str) -> Result<(u64, u64)> {
 #[cfg(feature = "gui")]
 pub fn launch_options(a: &ViewArgs) -> Result<crate::app::LaunchOptions> {
     let p = a.input.clone().unwrap_or_else(|| PathBuf::from("<window>"));
+    if let Some(shot) = &a.screenshot {
+        // The screenshot must not overwrite the data file, nor go to a missing directory.
+        crate::output::check(shot, &a.input.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
+    }
     // A file with no layout flags that looks like points ((N, 2|3) float .npy, text points) opens as points.
     let looks = a.input_args.dtype.is_none() && a.input.as_deref().is_some_and(crate::app::is_point_file);
     if a.point_args.points || looks {
@@ -753,18 +760,24 @@ fn run_command(command: Command, out: &mut dyn Write) -> Result<()> {
                     source::fmt_shape(&src.info().shape)
                 );
             }
-            let spec = render_spec(&a, &src.info().path)?;
+            crate::output::check(&a.output, &[&src.info().path])?;
+            let format = crate::output::Format::of(&a.output)?;
+            let mut spec = render_spec(&a, &src.info().path)?;
+            if format == crate::output::Format::Npy {
+                // An export holds values, not colours: no sample for colour limits.
+                spec.limits = LimitsSpec::Unused;
+            }
             let plan = headless::plan(src.as_ref(), &spec)?;
-            let is_npy = a.output.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
+            crate::output::check_size(&a.output, format, plan.out_w, plan.out_h)?;
             let t_plan = t0.elapsed();
-            if is_npy {
+            if format == crate::output::Format::Npy {
                 headless::export_npy(src.as_ref(), &plan, &a.output)?;
             } else {
                 let mut session = Session::new()?;
                 if a.verbose {
                     eprintln!("adapter: {}", session.gpu.describe());
                 }
-                headless::render_png(&mut session, src.as_ref(), &plan, &a.output)?;
+                headless::render_image(&mut session, src.as_ref(), &plan, &a.output)?;
                 if a.verbose {
                     let s = session.tiles.stats;
                     eprintln!(

@@ -195,19 +195,50 @@ pub fn enforce_cap(cap: u64, incoming: u64, keep: &[&Path]) -> Result<Vec<PathBu
     Ok(evicted)
 }
 
-/// Writes `path` through `f` on a temporary file beside it (`.NAME.vastview-PID.tmp`, parent directories
-/// created), renamed over `path` only when `f` succeeds; on failure the temporary file is removed and
-/// `path` is untouched. Errors of `f` come back as they are.
-pub fn write_atomically(path: &Path, f: impl FnOnce(std::fs::File) -> Result<()>) -> Result<()> {
+/// Writes `path` through `f`. A regular file (or a new one) is written on a temporary file beside it
+/// (`.NAME.vastview-PID-N.tmp`, parent directories created; beside the file a symlink points to,
+/// so the link stays), synced, and renamed over `path` only when `f` succeeds; on failure the
+/// temporary file is removed and `path` is untouched. An existing file that is not regular (a
+/// character device such as `/dev/null`, a FIFO), and anything reached through `/dev/` or
+/// `/proc/` (`/dev/stdout`), is written through instead: opened for writing (regular ones
+/// truncated, devices not), never replaced. Errors of `f` come back as they are.
+pub fn write_atomically(path: &Path, f: impl FnOnce(&mut std::fs::File) -> Result<()>) -> Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
     let out_err = |e: std::io::Error| Error::Output { path: path.to_path_buf(), msg: e.to_string() };
-    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let meta = std::fs::metadata(path).ok();
+    let canon = meta.as_ref().and_then(|_| std::fs::canonicalize(path).ok());
+    let through_dev =
+        path.starts_with("/dev") || path.starts_with("/proc") || canon.as_ref().is_some_and(|c| c.starts_with("/proc"));
+    if let Some(m) = meta.as_ref().filter(|m| !m.is_file() || through_dev) {
+        if m.is_dir() {
+            return Err(Error::Output { path: path.to_path_buf(), msg: "is a directory".into() });
+        }
+        let mut file = std::fs::OpenOptions::new().write(true).truncate(m.is_file()).open(path).map_err(out_err)?;
+        f(&mut file)?;
+        return if m.is_file() { file.sync_all().map_err(out_err) } else { Ok(()) };
+    }
+    // A symlink to a regular file: replace the file it points to, not the link.
+    let target = canon.unwrap_or_else(|| path.to_path_buf());
+    let parent = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(out_err)?;
-    let name = path.file_name().unwrap_or(std::ffi::OsStr::new("file")).to_string_lossy();
-    let tmp = parent.join(format!(".{name}.vastview-{}.tmp", std::process::id()));
-    let written = std::fs::File::create(&tmp)
+    let name = target.file_name().unwrap_or(std::ffi::OsStr::new("file")).to_string_lossy();
+    let tmp =
+        parent.join(format!(".{name}.vastview-{}-{}.tmp", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)));
+    let written = std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
         .map_err(out_err)
-        .and_then(f)
-        .and_then(|()| std::fs::rename(&tmp, path).map_err(out_err));
+        .and_then(|mut file| {
+            if let Some(m) = &meta {
+                // Replacing a file keeps its permissions (unless `f` sets others).
+                let _ = file.set_permissions(m.permissions());
+            }
+            f(&mut file)?;
+            file.sync_all().map_err(out_err)
+        })
+        .and_then(|()| std::fs::rename(&tmp, &target).map_err(out_err));
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -216,16 +247,16 @@ pub fn write_atomically(path: &Path, f: impl FnOnce(std::fs::File) -> Result<()>
 
 /// `bytes` written atomically to `path` (see `write_atomically`), with `perms`, synced to disk before the rename.
 pub fn write_atomic(path: &Path, bytes: &[u8], perms: Option<std::fs::Permissions>) -> Result<()> {
-    write_atomically(path, |mut f| {
+    write_atomically(path, |f| {
         use std::io::Write;
         (|| {
             f.write_all(bytes)?;
             if let Some(p) = perms {
                 f.set_permissions(p)?;
             }
-            f.sync_all()
+            Ok(())
         })()
-        .map_err(|e| Error::Output { path: path.to_path_buf(), msg: e.to_string() })
+        .map_err(|e: std::io::Error| Error::Output { path: path.to_path_buf(), msg: e.to_string() })
     })
 }
 

@@ -3,10 +3,8 @@
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::diskcache::write_atomically;
 use crate::error::{Error, Result};
 use crate::geom::{Rect, TileGrid};
 use crate::palette::{Colormap, Display, Scale};
@@ -23,6 +21,14 @@ pub use crate::pyramid::TILE;
 pub const DEFAULT_MAX_SIDE: u64 = 4096;
 /// Largest render chunk side (also capped by the GPU's texture limit).
 const CHUNK: u32 = 1024;
+/// Most bytes of RGBA one band of output rows holds while it is rendered (wide outputs get shorter bands).
+pub const BAND_BYTES: u64 = 64 << 20;
+
+/// Rows per band of a render `out_w` wide, drawn in chunks at most `side` rows tall: `side`, or fewer
+/// so a band of RGBA8 rows stays within [`BAND_BYTES`] (at least one row).
+pub fn band_rows(out_w: u64, side: u64) -> u64 {
+    (BAND_BYTES / out_w.saturating_mul(4).max(1)).clamp(1, side.max(1))
+}
 
 /// How contrast limits are chosen.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,6 +36,8 @@ pub enum LimitsSpec {
     Explicit(f64, f64),
     /// Percentiles (0–100) of an evenly spread sample of the slice.
     Percentiles(f64, f64),
+    /// No colours are drawn (an `.npy` export): nothing is sampled, the limits are 0..1.
+    Unused,
 }
 
 /// What the user asked `render` for.
@@ -173,6 +181,7 @@ pub fn plan(src: &dyn ArraySource, spec: &RenderSpec) -> Result<Plan> {
     let big = info.image.width * info.image.height > pyramid::stats::SAMPLE_BUDGET;
     let (lo, hi, limits_from) = match spec.limits {
         LimitsSpec::Explicit(lo, hi) => (lo, hi, "given"),
+        LimitsSpec::Unused => (0.0, 1.0, "unused: an export draws no colours, nothing sampled"),
         LimitsSpec::Percentiles(_, _) if info.image.is_color() => (0.0, 255.0, "color"),
         LimitsSpec::Percentiles(p_lo, p_hi) => match (&pyramid, reduce) {
             (Some(p), _) if big => {
@@ -274,10 +283,14 @@ impl Session {
         mut sink: impl FnMut(&[u8], u32) -> Result<()>,
     ) -> Result<()> {
         let side = u64::from(self.gpu.max_texture_side().min(CHUNK));
+        let rows = band_rows(plan.out_w, side);
         let mut band = Vec::new();
+        band.try_reserve_exact((plan.out_w * rows * 4) as usize).map_err(|_| {
+            Error::request(&src.info().path, format!("no memory for a band of {rows} rows of {} pixels", plan.out_w))
+        })?;
         let levels = LevelPlan::new(src, plan);
-        for cy in (0..plan.out_h).step_by(side as usize) {
-            let ch = side.min(plan.out_h - cy);
+        for cy in (0..plan.out_h).step_by(rows as usize) {
+            let ch = rows.min(plan.out_h - cy);
             band.clear();
             band.resize((plan.out_w * ch * 4) as usize, 0);
             for cx in (0..plan.out_w).step_by(side as usize) {
@@ -304,7 +317,10 @@ impl Session {
 
     /// Renders `plan` into one RGBA8 buffer (row-major, `out_w × out_h`).
     pub fn render_rgba(&mut self, src: &dyn ArraySource, plan: &Plan) -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity((plan.out_w * plan.out_h * 4) as usize);
+        let mut out = Vec::new();
+        out.try_reserve_exact((plan.out_w * plan.out_h * 4) as usize).map_err(|_| {
+            Error::request(&src.info().path, format!("no memory for a {}x{} RGBA image", plan.out_w, plan.out_h))
+        })?;
         self.render_bands(src, plan, |rows, _| {
             out.extend_from_slice(rows);
             Ok(())
@@ -429,24 +445,26 @@ fn to_level(b: &[(u64, u64)], l: u32, n: u64) -> Vec<(u64, u64)> {
         .collect()
 }
 
-/// Renders to a PNG file, streaming rows to the encoder. Writes to a temporary name, then renames.
-pub fn render_png(session: &mut Session, src: &dyn ArraySource, plan: &Plan, out: &Path) -> Result<()> {
-    let werr = |m: String| Error::Output { path: out.to_path_buf(), msg: m };
-    write_atomically(out, |file| {
-        let mut enc = png::Encoder::new(std::io::BufWriter::new(file), plan.out_w as u32, plan.out_h as u32);
-        enc.set_color(png::ColorType::Rgba);
-        enc.set_depth(png::BitDepth::Eight);
-        enc.set_compression(png::Compression::Fast);
-        let mut writer = enc.write_header().map_err(|e| werr(e.to_string()))?;
-        let mut stream = writer.stream_writer().map_err(|e| werr(e.to_string()))?;
-        session.render_bands(src, plan, |rows, _| stream.write_all(rows).map_err(|e| werr(e.to_string())))?;
-        stream.finish().map_err(|e| werr(e.to_string()))?;
-        writer.finish().map_err(|e| werr(e.to_string()))
+/// Renders to an image file in the format its extension names (PNG, JPEG, TIFF: see
+/// [`crate::output`]), streaming bands of rows to the encoder (JPEG: the whole image, of bounded size).
+/// The output is checked first (not the input, its directory exists) and written to a temporary name,
+/// then renamed (a device or FIFO is written through).
+pub fn render_image(session: &mut Session, src: &dyn ArraySource, plan: &Plan, out: &Path) -> Result<()> {
+    let format = crate::output::Format::of(out)?;
+    let input = src.info().path.clone();
+    crate::output::write_rgba(out, &[&input], format, plan.out_w, plan.out_h, |sink| {
+        session.render_bands(src, plan, |rows, _| sink(rows))
     })
 }
 
+/// [`render_image`] (PNG for a `.png` path).
+pub fn render_png(session: &mut Session, src: &dyn ArraySource, plan: &Plan, out: &Path) -> Result<()> {
+    render_image(session, src, plan, out)
+}
+
 /// Writes the plan's data values as .npy: the source dtype (little-endian) at 1:1, else float32
-/// block means (nearest pixels on enlarged axes). Streams a band of rows at a time.
+/// block means (nearest pixels on enlarged axes: the data pixel under each output pixel's centre, as
+/// an enlarged PNG shows it). Streams a band of rows at a time.
 pub fn export_npy(src: &dyn ArraySource, plan: &Plan, out: &Path) -> Result<()> {
     let info = src.info();
     let c = info.image.channels;
@@ -456,35 +474,41 @@ pub fn export_npy(src: &dyn ArraySource, plan: &Plan, out: &Path) -> Result<()> 
     if c > 1 {
         shape.push(c);
     }
-    let werr = |e: std::io::Error| Error::Output { path: out.to_path_buf(), msg: e.to_string() };
-    write_atomically(out, |file| {
-        let mut w = std::io::BufWriter::new(file);
-        w.write_all(&npy_header(&dtype.descr(crate::dtype::Endian::Little), &shape)).map_err(werr)?;
-        let band = (((4u64 << 20) / (plan.out_w * c * dtype.size() as u64).max(1)).max(1)).min(plan.out_h);
-        let lv = LevelPlan::new(src, plan);
+    let mut lv = LevelPlan::new(src, plan);
+    if !one_to_one && !plan.is_reduced() {
+        // Enlarged on one axis or both, shrunk on none: each output pixel is the data pixel under its centre.
+        let r = plan.region;
+        lv.x_bins = bins(r.x0, r.width(), plan.out_w);
+        lv.y_bins = bins(r.y0, r.height(), plan.out_h);
+    }
+    let werr = crate::output::io_err(out);
+    crate::output::write(out, &[&info.path], |w| {
+        w.write_all(&npy_header(&dtype.descr(crate::dtype::Endian::Little), &shape)).map_err(&werr)?;
+        let band = (((4u64 << 20) / (plan.out_w * c * 8).max(1)).max(1)).min(plan.out_h);
         let mut buf = RegionBuf::default();
+        let mut bytes = Vec::new();
         for y in (0..plan.out_h).step_by(band as usize) {
             let y1 = (y + band).min(plan.out_h);
             if one_to_one {
                 let r = Rect::new(plan.region.x0, plan.region.y0 + y, plan.region.x1, plan.region.y0 + y1);
                 src.read_region(plan.slice, r, &mut buf)?;
                 if crate::dtype::Endian::NATIVE == crate::dtype::Endian::Little {
-                    w.write_all(buf.bytes()).map_err(werr)?;
+                    w.write_all(buf.bytes()).map_err(&werr)?;
                 } else {
+                    bytes.clear();
                     for e in buf.bytes().chunks_exact(dtype.size()) {
-                        let mut e = e.to_vec();
-                        e.reverse();
-                        w.write_all(&e).map_err(werr)?;
+                        bytes.extend(e.iter().rev());
                     }
+                    w.write_all(&bytes).map_err(&werr)?;
                 }
             } else {
                 let vals = lv.values(src, plan.slice, &lv.x_bins, &lv.y_bins[y as usize..y1 as usize])?;
-                for v in vals {
-                    w.write_all(&(v as f32).to_le_bytes()).map_err(werr)?;
-                }
+                bytes.clear();
+                bytes.extend(vals.iter().flat_map(|&v| (v as f32).to_le_bytes()));
+                w.write_all(&bytes).map_err(&werr)?;
             }
         }
-        w.flush().map_err(werr)
+        Ok(())
     })
 }
 
@@ -547,6 +571,18 @@ pub fn info_json(info: &SourceInfo) -> serde_json::Value {
 
 /// The stored value at (x, y) as numpy's `str()` shows it (an array like `[ 12 200   3]` for color).
 pub fn probe_text(src: &dyn ArraySource, slice: u64, x: u64, y: u64) -> Result<String> {
+    let info = src.info();
+    let (w, h) = (info.image.width, info.image.height);
+    if x >= w || y >= h {
+        return Err(Error::request(
+            &info.path,
+            format!(
+                "pixel ({x}, {y}) is outside the {w} x {h} image (columns 0..={}, rows 0..={})",
+                w.saturating_sub(1),
+                h.saturating_sub(1)
+            ),
+        ));
+    }
     let vals = src.probe(slice, x, y)?;
     let strs: Vec<String> = vals.iter().map(|v| v.numpy_str()).collect();
     Ok(match strs.as_slice() {

@@ -5,9 +5,9 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
-use crate::diskcache::write_atomically;
 use crate::error::{Error, Result};
 use crate::headless::npy_header;
+use crate::output::{self, Format};
 use crate::palette::Colormap;
 use crate::points::index::PointIndex;
 use crate::points::shade::{shade_row, values};
@@ -132,9 +132,13 @@ pub fn resolve_extent(src: &PointSource, region: Option<Extent>) -> Result<(Exte
     Ok((e, Some(b), notes))
 }
 
-/// Bins `src` per `spec` and writes `out`: a PNG (by default) or, for `.npy`, the aggregate grid.
+/// Bins `src` per `spec` and writes `out`: an image in the format its extension names (PNG, JPEG, TIFF;
+/// see [`crate::output`]) or, for `.npy`, the aggregate grid. The output is checked first (not the
+/// input, its directory exists).
 pub fn render_points(src: &PointSource, spec: &PointRender, out: &Path) -> Result<PointReport> {
     let colormap = Colormap::named(&src.path, &spec.colormap)?;
+    output::check(out, &[&src.path])?;
+    let format = Format::of(out)?;
     if !(0.0..=1.0).contains(&spec.alpha) {
         return Err(Error::request(&src.path, "--alpha must lie in 0..1"));
     }
@@ -145,6 +149,7 @@ pub fn render_points(src: &PointSource, spec: &PointRender, out: &Path) -> Resul
     if w == 0 || h == 0 || w > 1 << 16 || h > 1 << 16 {
         return Err(Error::request(&src.path, format!("output size {w}x{h} must be 1 to 65536 on each side")));
     }
+    output::check_size(out, format, w, h)?;
     let t1 = Instant::now();
     // A complete index of the file (built by `vastview index`) is used when there is one; looking for it
     // is best effort (an unusable cache directory means a full scan).
@@ -167,7 +172,7 @@ pub fn render_points(src: &PointSource, spec: &PointRender, out: &Path) -> Resul
             ""
         };
         notes.push(format!("{w}x{h} pixels: binned and written in strips of {rows} rows{hint}"));
-        strips.render(spec, colormap, out)?
+        strips.render(spec, colormap, format, out)?
     } else {
         let (grid, skipped) = match &index {
             Some(ix) => ix.aggregate(&extent, w as usize, h as usize, spec.agg)?,
@@ -175,9 +180,8 @@ pub fn render_points(src: &PointSource, spec: &PointRender, out: &Path) -> Resul
         };
         let bin_s = t1.elapsed().as_secs_f64();
         let t2 = Instant::now();
-        let is_npy = out.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
-        if is_npy {
-            write_grid_npy(&grid, w, h, out)?;
+        if format == Format::Npy {
+            write_grid_npy(&grid, w, h, &src.path, out)?;
         } else {
             let sh = Shading {
                 colormap,
@@ -186,7 +190,7 @@ pub fn render_points(src: &PointSource, spec: &PointRender, out: &Path) -> Resul
                 background: spec.background,
             };
             let rgba = shade(&grid, w as usize, h as usize, &sh);
-            write_png(&rgba, w as u32, h as u32, out)?;
+            output::write_rgba(out, &[&src.path], format, w, h, |sink| sink(&rgba))?;
         }
         (skipped, bin_s, t2.elapsed().as_secs_f64())
     };
@@ -251,19 +255,23 @@ impl Strips<'_> {
     /// Writes the PNG (shaded over the whole image's values: a pass for their range, one for eq_hist's
     /// histogram, one for the scaled range, then the rows, top strip first) or the `.npy` grid (one pass,
     /// bottom strip first). Returns the skipped points and the binning and writing times.
-    fn render(&self, spec: &PointRender, colormap: Colormap, out: &Path) -> Result<(Skipped, f64, f64)> {
+    fn render(
+        &self,
+        spec: &PointRender,
+        colormap: Colormap,
+        format: Format,
+        out: &Path,
+    ) -> Result<(Skipped, f64, f64)> {
         let t = Instant::now();
-        let is_npy = out.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
-        let werr = |m: String| Error::Output { path: out.to_path_buf(), msg: m };
-        if is_npy {
+        let werr = output::io_err(out);
+        if format == Format::Npy {
             let mut skipped = Skipped::default();
             let float = self.agg.needs_value();
-            write_atomically(out, |file| {
-                let mut f = std::io::BufWriter::with_capacity(1 << 20, file);
+            output::write(out, &[&self.src.path], |f| {
                 let (descr, w, h) = (if float { "<f8" } else { "<u4" }, self.w as u64, self.h as u64);
-                f.write_all(&npy_header(descr, &[h, w])).map_err(|e| werr(e.to_string()))?;
-                skipped = self.each(false, |_, g| write_grid_values(g, &mut f).map_err(|e| werr(e.to_string())))?;
-                f.flush().map_err(|e| werr(e.to_string()))
+                f.write_all(&npy_header(descr, &[h, w])).map_err(&werr)?;
+                skipped = self.each(false, |_, g| write_grid_values(g, f).map_err(&werr))?;
+                Ok(())
             })?;
             return Ok((skipped, t.elapsed().as_secs_f64(), 0.0));
         }
@@ -306,13 +314,7 @@ impl Strips<'_> {
             background: spec.background,
         };
         let w = self.w;
-        write_atomically(out, |file| {
-            let mut enc = png::Encoder::new(std::io::BufWriter::new(file), w as u32, self.h as u32);
-            enc.set_color(png::ColorType::Rgba);
-            enc.set_depth(png::BitDepth::Eight);
-            enc.set_compression(png::Compression::Fast);
-            let mut writer = enc.write_header().map_err(|e| werr(e.to_string()))?;
-            let mut stream = writer.stream_writer().map_err(|e| werr(e.to_string()))?;
+        output::write_rgba(out, &[&self.src.path], format, w as u64, self.h as u64, |sink| {
             let mut rgba = Vec::with_capacity(w * 4);
             let mut norm_row = Vec::with_capacity(w);
             self.each(true, |rows, g| {
@@ -322,47 +324,32 @@ impl Strips<'_> {
                     norm_row.extend(vals.get(r * w..(r + 1) * w).unwrap_or(&[]).iter().map(|&v| norm.apply(v)));
                     rgba.clear();
                     shade_row(&norm_row, &sh, &mut rgba);
-                    stream.write_all(&rgba).map_err(|e| werr(e.to_string()))?;
+                    sink(&rgba)?;
                 }
                 Ok(())
-            })?;
-            stream.finish().map_err(|e| werr(e.to_string()))?;
-            writer.finish().map_err(|e| werr(e.to_string()))
+            })
+            .map(|_| ())
         })?;
         Ok((skipped, t.elapsed().as_secs_f64(), 0.0))
     }
 }
 
 /// A grid's values in .npy order (little-endian uint32 or float64, row 0 first).
-fn write_grid_values(grid: &Grid, f: &mut impl Write) -> std::io::Result<()> {
+fn write_grid_values(grid: &Grid, f: &mut (impl Write + ?Sized)) -> std::io::Result<()> {
     match grid {
         Grid::Count(c) => c.iter().try_for_each(|v| f.write_all(&v.to_le_bytes())),
         Grid::Float(v) => v.iter().try_for_each(|v| f.write_all(&v.to_le_bytes())),
     }
 }
 
-/// The grid as .npy: uint32 counts or float64 (NaN = empty), shape (H, W), row 0 = lowest y.
-pub fn write_grid_npy(grid: &Grid, w: u64, h: u64, out: &Path) -> Result<()> {
-    let werr = |e: std::io::Error| Error::Output { path: out.to_path_buf(), msg: e.to_string() };
-    write_atomically(out, |file| {
-        let mut f = std::io::BufWriter::with_capacity(1 << 20, file);
+/// The grid as .npy: uint32 counts or float64 (NaN = empty), shape (H, W), row 0 = lowest y. `input`:
+/// the point file, which `out` must not be.
+pub fn write_grid_npy(grid: &Grid, w: u64, h: u64, input: &Path, out: &Path) -> Result<()> {
+    let werr = output::io_err(out);
+    output::write(out, &[input], |f| {
         let descr = if matches!(grid, Grid::Count(_)) { "<u4" } else { "<f8" };
-        f.write_all(&npy_header(descr, &[h, w])).map_err(werr)?;
-        write_grid_values(grid, &mut f).map_err(werr)?;
-        f.flush().map_err(werr)
-    })
-}
-
-fn write_png(rgba: &[u8], w: u32, h: u32, out: &Path) -> Result<()> {
-    let werr = |m: String| Error::Output { path: out.to_path_buf(), msg: m };
-    write_atomically(out, |file| {
-        let mut enc = png::Encoder::new(std::io::BufWriter::new(file), w, h);
-        enc.set_color(png::ColorType::Rgba);
-        enc.set_depth(png::BitDepth::Eight);
-        enc.set_compression(png::Compression::Fast);
-        let mut writer = enc.write_header().map_err(|e| werr(e.to_string()))?;
-        writer.write_image_data(rgba).map_err(|e| werr(e.to_string()))?;
-        writer.finish().map_err(|e| werr(e.to_string()))
+        f.write_all(&npy_header(descr, &[h, w])).map_err(&werr)?;
+        write_grid_values(grid, f).map_err(&werr)
     })
 }
 

@@ -19,6 +19,7 @@ pub mod geom;
 pub mod headless;
 pub mod headless_points;
 pub mod numfmt;
+pub mod output;
 pub mod palette;
 pub mod points;
 pub mod pyramid;

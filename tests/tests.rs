@@ -6,6 +6,7 @@ mod common;
 mod cli;
 mod desktop;
 mod hardening_input;
+mod hardening_output;
 mod library;
 mod points;
 mod points_index;
