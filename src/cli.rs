@@ -689,23 +689,37 @@ fn run_command(command: Command, out: &mut dyn Write) -> Result<()> {
                     format!("slice {} is out of range (the stack has {} slices)", a.slice, info.image.slices),
                 ));
             }
-            let store = match crate::pyramid::persist::find(src.as_ref(), Method::Mean)? {
-                Some(s) => s,
-                None => {
-                    if !a.quiet {
+            let (st, range) = match crate::pyramid::persist::find(src.as_ref(), Method::Mean)? {
+                Some(store) => (
+                    store.slice_stats(a.slice)?.ok_or_else(|| Error::cache(store.path(), "statistics missing"))?,
+                    store.hist_range(),
+                ),
+                None => match crate::diskcache::unusable(crate::pyramid::persist::KIND) {
+                    Some(why) => {
                         eprintln!(
-                            "vastview: no pyramid yet for {}: building one (one pass over the file; later stats are instant)",
-                            info.path.display()
+                            "vastview: note: caching is off ({why}): statistics computed from the data, not stored"
                         );
+                        crate::pyramid::persist::stats_without_cache(src.as_ref(), a.slice)?
                     }
-                    build_with_progress(src.as_ref(), Method::Mean, a.quiet)?.0
-                }
+                    None => {
+                        if !a.quiet {
+                            eprintln!(
+                                "vastview: no pyramid yet for {}: building one (one pass over the file; later stats are instant)",
+                                info.path.display()
+                            );
+                        }
+                        let store = build_with_progress(src.as_ref(), Method::Mean, a.quiet)?.0;
+                        let st = store
+                            .slice_stats(a.slice)?
+                            .ok_or_else(|| Error::cache(store.path(), "statistics missing"))?;
+                        (st, store.hist_range())
+                    }
+                },
             };
-            let st = store.slice_stats(a.slice)?.ok_or_else(|| Error::cache(store.path(), "statistics missing"))?;
             let text = if a.json {
-                format!("{}\n", headless::stats_json(info, a.slice, &st, &store.hist_range()))
+                format!("{}\n", headless::stats_json(info, a.slice, &st, &range))
             } else {
-                headless::stats_text(info, a.slice, &st, &store.hist_range())
+                headless::stats_text(info, a.slice, &st, &range)
             };
             write_out(out, &text)
         }),
@@ -769,6 +783,10 @@ fn run_command(command: Command, out: &mut dyn Write) -> Result<()> {
             }
             let plan = headless::plan(src.as_ref(), &spec)?;
             crate::output::check_size(&a.output, format, plan.out_w, plan.out_h)?;
+            let from_file = src.info().format != source::Format::Demo;
+            if let Some(why) = crate::diskcache::unusable(crate::pyramid::persist::KIND).filter(|_| from_file) {
+                eprintln!("vastview: note: caching is off ({why}): rendering without cached pyramids");
+            }
             let t_plan = t0.elapsed();
             if format == crate::output::Format::Npy {
                 headless::export_npy(src.as_ref(), &plan, &a.output)?;
@@ -1070,6 +1088,9 @@ fn render_points(a: &RenderArgs) -> Result<()> {
     let src = open_points(Some(path), &a.input_args, &a.point_args)?;
     let t_open = t0.elapsed().as_secs_f64();
     let r = headless_points::render_points(&src, &spec, &a.output)?;
+    if let Some(why) = crate::diskcache::unusable(crate::points::index::KIND) {
+        eprintln!("vastview: note: caching is off ({why}): rendering without cached indexes or bounds");
+    }
     for n in &r.notes {
         eprintln!("vastview: note: {}: {n}", src.path.display());
     }

@@ -1,13 +1,13 @@
 //! The persistent on-disk cache (pyramids, point indexes): where it lives, what identifies the data
-//! file an entry was built from (size, mtime, a hash of its header), listing, clearing and a size cap
-//! with least-recently-used eviction.
+//! file an entry was built from (path as bytes, size, mtime, inode, ctime, a hash of its content),
+//! whether it can store entries now, listing, clearing and a size cap with least-recently-used eviction.
 //!
 //! Entries are plain files `ROOT/KIND/KEY.EXT`; their last-use time is the entry file's mtime
 //! (touched on every use). An entry under construction has a `.partial` suffix and is renamed into
 //! place only when complete, so a reader never sees half an entry under the final name.
 
 use std::fs::File;
-use std::io::Read;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -19,8 +19,13 @@ pub const ENV_DIR: &str = "VASTVIEW_CACHE_DIR";
 pub const ENV_CAP_MB: &str = "VASTVIEW_CACHE_CAP_MB";
 /// Default size cap: 20 GiB.
 pub const DEFAULT_CAP: u64 = 20 << 30;
-/// Bytes of the data file hashed into its identity (its header and the first data).
-const HEAD_BYTES: usize = 64 << 10;
+/// Files up to this size are hashed whole into their identity.
+pub const WHOLE_HASH_BYTES: u64 = 16 << 20;
+/// Larger files: their first and last `EDGE_BYTES` and `SAMPLE_BLOCKS` blocks of `BLOCK_BYTES` evenly
+/// spread between.
+const EDGE_BYTES: u64 = 64 << 10;
+const SAMPLE_BLOCKS: u64 = 64;
+const BLOCK_BYTES: u64 = 4 << 10;
 
 /// The cache root: `$VASTVIEW_CACHE_DIR`, else the platform cache directory (`$XDG_CACHE_HOME/vastview`
 /// or `~/.cache/vastview` on Linux).
@@ -52,30 +57,93 @@ pub fn fnv1a(bytes: &[u8], seed: u64) -> u64 {
     h
 }
 
-/// What an entry was built from: a changed file (size, modification time or first bytes) never
-/// matches its old entries.
+/// What an entry was built from: a changed file (size, modification time, inode, status-change time or
+/// sampled content) never matches its old entries. Rewriting a file in place or moving another file
+/// over it changes its ctime (and a move its inode) even when its mtime is restored with `touch -r`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Identity {
-    /// Canonical path of the data file.
+    /// Canonical path of the data file (bytes: a JSON string when it is UTF-8, else an array of bytes).
+    #[serde(with = "os_path")]
     pub path: PathBuf,
     pub size: u64,
     /// Modification time, nanoseconds since the Unix epoch.
     pub mtime_ns: u128,
-    /// FNV-1a of the file's first 64 KiB (its header and first data).
-    pub head_hash: u64,
+    /// Inode number.
+    pub inode: u64,
+    /// Status-change time (ctime), nanoseconds since the Unix epoch.
+    pub ctime_ns: i128,
+    /// Hash of the content: the whole file up to [`WHOLE_HASH_BYTES`], else its first and last 64 KiB
+    /// and 64 blocks of 4 KiB evenly spread between.
+    pub content_hash: u64,
+}
+
+/// A path as JSON: a string when it is valid UTF-8, else the array of its bytes (Unix paths are bytes).
+mod os_path {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    use std::path::{Path, PathBuf};
+
+    pub fn serialize<S: serde::Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
+        match p.to_str() {
+            Some(t) => s.serialize_str(t),
+            None => s.collect_seq(p.as_os_str().as_bytes()),
+        }
+    }
+
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Text(String),
+        Bytes(Vec<u8>),
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
+        Ok(match <Repr as serde::Deserialize>::deserialize(d)? {
+            Repr::Text(t) => PathBuf::from(t),
+            Repr::Bytes(b) => PathBuf::from(OsString::from_vec(b)),
+        })
+    }
+}
+
+/// The content hash of [`Identity`]: FNV-1a over the CRC-32 of each piece read.
+fn content_hash(file: &File, size: u64) -> std::io::Result<u64> {
+    let mut h = fnv1a(&size.to_le_bytes(), 0);
+    let mut buf = vec![0u8; EDGE_BYTES as usize];
+    let mut piece = |at: u64, len: u64| -> std::io::Result<()> {
+        let b = &mut buf[..len as usize];
+        file.read_exact_at(b, at)?;
+        h = fnv1a(&crc32fast::hash(b).to_le_bytes(), h);
+        Ok(())
+    };
+    if size <= WHOLE_HASH_BYTES {
+        let mut at = 0;
+        while at < size {
+            let len = (size - at).min(EDGE_BYTES);
+            piece(at, len)?;
+            at += len;
+        }
+    } else {
+        piece(0, EDGE_BYTES)?;
+        let span = size - 2 * EDGE_BYTES - BLOCK_BYTES;
+        for i in 0..SAMPLE_BLOCKS {
+            piece(EDGE_BYTES + (2 * i + 1) * span / (2 * SAMPLE_BLOCKS), BLOCK_BYTES)?;
+        }
+        piece(size - EDGE_BYTES, EDGE_BYTES)?;
+    }
+    Ok(h)
 }
 
 impl Identity {
     /// The identity of the data file at `path` as it is now.
     pub fn of(path: &Path) -> Result<Identity> {
         let canon = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
-        let meta = std::fs::metadata(&canon).map_err(|e| Error::io(path, e))?;
+        let file = File::open(&canon).map_err(|e| Error::io(path, e))?;
+        let meta = file.metadata().map_err(|e| Error::io(path, e))?;
         let mtime_ns = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
-        let mut head = Vec::with_capacity(HEAD_BYTES);
-        File::open(&canon)
-            .and_then(|f| f.take(HEAD_BYTES as u64).read_to_end(&mut head))
-            .map_err(|e| Error::io(path, e))?;
-        Ok(Identity { path: canon, size: meta.len(), mtime_ns, head_hash: fnv1a(&head, 0) })
+        let ctime_ns = i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec());
+        let content_hash =
+            if meta.is_file() { content_hash(&file, meta.len()).map_err(|e| Error::io(path, e))? } else { 0 };
+        Ok(Identity { path: canon, size: meta.len(), mtime_ns, inode: meta.ino(), ctime_ns, content_hash })
     }
 
     /// A file-name key for an entry of this file built with `params` (which must name everything else
@@ -84,7 +152,9 @@ impl Identity {
         let mut h = fnv1a(self.path.as_os_str().as_encoded_bytes(), 0);
         h = fnv1a(&self.size.to_le_bytes(), h);
         h = fnv1a(&self.mtime_ns.to_le_bytes(), h);
-        h = fnv1a(&self.head_hash.to_le_bytes(), h);
+        h = fnv1a(&self.inode.to_le_bytes(), h);
+        h = fnv1a(&self.ctime_ns.to_le_bytes(), h);
+        h = fnv1a(&self.content_hash.to_le_bytes(), h);
         h = fnv1a(params.as_bytes(), h);
         let stem = self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let stem: String =
@@ -93,11 +163,48 @@ impl Identity {
     }
 }
 
-/// `ROOT/KIND/KEY.EXT` (the directory is created).
+/// `ROOT/KIND/KEY.EXT`, for looking an entry up (nothing is created: a missing or unusable cache
+/// directory simply holds no entries). Builders call [`writable_dir`] first.
 pub fn entry_path(kind: &str, key: &str, ext: &str) -> Result<PathBuf> {
+    Ok(root()?.join(kind).join(format!("{key}.{ext}")))
+}
+
+/// Why the cache cannot store entries of `kind` now, as a one-line reason (`PATH: OS error`), or
+/// `None` when it can. Creates `ROOT/KIND` when it is missing.
+pub fn unusable(kind: &str) -> Option<String> {
+    match writable_dir(kind) {
+        Ok(_) => None,
+        Err(Error::Io { path, source }) => Some(format!("{}: {source}", path.display())),
+        Err(e) => Some(e.to_string()),
+    }
+}
+
+/// `ROOT/KIND`, created, once it is known to be a writable directory (an `Io` error naming it otherwise).
+pub fn writable_dir(kind: &str) -> Result<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
     let dir = root()?.join(kind);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    Ok(dir.join(format!("{key}.{ext}")))
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| Error::bad_input(&dir, "the cache path contains a NUL byte"))?;
+    // SAFETY: access() only reads the NUL-terminated path, which outlives the call.
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
+        return Err(Error::io(&dir, std::io::Error::last_os_error()));
+    }
+    Ok(dir)
+}
+
+/// The error of a command that must store entries of `kind` when the cache cannot: one line, exit 2.
+pub fn require_writable(kind: &str, what: &str) -> Result<PathBuf> {
+    writable_dir(kind).map_err(|e| {
+        let why = match &e {
+            Error::Io { path, source } => format!("{}: {source}", path.display()),
+            e => e.to_string(),
+        };
+        Error::request(
+            root().unwrap_or_default(),
+            format!("the cache cannot store {what} ({why}); set VASTVIEW_CACHE_DIR to a writable directory"),
+        )
+    })
 }
 
 /// The name an entry has while it is being built.
@@ -153,7 +260,6 @@ pub fn list() -> Result<Vec<Entry>> {
 
 /// Bytes a file occupies on disk (a sparse, half-built file counts only what is written).
 fn allocated(meta: &std::fs::Metadata) -> u64 {
-    use std::os::unix::fs::MetadataExt;
     meta.blocks() * 512
 }
 
@@ -284,7 +390,7 @@ mod tests {
         assert_ne!(a.key("x"), a.key("y"));
         std::fs::write(&p, b"hellO").unwrap();
         let b = Identity::of(&p).unwrap();
-        assert_ne!(a.head_hash, b.head_hash);
+        assert_ne!(a.content_hash, b.content_hash);
         assert_ne!(a.key("x"), b.key("x"));
         assert!(a.key("x").starts_with("a.bin-"));
         std::fs::remove_dir_all(&dir).unwrap();

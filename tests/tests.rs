@@ -7,6 +7,7 @@ mod cli;
 mod desktop;
 mod hardening_input;
 mod hardening_output;
+mod hardening_cache;
 mod library;
 mod points;
 mod points_index;

@@ -53,6 +53,19 @@ fn checkpoint_every() -> Duration {
     let ms = std::env::var("VASTVIEW_CHECKPOINT_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
     Duration::from_millis(ms)
 }
+/// A testing aid: `$VASTVIEW_TEST_KILL_AT_CHECKPOINT=N` ends the process with SIGKILL (what `kill -9`
+/// does: no destructors, no flush beyond what the kernel already has) right after its Nth checkpoint.
+fn kill_for_tests() {
+    static WRITTEN: AtomicU64 = AtomicU64::new(0);
+    let Some(n) = std::env::var("VASTVIEW_TEST_KILL_AT_CHECKPOINT").ok().and_then(|v| v.parse::<u64>().ok()) else {
+        return;
+    };
+    if WRITTEN.fetch_add(1, Ordering::Relaxed) + 1 >= n {
+        // SAFETY: raise() only sends a signal to this process.
+        unsafe { libc::raise(libc::SIGKILL) };
+    }
+}
+
 /// Elements read per band (all cores share a band).
 const BAND_ELEMENTS: u64 = 1 << 22;
 /// How many bands ahead of the one being reduced the pass asks the kernel to read (one band is ≤ 8 MB).
@@ -722,7 +735,9 @@ impl<'a> Builder<'a> {
         std::fs::File::create(&tmp)
             .and_then(|mut f| f.write_all(&b))
             .and_then(|_| std::fs::rename(&tmp, &self.resume_path))
-            .map_err(|e| Error::io(&self.resume_path, e))
+            .map_err(|e| Error::io(&self.resume_path, e))?;
+        kill_for_tests();
+        Ok(())
     }
 
     /// The state saved by the last checkpoint, if it belongs to this file and reads back whole.

@@ -326,3 +326,44 @@ fn damaged_or_stale_files_are_never_trusted() {
     assert_ne!(locate(src2.as_ref(), Method::Mean).unwrap().unwrap().1.done, old);
     assert!(find(src2.as_ref(), Method::Mean).unwrap().is_none());
 }
+
+/// A source whose reads fail from row `fail_at` on (a data file that shrank, a disk error).
+struct FailingSource {
+    inner: Arc<dyn ArraySource>,
+    fail_at: u64,
+}
+
+impl ArraySource for FailingSource {
+    fn info(&self) -> &crate::source::SourceInfo {
+        self.inner.info()
+    }
+    fn read_region(&self, slice: u64, rect: crate::geom::Rect, out: &mut RegionBuf) -> crate::error::Result<()> {
+        if rect.y1 > self.fail_at {
+            return Err(Error::FileShrank { path: self.info().path.clone() });
+        }
+        self.inner.read_region(slice, rect, out)
+    }
+    fn sample_grid(&self, slice: u64, xs: &[u64], ys: &[u64]) -> crate::error::Result<Vec<f64>> {
+        self.inner.sample_grid(slice, xs, ys)
+    }
+}
+
+#[test]
+fn a_failed_build_deletes_its_partial_file_and_checkpoint() {
+    let (_, inner) = npy("fails.npy", DType::F32, 700, 1300, field);
+    let src = FailingSource { inner, fail_at: 900 };
+    let job = BuildJob::prepare(&src, Method::Mean).unwrap();
+    let r = job.run(&src, &Progress::default());
+    assert!(matches!(r, Err(Error::FileShrank { .. })), "{:?}", r.err());
+    assert!(!job.paths.partial.exists() && !job.paths.resume.exists() && !job.paths.done.exists());
+    // A cancelled build keeps both, to resume.
+    let job = BuildJob::prepare(&src, Method::Mean).unwrap();
+    let p = Progress::default();
+    p.cancel_after.store(1, Ordering::Relaxed);
+    assert!(matches!(job.run(&src, &p), Err(Error::Cancelled)));
+    assert!(job.paths.partial.exists() && job.paths.resume.exists());
+    // While this job holds the partial file, a second builder fails and leaves it as it is.
+    let before = std::fs::read(&job.paths.partial).unwrap();
+    assert!(matches!(BuildJob::prepare(&src, Method::Mean), Err(Error::Request { .. })));
+    assert!(std::fs::read(&job.paths.partial).unwrap() == before);
+}

@@ -11,12 +11,12 @@ use crate::geom::Rect;
 use crate::pyramid::build::{Builder, Progress};
 use crate::pyramid::levels::Levels;
 use crate::pyramid::store::{self, has_offsets, level_dtype, Layout, Meta, Method, Store};
-use crate::pyramid::tilestats::HistRange;
+use crate::pyramid::tilestats::{HistRange, StatsAcc, TileStats};
 use crate::pyramid::TILE;
 use crate::source::{ArraySource, Format, RegionBuf, SourceInfo};
 
 /// Cache sub-directory of pyramid files.
-const KIND: &str = "pyramids";
+pub const KIND: &str = "pyramids";
 
 /// Where a source's pyramid lives: the final name, the name while building, and its checkpoint.
 #[derive(Debug, Clone)]
@@ -77,6 +77,7 @@ pub fn locate(src: &dyn ArraySource, method: Method) -> Result<Option<(Identity,
     }
     let id = Identity::of(&info.path)?;
     let key = id.key(&format!("pyramid v{} {} {}", store::VERSION, method.name(), source_desc(info)));
+    // Only a name: nothing is created, so lookups work (and find nothing) when the cache is unusable.
     let done = diskcache::entry_path(KIND, &key, "vvp")?;
     let partial = diskcache::partial_path(&done);
     let mut resume = partial.clone().into_os_string();
@@ -115,36 +116,68 @@ pub struct BuildJob {
 
 impl BuildJob {
     /// Opens the partial file left by an interrupted build (when it is valid) or creates a new one.
-    /// Fails if another process is building the same pyramid.
+    /// The partial file is locked before anything in it is read or changed: a second builder of the
+    /// same pyramid fails (without touching the first one's file). Fails too when the cache cannot
+    /// store the file (read-only, not a directory).
     pub fn prepare(src: &dyn ArraySource, method: Method) -> Result<BuildJob> {
         let Some((id, paths)) = locate(src, method)? else {
             return Err(Error::request(&src.info().path, "procedural sources have no pyramid file"));
         };
+        diskcache::require_writable(KIND, "pyramids")?;
+        let p = &paths.partial;
+        let file = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(p)
+            .map_err(|e| Error::io(p, e))?;
+        if !store::try_lock(&file) || !same_file(&file, p) {
+            // Locked by another builder, or finished (renamed) or abandoned by it since it was opened.
+            return Err(busy(&src.info().path));
+        }
         let (expect, _) = expected_meta(src, id.clone(), method, HistRange { lo: 0.0, hi: 1.0 });
-        if paths.partial.exists() && paths.resume.exists() {
-            if let Ok(s) = Store::open(&paths.partial, &expect, false) {
-                if !s.try_lock() {
-                    return Err(busy(&src.info().path));
-                }
+        if paths.resume.exists() {
+            let again = file.try_clone().map_err(|e| Error::io(p, e))?;
+            if let Ok(s) = Store::open_in(p, again, &expect, false) {
                 return Ok(BuildJob { store: Arc::new(s), paths, resuming: true });
             }
         }
         // A new build: free room first, then sample the histogram range.
-        let (meta, layout) = expected_meta(src, id, method, sample_range(src)?);
-        let _ = diskcache::enforce_cap(diskcache::cap(), layout.file_size, &[]);
-        let _ = std::fs::remove_file(&paths.resume);
-        let s = Store::create(&paths.partial, meta, layout)?;
-        if !s.try_lock() {
-            return Err(busy(&src.info().path));
+        let fresh = (|| {
+            let (meta, layout) = expected_meta(src, id, method, sample_range(src)?);
+            let _ = diskcache::enforce_cap(diskcache::cap(), layout.file_size, &[p.as_path()]);
+            let _ = std::fs::remove_file(&paths.resume);
+            Store::create_in(p, file, meta, layout)
+        })();
+        match fresh {
+            Ok(s) => Ok(BuildJob { store: Arc::new(s), paths, resuming: false }),
+            Err(e) => {
+                let _ = std::fs::remove_file(p);
+                Err(e)
+            }
         }
-        Ok(BuildJob { store: Arc::new(s), paths, resuming: false })
     }
 
     /// Runs the pass to the end, then renames the file into place. The store stays readable throughout.
+    /// A cancelled build keeps its partial file and checkpoint (to resume); any other failure (disk
+    /// full, the data file shrank or became unreadable) deletes both, so no dead partial file is left.
     pub fn run(&self, src: &dyn ArraySource, progress: &Progress) -> Result<Arc<Store>> {
-        Builder::new(src, &self.store, progress, &self.paths.resume).run()?;
-        self.store.sync()?;
-        std::fs::rename(&self.paths.partial, &self.paths.done).map_err(|e| Error::io(&self.paths.done, e))?;
+        let built = Builder::new(src, &self.store, progress, &self.paths.resume)
+            .run()
+            .and_then(|()| self.store.sync())
+            .and_then(|()| {
+                std::fs::rename(&self.paths.partial, &self.paths.done).map_err(|e| Error::io(&self.paths.done, e))
+            });
+        match built {
+            Ok(()) => {}
+            Err(Error::Cancelled) => return Err(Error::Cancelled),
+            Err(e) => {
+                let _ = std::fs::remove_file(&self.paths.partial);
+                let _ = std::fs::remove_file(&self.paths.resume);
+                return Err(e);
+            }
+        }
         let _ = std::fs::remove_file(&self.paths.resume);
         self.store.set_complete(&self.paths.done);
         progress.epoch.fetch_add(1, Ordering::Release);
@@ -152,8 +185,58 @@ impl BuildJob {
     }
 }
 
+/// Whether `file` is still the file at `path` (same device and inode).
+fn same_file(file: &std::fs::File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
+}
+
 fn busy(path: &Path) -> Error {
     Error::request(path, "another vastview process is building this file's pyramid; try again when it is done")
+}
+
+/// Statistics of one slice straight from the data, for when the cache cannot store a pyramid: one
+/// pass with the histogram range a pyramid would get, per level-0 tile as the pyramid gathers them,
+/// merged (the same values as a pyramid's up to the rounding of the merge order).
+pub fn stats_without_cache(src: &dyn ArraySource, slice: u64) -> Result<(TileStats, HistRange)> {
+    let im = src.info().image;
+    if im.channels != 1 {
+        return Err(Error::request(&src.info().path, "statistics are computed for scalar images, not RGB(A)"));
+    }
+    let range = sample_range(src)?;
+    let scale = range.scale();
+    let (w, h) = (im.width, im.height);
+    let cols = w.div_ceil(TILE).max(1) as usize;
+    let mut bh = 1u64;
+    while bh < TILE && bh * 2 * w * im.channels <= 1 << 22 {
+        bh *= 2;
+    }
+    let mut accs = vec![StatsAcc::default(); cols];
+    let mut all = TileStats::default();
+    let mut buf = RegionBuf::default();
+    let mut y = 0;
+    while y < h {
+        let y1 = (y + bh).min(h);
+        src.read_region(slice, Rect::new(0, y, w, y1), &mut buf)?;
+        let vals = buf.to_f64();
+        for row in vals.chunks_exact(w as usize) {
+            for (tx, acc) in accs.iter_mut().enumerate() {
+                let x0 = tx * TILE as usize;
+                acc.add(&row[x0..(x0 + TILE as usize).min(w as usize)], &range, scale);
+            }
+        }
+        y = y1;
+        if y % TILE == 0 || y == h {
+            for acc in accs.iter_mut() {
+                all.merge(&acc.finish());
+                *acc = StatsAcc::default();
+            }
+        }
+    }
+    Ok((all, range))
 }
 
 /// Histogram limits from evenly spread samples of up to 16 evenly spread slices (one range for the

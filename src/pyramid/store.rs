@@ -29,8 +29,9 @@ use crate::source::RegionBuf;
 const MAGIC: &[u8; 8] = b"VVPYRMD1";
 /// Bytes reserved for the header.
 pub const HEADER: u64 = 64 << 10;
-/// Version of the layout; part of every cache key.
-pub const VERSION: u32 = 2;
+/// Version of the layout; part of every cache key (3: identity with inode, ctime and content hash;
+/// histogram limits stored losslessly).
+pub const VERSION: u32 = 3;
 const DONE: u64 = 1 << 32;
 
 /// How a level pixel summarises the block of data pixels under it.
@@ -102,13 +103,48 @@ pub struct Meta {
     pub tile: u64,
     pub levels: u32,
     pub method: Method,
+    /// Histogram limits, exactly (non-finite values as the strings "inf", "-inf", "nan").
+    #[serde(with = "exact_f64")]
     pub hist_lo: f64,
+    #[serde(with = "exact_f64")]
     pub hist_hi: f64,
     pub little_endian: bool,
     pub file_size: u64,
     /// Tiles are an f64 offset plus float32 residuals (64-bit data); absent (false) otherwise.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub offsets: bool,
+}
+
+/// An f64 in JSON without loss: a number when finite (serde_json's `float_roundtrip` parses it back
+/// to the same bits), else "inf", "-inf" or "nan" (JSON has no such numbers).
+mod exact_f64 {
+    pub fn serialize<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        match *v {
+            v if v.is_finite() => s.serialize_f64(v),
+            v if v.is_nan() => s.serialize_str("nan"),
+            v if v > 0.0 => s.serialize_str("inf"),
+            _ => s.serialize_str("-inf"),
+        }
+    }
+
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Num(f64),
+        Text(String),
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        match <Repr as serde::Deserialize>::deserialize(d)? {
+            Repr::Num(v) => Ok(v),
+            Repr::Text(t) => match t.as_str() {
+                "inf" => Ok(f64::INFINITY),
+                "-inf" => Ok(f64::NEG_INFINITY),
+                "nan" => Ok(f64::NAN),
+                _ => Err(serde::de::Error::custom(format!("'{t}' is not a number"))),
+            },
+        }
+    }
 }
 
 /// Offsets of the parts of a file with this geometry.
@@ -236,7 +272,13 @@ impl Store {
     /// Creates an empty (sparse) file for a new build at `path`, truncating what was there.
     pub fn create(path: &Path, meta: Meta, layout: Layout) -> Result<Store> {
         let file =
-            File::options().read(true).write(true).create(true).truncate(true).open(path).map_err(rw_err(path))?;
+            File::options().read(true).write(true).create(true).truncate(false).open(path).map_err(rw_err(path))?;
+        Self::create_in(path, file, meta, layout)
+    }
+
+    /// [`Store::create`] in `file`, already open (and locked by the caller) at `path`: emptied, then sized.
+    pub fn create_in(path: &Path, file: File, meta: Meta, layout: Layout) -> Result<Store> {
+        file.set_len(0).map_err(rw_err(path))?;
         file.set_len(layout.file_size).map_err(rw_err(path))?;
         let json = serde_json::to_vec(&meta).map_err(|e| Error::cache(path, e.to_string()))?;
         let mut head = Vec::with_capacity(16 + json.len());
@@ -294,6 +336,11 @@ impl Store {
     /// whether this is a finished file (every tile must then be present) or a partial one to resume.
     pub fn open(path: &Path, expect: &Meta, complete: bool) -> Result<Store> {
         let file = File::options().read(true).write(!complete).open(path).map_err(rw_err(path))?;
+        Self::open_in(path, file, expect, complete)
+    }
+
+    /// [`Store::open`] of `file`, already open at `path` (read-write for a partial file).
+    pub fn open_in(path: &Path, file: File, expect: &Meta, complete: bool) -> Result<Store> {
         let meta = Self::meta_of(&file, path)?;
         // The histogram limits come from the data: whatever the file says.
         let mut expect = expect.clone();
@@ -516,13 +563,14 @@ impl Store {
     pub(crate) fn sync(&self) -> Result<()> {
         self.file.sync_all().map_err(rw_err(&self.path))
     }
+}
 
-    /// Takes an exclusive advisory lock (one builder per file); false when another process holds it.
-    pub(crate) fn try_lock(&self) -> bool {
-        use std::os::fd::AsRawFd;
-        // SAFETY: flock on a file descriptor we own; no memory is involved.
-        unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
-    }
+/// Takes an exclusive advisory lock on `file` (held until every handle of it is closed); false when
+/// another process holds it.
+pub fn try_lock(file: &File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a file descriptor we own; no memory is involved.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
 }
 
 /// Native byte order flag for new files.

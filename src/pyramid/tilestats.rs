@@ -19,14 +19,25 @@ pub struct HistRange {
 
 impl HistRange {
     /// Bins spanning `[min, max]` of a sample, widened by 1/64 of the span on each side so the
-    /// extremes of the full data mostly land inside. A constant sample gets a unit-wide range.
+    /// extremes of the full data mostly land inside. A constant sample gets a unit-wide range. The
+    /// limits and their span are always finite: a sample spanning more than `f64::MAX` (±1e308) gets
+    /// the widest such range about its centre (the values beyond it go to the under/over bins).
     pub fn around(min: f64, max: f64) -> HistRange {
         if !(min.is_finite() && max.is_finite()) || max <= min {
             let c = if min.is_finite() { min } else { 0.0 };
             return HistRange { lo: c - 0.5, hi: c + 0.5 };
         }
-        let pad = (max - min) / HIST_BINS as f64;
-        HistRange { lo: min - pad, hi: max + pad }
+        let pad = match (max - min) / HIST_BINS as f64 {
+            p if p.is_finite() => p,
+            // Each term is at most f64::MAX / 64: no overflow.
+            _ => max / HIST_BINS as f64 - min / HIST_BINS as f64,
+        };
+        let (lo, hi) = ((min - pad).max(-f64::MAX), (max + pad).min(f64::MAX));
+        if (hi - lo).is_finite() {
+            return HistRange { lo, hi };
+        }
+        let (c, half) = (lo / 2.0 + hi / 2.0, f64::MAX / 2.0 * (1.0 - 1.0 / 1024.0));
+        HistRange { lo: c - half, hi: c + half }
     }
 
     /// The bin of a finite value (0 = under, 1..=HIST_BINS, HIST_BINS + 1 = over).
@@ -100,7 +111,8 @@ impl TileStats {
         if self.count == 0 {
             f64::NAN
         } else {
-            (self.m2.max(0.0) / self.count as f64).sqrt()
+            // NaN (sums that overflowed) stays NaN: `max` would make it 0.
+            (if self.m2.is_nan() { self.m2 } else { self.m2.max(0.0) } / self.count as f64).sqrt()
         }
     }
 
@@ -136,6 +148,13 @@ impl TileStats {
         }
         // numpy's linear method: rank (n − 1)·p/100 among the sorted values, here spread evenly in a bin.
         let rank = (p.clamp(0.0, 100.0) / 100.0) * (self.count - 1) as f64;
+        // The extremes are known exactly (whatever bin they share).
+        if rank <= 0.0 {
+            return self.min;
+        }
+        if rank >= (self.count - 1) as f64 {
+            return self.max;
+        }
         let mut below = 0u64;
         for (i, &n) in self.hist.iter().enumerate() {
             if n == 0 {
@@ -567,7 +586,8 @@ impl StatsAcc {
             let n = st.count as f64;
             let shift = self.shift.unwrap_or(0.0);
             st.sum = shift * n + self.s1;
-            st.m2 = (self.s2 - self.s1 * self.s1 / n).max(0.0);
+            let m2 = self.s2 - self.s1 * self.s1 / n;
+            st.m2 = if m2.is_nan() { m2 } else { m2.max(0.0) };
         }
         st
     }
@@ -684,6 +704,29 @@ mod tests {
         }
         assert_eq!(s.percentile(&r, 0.0), 0.0);
         assert_eq!(s.percentile(&r, 100.0), 10000.0);
+    }
+
+    #[test]
+    fn ranges_of_extreme_samples_stay_finite() {
+        for (a, b) in [
+            (-1e308, 1e308),
+            (-f64::MAX, f64::MAX),
+            (-f64::MAX, -1e308),
+            (1e308, f64::MAX),
+            (0.0, f64::MAX),
+            (5e-324, 1e-323),
+            (-1.0, 1.0),
+        ] {
+            let r = HistRange::around(a, b);
+            assert!(r.lo.is_finite() && r.hi.is_finite() && (r.hi - r.lo).is_finite() && r.lo < r.hi, "{a} {b}: {r:?}");
+            assert!(r.scale().is_finite() || (b - a) < 1e-300, "{a} {b}: {r:?}");
+            let s = stats_of(&[a, b, f64::NAN, f64::INFINITY, -f64::INFINITY, 0.0], &r);
+            assert_eq!((s.count, s.nan, s.pos_inf, s.neg_inf, s.min, s.max), (3, 1, 1, 1, a.min(0.0), b.max(0.0)));
+            assert_eq!(s.hist.iter().sum::<u64>(), 3);
+            assert_eq!((s.percentile(&r, 0.0), s.percentile(&r, 100.0)), (a.min(0.0), b.max(0.0)), "{a} {b}");
+        }
+        // An ordinary span is unchanged.
+        assert_eq!(HistRange::around(0.0, 64.0), HistRange { lo: -1.0, hi: 65.0 });
     }
 
     #[test]

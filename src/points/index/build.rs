@@ -129,6 +129,7 @@ impl BuildJob {
     /// building it.
     pub fn prepare(src: &PointSource) -> Result<BuildJob> {
         let (id, paths) = locate(src)?;
+        diskcache::require_writable(super::KIND, "point indexes")?;
         let b = data_bounds(src)?;
         let (_, layout) = Self::expected(src, id.clone(), &b)?;
         if !(paths.partial.exists() && paths.resume.exists()) {
