@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what vastview needs on a fresh Debian/Ubuntu machine beyond the Rust toolchain:
 # a software Vulkan driver (lavapipe) so wgpu has an adapter without a GPU, Xvfb for the window,
-# the freedesktop tools that install-desktop drives (and its test checks), and numpy + matplotlib for
-# the test oracles. Idempotent; needs root (or sudo) for apt.
+# the freedesktop tools that install-desktop drives (and its test checks), numpy + matplotlib for
+# the test oracles, and colorcet (whose tables tests/colormaps.rs compares; 260 KB, no dependencies). Idempotent; needs root (or sudo) for apt.
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi
@@ -16,7 +16,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq "${missing[@]}"
 fi
 PY="${VASTVIEW_PYTHON:-python3}"
-if ! "$PY" -c "import numpy, matplotlib" >/dev/null 2>&1; then
-  "$PY" -m pip install -q numpy matplotlib
+if ! "$PY" -c "import numpy, matplotlib, colorcet" >/dev/null 2>&1; then
+  "$PY" -m pip install -q numpy matplotlib colorcet
 fi
 mkdir -p -m 700 "${XDG_RUNTIME_DIR:-/tmp/vastview-xdg}"
