@@ -123,7 +123,7 @@ add_custom("ints256", p, t256.astype(np.uint8), tol=0)
 f7 = rng.uniform(0, 1, (7, 3))
 p = os.path.join(OUT, "floats7.csv")
 with open(p, "w") as f:
-    f.write("r,g,b\n" + "".join(f"{r!r},{g!r},{b!r}\n" for r, g, b in f7))
+    f.write("r,g,b\n" + "".join(f"{float(r)!r},{float(g)!r},{float(b)!r}\n" for r, g, b in f7))
 add_custom("floats7", p, q(spread(f7, lerp)))
 add_custom("floats7_r", p + "_r", q(spread(f7, lerp))[::-1])
 
