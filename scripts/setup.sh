@@ -2,7 +2,7 @@
 # Installs what vastview needs on a fresh Debian/Ubuntu machine beyond the Rust toolchain:
 # a software Vulkan driver (lavapipe) so wgpu has an adapter without a GPU, Xvfb for the window,
 # the freedesktop tools that install-desktop drives (and its test checks), and numpy + matplotlib (+ pillow,
-# tifffile) for the test oracles. Idempotent; needs root (or sudo) for apt.
+# tifffile, colorcet) for the test oracles. Idempotent; needs root (or sudo) for apt.
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi
@@ -16,7 +16,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq "${missing[@]}"
 fi
 PY="${VASTVIEW_PYTHON:-python3}"
-if ! "$PY" -c "import numpy, matplotlib, PIL, tifffile" >/dev/null 2>&1; then
-  "$PY" -m pip install -q numpy matplotlib pillow tifffile  # pillow, tifffile: JPEG/TIFF output tests
+if ! "$PY" -c "import numpy, matplotlib, PIL, tifffile, colorcet" >/dev/null 2>&1; then
+  "$PY" -m pip install -q numpy matplotlib pillow tifffile colorcet  # pillow, tifffile: JPEG/TIFF output tests; colorcet: colormap tables
 fi
 mkdir -p -m 700 "${XDG_RUNTIME_DIR:-/tmp/vastview-xdg}"

@@ -18,6 +18,8 @@ use crate::source::points::{PointSource, PointSpec};
 use crate::source::{self, raw::parse_shape, OpenSpec, RawSpec};
 use indicatif::{ProgressBar, ProgressStyle};
 
+pub mod docs;
+
 /// vastview: look at arrays larger than memory, on the GPU.
 ///
 /// `vastview FILE` opens a window on the file; `vastview` alone opens a welcome screen; `vastview --demo`
@@ -111,6 +113,12 @@ pub enum Command {
     InstallDesktop,
     /// Remove what install-desktop wrote
     UninstallDesktop,
+    /// List the colormap names --colormap takes (matplotlib's and colorcet's)
+    Colormaps,
+    /// Print the shell completion script for bash, zsh or fish (install-desktop installs them)
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff; install-desktop installs it as vastview(1))
+    Manpage,
 }
 
 /// Where the data comes from: a file (.npy, or raw binary with a layout) or the procedural demo.
@@ -204,7 +212,10 @@ pub struct PointArgs {
 /// How values become colors: flags shared by the window and `render`.
 #[derive(Debug, Args, Clone)]
 pub struct DisplayArgs {
-    /// Colormap (gray, viridis, magma, inferno, plasma, cividis, turbo, twilight, coolwarm, hot, RdBu, Greys; add _r to reverse)
+    /// Colormap: any of matplotlib's and colorcet's (gray, viridis, magma, inferno, plasma, cividis, turbo, twilight,
+    /// coolwarm, hot, RdBu, Greys, tab10, fire, ...: `vastview colormaps` lists them; add _r to reverse), a file
+    /// (.txt/.csv rows of R G B, 0..1 or 0..255; ParaView .json, FILE.json:NAME) or '#rrggbb,#rrggbb,...'
+    /// interpolated in Oklab
     #[arg(long, default_value = "viridis")]
     pub colormap: String,
     /// Contrast limits LO,HI in data units [default: the 0.5 and 99.5 percentiles of a sample]
@@ -608,6 +619,9 @@ fn run_command(command: Command, out: &mut dyn Write) -> Result<()> {
             report(out, "wrote", &crate::desktop::install(&exe)?)
         }
         Command::UninstallDesktop => report(out, "removed", &crate::desktop::uninstall()?),
+        Command::Colormaps => write_out(out, &crate::palette::Colormap::listing()),
+        Command::Completions { shell } => write_out(out, &docs::completion(shell)),
+        Command::Manpage => write_out(out, &docs::manpage()),
         Command::Info(a) => {
             if a.point_args.points {
                 let src = open_points(a.input.as_deref(), &a.input_args, &a.point_args)?;

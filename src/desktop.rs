@@ -1,6 +1,7 @@
 //! Desktop integration for the current user (freedesktop.org/XDG): installs and removes the
 //! `vastview.desktop` launcher, the `application/x-npy` shared-mime-info package and the hicolor icons,
-//! refreshes the MIME and desktop databases, and makes vastview the default application for `.npy` files.
+//! refreshes the MIME and desktop databases, makes vastview the default application for `.npy` files, and
+//! installs the bash, zsh and fish completions and the vastview(1) man page generated from the clap definitions.
 //!
 //! Every file this module writes carries [`MARKER`], so uninstalling (and reinstalling) touches only
 //! files vastview wrote; a foreign file at one of its paths makes `install` refuse before writing anything.
@@ -96,6 +97,22 @@ impl XdgDirs {
     pub fn icon_png(&self) -> PathBuf {
         self.data_home.join("icons/hicolor/256x256/apps/vastview.png")
     }
+    /// `bash-completion/completions/vastview` under the data home (bash-completion loads it on demand).
+    pub fn bash_completion(&self) -> PathBuf {
+        self.data_home.join("bash-completion/completions/vastview")
+    }
+    /// `zsh/site-functions/_vastview` under the data home (zsh needs that directory in its `fpath`).
+    pub fn zsh_completion(&self) -> PathBuf {
+        self.data_home.join("zsh/site-functions/_vastview")
+    }
+    /// `fish/completions/vastview.fish` under the config home.
+    pub fn fish_completion(&self) -> PathBuf {
+        self.config_home.join("fish/completions/vastview.fish")
+    }
+    /// `man/man1/vastview.1` under the data home (man-db finds it beside `~/.local/bin` on the PATH).
+    pub fn man_page(&self) -> PathBuf {
+        self.data_home.join("man/man1/vastview.1")
+    }
     /// `mimeapps.list` under the config home (where `xdg-mime default` records the default application).
     pub fn mimeapps_list(&self) -> PathBuf {
         self.config_home.join("mimeapps.list")
@@ -108,6 +125,7 @@ impl XdgDirs {
 /// under the XDG data home ($XDG_DATA_HOME or ~/.local/share): applications/, mime/packages/, icons/hicolor/...;
 /// then runs update-mime-database, update-desktop-database and `xdg-mime default vastview.desktop application/x-npy`
 /// when those programs exist (a missing one is a note, not an error). Assets are embedded with include_str!/include_bytes!.
+/// Also writes the bash, zsh and fish completions and the man page (see the [`XdgDirs`] paths).
 pub fn install(exe: &Path) -> Result<InstallReport> {
     install_into(&XdgDirs::from_env()?, exe)
 }
@@ -125,11 +143,16 @@ pub fn install_into(dirs: &XdgDirs, exe: &Path) -> Result<InstallReport> {
         return Err(Error::bad_input(&exe, "not a file: install-desktop needs the path of the vastview binary"));
     }
     let desktop = desktop_entry(&exe)?;
-    let files: [(PathBuf, &[u8]); 4] = [
+    let [bash, zsh, fish, man] = generated();
+    let files: [(PathBuf, &[u8]); 8] = [
         (dirs.desktop_file(), desktop.as_bytes()),
         (dirs.mime_package(), MIME_XML.as_bytes()),
         (dirs.icon_svg(), ICON_SVG.as_bytes()),
         (dirs.icon_png(), ICON_PNG),
+        (dirs.bash_completion(), bash.as_bytes()),
+        (dirs.zsh_completion(), zsh.as_bytes()),
+        (dirs.fish_completion(), fish.as_bytes()),
+        (dirs.man_page(), man.as_bytes()),
     ];
     for (path, _) in &files {
         if owned(path)? == Some(false) {
@@ -158,25 +181,62 @@ pub fn install_into(dirs: &XdgDirs, exe: &Path) -> Result<InstallReport> {
     Ok(report)
 }
 
+/// The bash, zsh and fish completions and the man page, each carrying [`MARKER`] in a comment.
+fn generated() -> [String; 4] {
+    use clap_complete::Shell;
+    let zsh = crate::cli::docs::completion(Shell::Zsh);
+    // `#compdef` must stay the first line of a zsh completion.
+    let zsh = match zsh.split_once('\n') {
+        Some((first, rest)) if first.starts_with("#compdef") => format!("{first}\n# {MARKER}\n{rest}"),
+        _ => format!("# {MARKER}\n{zsh}"),
+    };
+    [
+        format!("# {MARKER}\n{}", crate::cli::docs::completion(Shell::Bash)),
+        zsh,
+        format!("# {MARKER}\n{}", crate::cli::docs::completion(Shell::Fish)),
+        format!(".\\\" {MARKER}\n{}", crate::cli::docs::manpage()),
+    ]
+}
+
 /// [`uninstall`] from explicit directories. Removes only files carrying [`MARKER`] (others get a note),
 /// drops `vastview.desktop` from the `application/x-npy` default in mimeapps.list (keeping every other
-/// line), and re-runs the databases whose inputs changed. Nothing installed is not an error.
+/// line; the file itself when nothing else is left in it), removes the completion and man directories it
+/// emptied, and re-runs
+/// the databases whose inputs changed. Nothing installed is not an error.
 pub fn uninstall_from(dirs: &XdgDirs) -> Result<InstallReport> {
     let mut report = InstallReport::default();
     let desktop_removed = remove_owned(dirs.desktop_file(), &mut report)?;
     let mime_removed = remove_owned(dirs.mime_package(), &mut report)?;
-    remove_owned(dirs.icon_svg(), &mut report)?;
-    remove_owned(dirs.icon_png(), &mut report)?;
+    for p in [dirs.icon_svg(), dirs.icon_png(), dirs.bash_completion(), dirs.zsh_completion()] {
+        remove_owned(p, &mut report)?;
+    }
+    remove_owned(dirs.fish_completion(), &mut report)?;
+    remove_owned(dirs.man_page(), &mut report)?;
 
     let list = dirs.mimeapps_list();
     if let Some(text) = read_text(&list)? {
         if let Some(edited) = without_default(&text) {
-            // Edit the file a symlinked mimeapps.list points to, not the link.
-            let target = fs::canonicalize(&list).map_err(|e| Error::io(&list, e))?;
-            let perms = fs::metadata(&target).map_err(|e| Error::io(&target, e))?.permissions();
-            crate::diskcache::write_atomic(&target, edited.as_bytes(), Some(perms))?;
-            report.notes.push(format!("removed {DESKTOP_ID} as the default for {MIME_TYPE} from {}", list.display()));
+            let is_link = fs::symlink_metadata(&list).map_err(|e| Error::io(&list, e))?.file_type().is_symlink();
+            if !has_entries(&edited) && !is_link {
+                // Only vastview's default was in it (xdg-mime created it for install): leave no empty file.
+                fs::remove_file(&list).map_err(|e| Error::io(&list, e))?;
+                report.notes.push(format!("removed {} (it held only vastview's default)", list.display()));
+            } else {
+                // Edit the file a symlinked mimeapps.list points to, not the link.
+                let target = fs::canonicalize(&list).map_err(|e| Error::io(&list, e))?;
+                let perms = fs::metadata(&target).map_err(|e| Error::io(&target, e))?.permissions();
+                crate::diskcache::write_atomic(&target, edited.as_bytes(), Some(perms))?;
+                report
+                    .notes
+                    .push(format!("removed {DESKTOP_ID} as the default for {MIME_TYPE} from {}", list.display()));
+            }
             report.files.push(list);
+        }
+    }
+    // The completion and man directories exist only for these files (the MIME and icon trees are shared).
+    for f in [dirs.bash_completion(), dirs.zsh_completion(), dirs.fish_completion(), dirs.man_page()] {
+        if report.files.contains(&f) {
+            remove_empty_parents(&f, &[&dirs.data_home, &dirs.config_home]);
         }
     }
     if mime_removed {
@@ -186,6 +246,24 @@ pub fn uninstall_from(dirs: &XdgDirs) -> Result<InstallReport> {
         refresh_desktop_database(dirs, &mut report.notes);
     }
     Ok(report)
+}
+
+/// True when mimeapps.list text holds any `key=value` line (comments and group headers alone are no entries).
+fn has_entries(text: &str) -> bool {
+    text.lines().map(str::trim).any(|l| !l.starts_with('#') && !l.starts_with('[') && l.contains('='))
+}
+
+/// Removes the directories above `file` that are now empty, stopping at (and never removing) the `roots`;
+/// directories outside them are left alone. Best effort: a directory that cannot be removed stays.
+fn remove_empty_parents(file: &Path, roots: &[&PathBuf]) {
+    let Some(root) = roots.iter().find(|r| file.starts_with(r)) else { return };
+    let mut dir = file.parent();
+    while let Some(d) = dir {
+        if d == root.as_path() || !d.starts_with(root) || fs::remove_dir(d).is_err() {
+            return;
+        }
+        dir = d.parent();
+    }
 }
 
 /// Removes `path` if vastview wrote it (recording it in the report); notes a foreign file and leaves it.

@@ -1,22 +1,38 @@
-//! Colormaps (exact 256-entry tables generated from matplotlib), scale modes and display settings.
+//! Colormaps (exact 256-entry tables generated from matplotlib and colorcet, or read from a file or a colour list),
+//! scale modes and display settings.
 
 use std::fmt;
 
-/// The tables in `assets/colormaps/`, written by `scripts/gen_colormaps.py` from matplotlib.
-const TABLES: &[(&str, &str)] = &[
-    ("gray", include_str!("../assets/colormaps/gray.txt")),
-    ("viridis", include_str!("../assets/colormaps/viridis.txt")),
-    ("magma", include_str!("../assets/colormaps/magma.txt")),
-    ("inferno", include_str!("../assets/colormaps/inferno.txt")),
-    ("plasma", include_str!("../assets/colormaps/plasma.txt")),
-    ("cividis", include_str!("../assets/colormaps/cividis.txt")),
-    ("turbo", include_str!("../assets/colormaps/turbo.txt")),
-    ("twilight", include_str!("../assets/colormaps/twilight.txt")),
-    ("coolwarm", include_str!("../assets/colormaps/coolwarm.txt")),
-    ("hot", include_str!("../assets/colormaps/hot.txt")),
-    ("RdBu", include_str!("../assets/colormaps/RdBu.txt")),
-    ("Greys", include_str!("../assets/colormaps/Greys.txt")),
-];
+mod custom;
+
+/// The tables `scripts/gen_colormaps.py` writes from matplotlib and colorcet: 256 RGB8 rows (768 bytes) each.
+const TABLES: &[u8] = include_bytes!("../assets/colormaps/tables.bin");
+/// One line per name: NAME, table index, source (matplotlib|colorcet), 1 when the window's menu lists it.
+const NAMES: &str = include_str!("../assets/colormaps/names.tsv");
+
+/// One named table of `NAMES`.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    name: &'static str,
+    table: usize,
+    source: &'static str,
+    menu: bool,
+}
+
+fn entries() -> &'static [Entry] {
+    static E: std::sync::OnceLock<Vec<Entry>> = std::sync::OnceLock::new();
+    E.get_or_init(|| {
+        NAMES
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split('\t');
+                let name = f.next()?;
+                let table = f.next()?.parse().ok().filter(|&i: &usize| (i + 1) * 768 <= TABLES.len())?;
+                Some(Entry { name, table, source: f.next()?, menu: f.next()? == "1" })
+            })
+            .collect()
+    })
+}
 
 /// A 256-entry RGBA palette.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,45 +42,119 @@ pub struct Colormap {
 }
 
 impl Colormap {
-    /// `by_name`, or the one-line error naming `path`, the unknown name and the known ones.
-    pub fn named(path: &std::path::Path, name: &str) -> crate::error::Result<Colormap> {
-        Colormap::by_name(name).ok_or_else(|| {
-            crate::error::Error::request(
-                path,
-                format!("unknown colormap '{name}' (known: {})", Colormap::names().join(", ")),
-            )
+    /// `resolve`, or the one-line error: naming the colormap file and its problem, or naming `path` (the data the
+    /// colormap was asked for) and the unknown name.
+    pub fn named(path: &std::path::Path, spec: &str) -> crate::error::Result<Colormap> {
+        Colormap::resolve(spec).map_err(|e| match e {
+            SpecError::File(f, msg) => crate::error::Error::bad_input(f, format!("colormap file: {msg}")),
+            SpecError::List(msg) => crate::error::Error::request(path, format!("colormap '{spec}': {msg}")),
+            SpecError::Unknown => {
+                let like: Vec<String> = Colormap::names()
+                    .into_iter()
+                    .filter(|n| n.to_ascii_lowercase().contains(&spec.to_ascii_lowercase()))
+                    .take(6)
+                    .collect();
+                let like = if like.is_empty() { String::new() } else { format!("; similar: {}", like.join(", ")) };
+                crate::error::Error::request(
+                    path,
+                    format!(
+                        "unknown colormap '{spec}' (`vastview colormaps` lists the {} names; a .txt/.csv/.json \
+                         file or a list of #rrggbb colours works too{like})",
+                        Colormap::names().len()
+                    ),
+                )
+            }
         })
     }
 
-    /// A colormap by matplotlib name; a `_r` suffix reverses it (`viridis_r`). Case-sensitive like
-    /// matplotlib, but a unique case-insensitive match is accepted too.
+    /// A colormap from a name (`by_name`), a file (`.txt`/`.csv` rows of RGB, ParaView `.json`; `FILE.json:NAME`
+    /// picks one map of several) or a comma-separated list of `#rrggbb` colours interpolated in Oklab. A `_r`
+    /// suffix reverses any of them.
+    pub fn resolve(spec: &str) -> Result<Colormap, SpecError> {
+        if let Some(c) = Colormap::by_name(spec) {
+            return Ok(c);
+        }
+        if let Some(base) =
+            spec.strip_suffix("_r").filter(|b| custom::file_of(spec).is_none() && custom::file_of(b).is_some())
+        {
+            let mut c = custom::load(base)?;
+            c.table.reverse();
+            c.name = spec.to_string();
+            return Ok(c);
+        }
+        custom::load(spec)
+    }
+
+    /// A built-in colormap by matplotlib (or colorcet) name; a `_r` suffix reverses it (`viridis_r`).
+    /// Case-sensitive like matplotlib, but a unique case-insensitive match is accepted too.
     pub fn by_name(name: &str) -> Option<Colormap> {
-        let (base, reversed) = match name.strip_suffix("_r") {
-            Some(b) => (b, true),
-            None => (name, false),
+        Colormap::exact(name).or_else(|| {
+            let mut like = Colormap::names().into_iter().filter(|n| n.eq_ignore_ascii_case(name));
+            match (like.next(), like.next()) {
+                (Some(n), None) => Colormap::exact(&n),
+                _ => None,
+            }
+        })
+    }
+
+    fn exact(name: &str) -> Option<Colormap> {
+        let find = |n: &str| entries().iter().find(|e| e.name == n);
+        let (e, reversed) = match find(name) {
+            Some(e) => (e, false),
+            None => (find(name.strip_suffix("_r")?)?, true),
         };
-        let (n, text) = TABLES
-            .iter()
-            .find(|(n, _)| *n == base)
-            .or_else(|| TABLES.iter().find(|(n, _)| n.eq_ignore_ascii_case(base)))?;
         let mut table = [[0u8, 0, 0, 255]; 256];
-        let mut lines = text.lines();
-        for entry in table.iter_mut() {
-            let line = lines.next()?;
-            let v = u32::from_str_radix(line.trim(), 16).ok()?;
-            *entry = [(v >> 16) as u8, (v >> 8) as u8, v as u8, 255];
+        for (entry, rgb) in table.iter_mut().zip(TABLES[e.table * 768..(e.table + 1) * 768].chunks_exact(3)) {
+            *entry = [rgb[0], rgb[1], rgb[2], 255];
         }
         if reversed {
             table.reverse();
         }
-        Some(Colormap { name: if reversed { format!("{n}_r") } else { n.to_string() }, table })
+        Some(Colormap { name: name.to_string(), table })
     }
 
-    /// Every available name, forward maps first, then the reversed forms.
+    /// Every built-in name: the forward maps (the twelve common ones first, then matplotlib's, then colorcet's),
+    /// then the reversed `_r` forms.
     pub fn names() -> Vec<String> {
-        let fwd = TABLES.iter().map(|(n, _)| n.to_string());
-        let rev = TABLES.iter().map(|(n, _)| format!("{n}_r"));
-        fwd.chain(rev).collect()
+        let fwd: Vec<&Entry> = entries().iter().filter(|e| !e.name.ends_with("_r")).collect();
+        let rev = fwd.iter().map(|e| format!("{}_r", e.name));
+        fwd.iter().map(|e| e.name.to_string()).chain(rev).collect()
+    }
+
+    /// The forward maps the window's menu offers, in order: the twelve common ones, matplotlib's others, one name
+    /// per colorcet table.
+    pub fn menu_names() -> Vec<String> {
+        entries().iter().filter(|e| e.menu).map(|e| e.name.to_string()).collect()
+    }
+
+    /// `vastview colormaps`: the forward names by source, each list on one wrapped paragraph.
+    pub fn listing() -> String {
+        let mut text = String::new();
+        for (source, title) in [("matplotlib", "matplotlib"), ("colorcet", "colorcet (CC-BY 4.0; also as cet_NAME)")] {
+            let names: Vec<&str> = entries()
+                .iter()
+                .filter(|e| e.source == source && !e.name.ends_with("_r") && !e.name.starts_with("cet_"))
+                .map(|e| e.name)
+                .collect();
+            text.push_str(&format!("{title}, {} maps:\n", names.len()));
+            let mut line = String::new();
+            for n in names {
+                if !line.is_empty() && line.len() + n.len() + 1 > 100 {
+                    text.push_str(&format!("  {line}\n"));
+                    line.clear();
+                }
+                if !line.is_empty() {
+                    line.push(' ');
+                }
+                line.push_str(n);
+            }
+            text.push_str(&format!("  {line}\n"));
+        }
+        text.push_str(
+            "Add _r to reverse any of them. Also: --colormap FILE.txt|FILE.csv (rows of RGB, 0..1 or 0..255), \
+             FILE.json (ParaView), or '#rrggbb,#rrggbb,...' (interpolated in Oklab).\n",
+        );
+        text
     }
 
     /// The table as bytes for the palette texture (256 × RGBA8).
@@ -76,6 +166,17 @@ impl Colormap {
     pub fn color(&self, t: f64) -> [u8; 4] {
         self.table[palette_index(t)]
     }
+}
+
+/// Why a colormap spec could not be used.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SpecError {
+    /// Neither a built-in name, a file nor a colour list.
+    Unknown,
+    /// The colormap file and what is wrong with it.
+    File(std::path::PathBuf, String),
+    /// A malformed colour list.
+    List(String),
 }
 
 /// The palette entry of normalized value `t` (0..1): floor(t·256) clipped to 0..255, matplotlib's rule.

@@ -62,6 +62,38 @@ fn xdg_mime(root: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Every file install writes, in its order.
+fn installed(d: &XdgDirs) -> [PathBuf; 8] {
+    [
+        d.desktop_file(),
+        d.mime_package(),
+        d.icon_svg(),
+        d.icon_png(),
+        d.bash_completion(),
+        d.zsh_completion(),
+        d.fish_completion(),
+        d.man_page(),
+    ]
+}
+
+/// Every file under `root`, relative to it, sorted.
+fn files_under(root: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, root, out);
+            } else {
+                out.push(p.strip_prefix(root).expect("under root").to_path_buf());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
 /// A 2x3 little-endian float32 .npy (version 1.0 header, padded to 64 bytes).
 fn npy_bytes() -> Vec<u8> {
     let mut header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }".to_string();
@@ -88,7 +120,7 @@ fn install_registers_npy_files_and_uninstall_takes_back_exactly_what_it_wrote() 
     std::fs::write(d.mimeapps_list(), list_before).expect("write mimeapps.list");
 
     let report = install_into(&d, exe).expect("install");
-    let expected = [d.desktop_file(), d.mime_package(), d.icon_svg(), d.icon_png()];
+    let expected = installed(&d);
     assert_eq!(report.files, expected, "notes: {:?}", report.notes);
     assert_eq!(d.desktop_file(), d.data_home.join("applications/vastview.desktop"));
     assert_eq!(d.mime_package(), d.data_home.join("mime/packages/vastview-npy.xml"));
@@ -229,7 +261,7 @@ fn without_the_helper_programs_install_writes_the_files_and_notes_each_missing_o
     let mut d = dirs(&root);
     d.search_path = Some(root.join("empty-bin").into_os_string());
     let report = install_into(&d, Path::new(env!("CARGO_BIN_EXE_vastview"))).expect("install");
-    assert_eq!(report.files.len(), 4);
+    assert_eq!(report.files, installed(&d));
     assert!(report.files.iter().all(|p| p.is_file()));
     for (program, package) in [
         ("update-mime-database", "shared-mime-info"),
@@ -318,5 +350,94 @@ fn exec_line_quotes_an_awkward_binary_path_as_the_desktop_entry_spec_says() {
     }
     // A path that is not a file is refused.
     assert!(install_into(&d, &root.join("missing")).is_err());
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn install_writes_completions_and_a_man_page_that_parse_and_uninstall_leaves_the_tree_as_before() {
+    let root = scratch("completions");
+    let mut d = dirs(&root);
+    d.search_path = Some(root.join("empty-bin").into_os_string());
+    std::fs::create_dir_all(&d.data_home).expect("mkdir data");
+    std::fs::create_dir_all(&d.config_home).expect("mkdir config");
+    let before = files_under(&root);
+    let report = install_into(&d, Path::new(env!("CARGO_BIN_EXE_vastview"))).expect("install");
+    assert_eq!(report.files, installed(&d));
+    assert_eq!(d.bash_completion(), d.data_home.join("bash-completion/completions/vastview"));
+    assert_eq!(d.zsh_completion(), d.data_home.join("zsh/site-functions/_vastview"));
+    assert_eq!(d.fish_completion(), d.config_home.join("fish/completions/vastview.fish"));
+    assert_eq!(d.man_page(), d.data_home.join("man/man1/vastview.1"));
+    let subcommands = [
+        "render",
+        "info",
+        "probe",
+        "pyramid",
+        "stats",
+        "index",
+        "cache",
+        "install-desktop",
+        "uninstall-desktop",
+        "colormaps",
+        "completions",
+        "manpage",
+    ];
+    // The installed files are what `vastview completions SHELL` / `vastview manpage` print, plus the marker.
+    for (path, args) in [
+        (d.bash_completion(), vec!["completions", "bash"]),
+        (d.zsh_completion(), vec!["completions", "zsh"]),
+        (d.fish_completion(), vec!["completions", "fish"]),
+        (d.man_page(), vec!["manpage"]),
+    ] {
+        let text = read(&path);
+        let printed = crate::common::vastview(&args);
+        assert!(printed.status.success(), "{args:?}: {}", crate::common::stderr(&printed));
+        let printed = crate::common::stdout(&printed);
+        assert!(text.contains(MARKER), "{}", path.display());
+        let without: String = text.lines().filter(|l| !l.contains(MARKER)).map(|l| format!("{l}\n")).collect();
+        assert_eq!(without, printed, "{}", path.display());
+        let plain = text.replace("\\-", "-"); // roff's escaped hyphen
+        for sub in subcommands {
+            assert!(plain.contains(sub), "{} lacks {sub}", path.display());
+        }
+    }
+    assert!(read(&d.zsh_completion()).starts_with("#compdef vastview\n"));
+    let bash = Command::new("bash").arg("-n").arg(d.bash_completion()).output().expect("bash -n");
+    assert!(bash.status.success(), "bash -n: {}", String::from_utf8_lossy(&bash.stderr));
+    if have("zsh") {
+        let zsh = Command::new("zsh").arg("-n").arg(d.zsh_completion()).output().expect("zsh -n");
+        assert!(zsh.status.success(), "zsh -n: {}", String::from_utf8_lossy(&zsh.stderr));
+    } else {
+        skipped("the zsh completion passes zsh -n", "zsh");
+    }
+    if have("man") {
+        let man = Command::new("man")
+            .args(["-l", "-P", "cat"])
+            .arg(d.man_page())
+            .env("MANWIDTH", "100")
+            .env("LC_ALL", "C")
+            .output()
+            .expect("man -l");
+        let text = String::from_utf8_lossy(&man.stdout);
+        assert!(man.status.success(), "man -l: {}", String::from_utf8_lossy(&man.stderr));
+        for want in
+            ["SYNOPSIS", "VASTVIEW RENDER", "VASTVIEW UNINSTALL-DESKTOP", "--colormap"].into_iter().chain(subcommands)
+        {
+            assert!(text.contains(want), "man -l output lacks {want}:\n{text}");
+        }
+    } else {
+        skipped("the man page renders with man -l", "man-db");
+    }
+
+    // xdg-mime (not on this search path) would have created mimeapps.list holding only vastview's default.
+    std::fs::write(d.mimeapps_list(), "[Default Applications]\napplication/x-npy=vastview.desktop\n").expect("write");
+    let removed = uninstall_from(&d).expect("uninstall");
+    let mut want: Vec<PathBuf> = installed(&d).to_vec();
+    want.push(d.mimeapps_list());
+    assert_eq!(removed.files, want, "{:?}", removed.notes);
+    assert!(!d.mimeapps_list().exists(), "an empty mimeapps.list was left behind");
+    assert_eq!(files_under(&root), before);
+    // Only the directories install made are gone: the data and config homes stay.
+    assert!(d.data_home.is_dir() && d.config_home.is_dir());
+    assert!(!d.data_home.join("bash-completion").exists() && !d.config_home.join("fish").exists());
     let _ = std::fs::remove_dir_all(&root);
 }

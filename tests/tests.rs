@@ -4,6 +4,7 @@
 mod common;
 
 mod cli;
+mod colormaps;
 mod desktop;
 mod hardening_input;
 mod hardening_output;

@@ -248,7 +248,7 @@ impl Viewer {
             Some(b) => (b.to_string(), true),
             None => (opts.colormap.clone(), false),
         };
-        let colormap = Colormap::by_name(&opts.colormap).unwrap_or_else(|| {
+        let colormap = Colormap::resolve(&opts.colormap).ok().unwrap_or_else(|| {
             Colormap::by_name("viridis").unwrap_or(Colormap { name: "gray".into(), table: [[0, 0, 0, 255]; 256] })
         });
         let display = Display {
@@ -449,7 +449,7 @@ impl Viewer {
 
     pub(crate) fn set_colormap(&mut self) {
         let name = if self.reversed { format!("{}_r", self.cmap_base) } else { self.cmap_base.clone() };
-        if let Some(c) = Colormap::by_name(&name) {
+        if let Ok(c) = Colormap::resolve(&name) {
             self.display.colormap = c;
         }
     }

@@ -262,7 +262,7 @@ impl Viewer {
 
     pub(super) fn colormap_picker(&mut self, ui: &mut egui::Ui) {
         if self.previews.is_empty() {
-            for name in Colormap::names().into_iter().filter(|n| !n.ends_with("_r")) {
+            for name in Colormap::menu_names() {
                 if let Some(c) = Colormap::by_name(&name) {
                     let img = egui::ColorImage::from_rgba_unmultiplied([256, 1], c.bytes());
                     let tex = ui.ctx().load_texture(format!("cmap-{name}"), img, egui::TextureOptions::NEAREST);
@@ -272,7 +272,10 @@ impl Viewer {
         }
         let mut chosen = None;
         egui::ComboBox::from_id_salt("colormap").selected_text(self.cmap_base.clone()).width(220.0).show_ui(ui, |ui| {
-            for (name, tex) in &self.previews {
+            for (i, (name, tex)) in self.previews.iter().enumerate() {
+                if i == 12 {
+                    ui.separator(); // the twelve common ones above, matplotlib's others and colorcet's below
+                }
                 ui.horizontal(|ui| {
                     ui.add(egui::Image::new((tex.id(), egui::vec2(110.0, 14.0))));
                     if ui.selectable_label(*name == self.cmap_base, name).clicked() {
