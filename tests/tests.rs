@@ -5,6 +5,7 @@ mod common;
 
 mod cli;
 mod desktop;
+mod hardening_window;
 mod library;
 mod points;
 mod points_index;
