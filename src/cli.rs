@@ -46,7 +46,9 @@ pub struct ViewArgs {
     pub demo: bool,
     #[command(flatten)]
     pub display: DisplayArgs,
-    /// Save a screenshot of the whole window once every visible tile is drawn, then exit
+    /// Save a screenshot of the whole window once every visible tile is drawn, then exit (code 2, with one line
+    /// saying why, when the view cannot be completed: failed tiles, nothing of the image in view; with no input,
+    /// the welcome screen)
     #[arg(long)]
     pub screenshot: Option<PathBuf>,
     /// Window size WxH in points
@@ -233,6 +235,33 @@ pub struct DisplayArgs {
     /// Color of NaN pixels as RRGGBBAA hex
     #[arg(long, default_value = "00000000")]
     pub nan_color: String,
+}
+
+/// The display flags given other than at their defaults (`extra`: more such flags of the command, by name).
+/// RGB(A) images ignore them all: see [`rgb_note`].
+fn display_flags_given(a: &DisplayArgs, extra: &[(&'static str, bool)]) -> Vec<&'static str> {
+    // The defaults of `DisplayArgs` above.
+    let given = [
+        ("--colormap", a.colormap != "viridis"),
+        ("--limits", a.limits.is_some()),
+        ("--scale", a.scale != "linear"),
+        ("--gamma", a.gamma != 1.0),
+    ];
+    given.iter().chain(extra).filter(|(_, g)| *g).map(|(f, _)| *f).collect()
+}
+
+/// The note for display flags given with an RGB(A) image, which is drawn as stored (None: no such flag).
+pub fn rgb_note(path: &std::path::Path, flags: &[&str]) -> Option<String> {
+    (!flags.is_empty()).then(|| {
+        format!(
+            "{}: {} ignored for RGB(A) images (their colors are drawn as stored)",
+            path.display(),
+            match flags {
+                [one] => format!("{one} is"),
+                more => format!("{} are", more.join(", ")),
+            }
+        )
+    })
 }
 
 /// `DisplayArgs`, checked (the colormap name too).
@@ -513,13 +542,8 @@ pub fn launch_options(a: &ViewArgs) -> Result<crate::app::LaunchOptions> {
             return Err(Error::request(&p, "--zoom must be a positive number"));
         }
     }
-    let center = match &a.center {
-        Some(s) => {
-            let v: Vec<f64> = pair(&p, "--center", s, 2)?;
-            Some((v[0], v[1]))
-        }
-        None => None,
-    };
+    // Finite, but as far off as asked: the window keeps its view math finite (and says when nothing is in view).
+    let center = a.center.as_deref().map(|s| finite_pair(&p, "--center", s)).transpose()?;
     Ok(crate::app::LaunchOptions {
         zoom: a.zoom,
         center,
@@ -538,6 +562,7 @@ pub fn launch_options(a: &ViewArgs) -> Result<crate::app::LaunchOptions> {
         method: parse_method(&p, &a.downsample)?,
         build_min_bytes: if a.no_pyramid { u64::MAX } else { crate::app::BUILD_MIN_BYTES },
         points: None,
+        display_flags: display_flags_given(&a.display, &[]),
     })
 }
 
@@ -800,6 +825,12 @@ fn run_command(command: Command, out: &mut dyn Write) -> Result<()> {
             let from_file = src.info().format != source::Format::Demo;
             if let Some(why) = crate::diskcache::unusable(crate::pyramid::persist::KIND).filter(|_| from_file) {
                 eprintln!("vastview: note: caching is off ({why}): rendering without cached pyramids");
+            }
+            if src.info().image.is_color() {
+                let flags = display_flags_given(&a.display, &[("--percentiles", a.percentiles.is_some())]);
+                if let Some(n) = rgb_note(&src.info().path, &flags) {
+                    eprintln!("vastview: note: {n}");
+                }
             }
             let t_plan = t0.elapsed();
             if format == crate::output::Format::Npy {

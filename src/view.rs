@@ -29,6 +29,9 @@ pub struct Placement {
 
 pub const MIN_ZOOM: f64 = 1e-7;
 pub const MAX_ZOOM: f64 = 256.0;
+/// The largest |centre coordinate| a view keeps (2^53: data pixels stay exact integers, and screen positions
+/// `(x − cx) · zoom` stay finite for any image).
+pub const MAX_CENTER: f64 = 9_007_199_254_740_992.0;
 
 impl View {
     /// The whole image, centred, fitted into the viewport.
@@ -51,6 +54,12 @@ impl View {
         self.zoom = (self.zoom * factor).clamp(MIN_ZOOM, MAX_ZOOM);
         self.cx = x - (sx - self.vw / 2.0) / self.zoom;
         self.cy = y - (sy - self.vh / 2.0) / self.zoom;
+    }
+
+    /// Keeps the centre finite and within ±[`MAX_CENTER`] (a NaN centre becomes 0).
+    pub fn clamp_center(&mut self) {
+        let c = |v: f64| if v.is_nan() { 0.0 } else { v.clamp(-MAX_CENTER, MAX_CENTER) };
+        (self.cx, self.cy) = (c(self.cx), c(self.cy));
     }
 
     /// Moves the view by a screen-pixel drag.
@@ -124,6 +133,21 @@ impl View {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_far_off_centre_is_clamped_and_the_view_math_stays_finite() {
+        for (cx, cy) in [(1e308, -1e308), (f64::MAX, f64::MIN), (f64::NAN, f64::INFINITY)] {
+            let mut v = View { cx, cy, zoom: MAX_ZOOM, vw: 800.0, vh: 600.0 };
+            v.clamp_center();
+            assert!(v.cx.abs() <= MAX_CENTER && v.cy.abs() <= MAX_CENTER, "{v:?}");
+            let (sx, sy) = v.data_to_screen(0.0, 0.0);
+            assert!(sx.is_finite() && sy.is_finite(), "{v:?}");
+            assert!(v.visible().iter().all(|c| c.is_finite()), "{v:?}");
+            assert!(v.visible_rect(80, 64).is_empty() || cx.is_nan(), "{v:?}");
+            let grid = crate::geom::TileGrid { width: 80, height: 64, size: 256 };
+            assert!(v.tiles(&grid, 0, 1).is_empty() || cx.is_nan(), "{v:?}");
+        }
+    }
 
     #[test]
     fn zoom_about_keeps_the_point_fixed() {

@@ -9,6 +9,7 @@ mod desktop;
 mod hardening_input;
 mod hardening_output;
 mod hardening_cache;
+mod hardening_window;
 mod library;
 mod points;
 mod points_index;

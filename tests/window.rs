@@ -8,7 +8,7 @@ use crate::common::*;
 
 /// One `xvfb-run` at a time: parallel ones sometimes fail to clean up their temporary directory (then
 /// xvfb-run's exit code replaces the window's).
-static XVFB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub(crate) static XVFB: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Runs vastview under `xvfb-run -a`; None (or a failure under CI) when Xvfb is missing.
 fn under_xvfb(args: &[&str]) -> Option<std::process::Output> {

@@ -9,7 +9,7 @@ mod points;
 
 pub use points::{is_point_file, Marker, PointOptions};
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
@@ -55,6 +55,8 @@ pub struct LaunchOptions {
     pub build_min_bytes: u64,
     /// Open this point set at start (instead of `open`).
     pub points: Option<PointOptions>,
+    /// The display flags given on the command line (an RGB(A) image ignores them: one note says so).
+    pub display_flags: Vec<&'static str>,
 }
 
 /// Images smaller than this are quick to reduce on the fly: no pyramid file is written for them.
@@ -80,6 +82,7 @@ impl Default for LaunchOptions {
             method: crate::pyramid::Method::Mean,
             build_min_bytes: BUILD_MIN_BYTES,
             points: None,
+            display_flags: Vec::new(),
         }
     }
 }
@@ -91,6 +94,13 @@ struct PyramidBuild {
     outcome: Arc<std::sync::Mutex<Option<Result<(), String>>>>,
     started: Instant,
     epoch_seen: u64,
+}
+
+impl PyramidBuild {
+    /// The build finished and stored its pyramid.
+    fn succeeded(&self) -> bool {
+        matches!(*self.outcome.lock().unwrap_or_else(std::sync::PoisonError::into_inner), Some(Ok(())))
+    }
 }
 
 impl Drop for PyramidBuild {
@@ -175,6 +185,8 @@ struct Doc {
     previews_drawn: usize,
     /// Tiles whose resident texture holds a preview (set at upload, cleared when the exact one replaces it).
     preview_tiles: HashSet<TileId>,
+    /// Visible tiles that failed to load (and their error) until they are drawn.
+    failed_seen: HashMap<TileId, String>,
 }
 
 /// The tiles at the level the view wants, and how many of them were drawn at that level.
@@ -205,6 +217,10 @@ pub(crate) struct Viewer {
     points: Option<points::PointDoc>,
     /// How point sets are drawn (scale, alpha, background, aggregate).
     look: points::PointLook,
+    /// `--screenshot`: the data area's line (printed once, when the screenshot is taken), and the last
+    /// progress seen (a signature of what changed, and when).
+    shot_line: Option<String>,
+    shot_progress: (u64, Instant),
 }
 
 /// The `--bench-frames` run: phases and what was measured.
@@ -233,6 +249,43 @@ struct Bench {
     exact_secs: f64,
     exact_in_view: u64,
 }
+
+/// Whether what the data area shows is final, for `--screenshot`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Completion {
+    /// Tiles (or the exact grid) are still on their way.
+    Pending,
+    /// Everything in view is drawn from exact values.
+    Complete,
+    /// Everything in view is drawn, partly from previews that nothing will replace (why).
+    Preview(String),
+    /// The view cannot be completed (why): the screenshot is taken as it is and exits with code 2.
+    Incomplete(String),
+}
+
+/// `--screenshot`'s rule for a view of `visible` tiles (at least one), `drawn` of them resident (`previews` of
+/// those from previews), `failed` the errors of visible tiles not drawn; `previews_stay`: why nothing will
+/// replace the previews (None: a pyramid build will). Failed tiles end the wait once every other tile is drawn.
+fn completion(
+    visible: usize,
+    drawn: usize,
+    failed: &[&str],
+    previews: usize,
+    previews_stay: Option<String>,
+) -> Completion {
+    match failed.first() {
+        Some(first) if drawn + failed.len() >= visible => {
+            Completion::Incomplete(format!("{} of {visible} visible tiles failed: {first}", failed.len()))
+        }
+        _ if drawn < visible => Completion::Pending,
+        _ if previews == 0 => Completion::Complete,
+        _ => previews_stay.map_or(Completion::Pending, Completion::Preview),
+    }
+}
+
+/// A screenshot waits at most this long without any progress (tiles loaded or failed, the pyramid build moving)
+/// before it is taken as it is (exit code 2): whatever happens, `--screenshot` ends.
+const SHOT_STALL_SECS: u64 = 60;
 
 #[derive(PartialEq)]
 enum ShotState {
@@ -305,6 +358,8 @@ impl Viewer {
                 marker: p.marker,
             }),
             opts: opts.clone(),
+            shot_line: None,
+            shot_progress: (0, Instant::now()),
         };
         if let Some(p) = &opts.points {
             v.open_points(&p.path, &p.spec);
@@ -359,6 +414,11 @@ impl Viewer {
                         Err(e) => return self.fail(e.to_string()),
                     }
                 }
+                if self.doc.is_none() && im.is_color() {
+                    if let Some(n) = crate::cli::rgb_note(&info.path, &self.opts.display_flags) {
+                        eprintln!("vastview: note: {n}");
+                    }
+                }
                 let slice = if self.doc.is_none() { self.opts.slice.min(info.image.slices - 1) } else { 0 };
                 self.next_salt += 1;
                 if !spec.demo {
@@ -381,6 +441,7 @@ impl Viewer {
                     hist_time: None,
                     previews_drawn: 0,
                     preview_tiles: HashSet::new(),
+                    failed_seen: HashMap::new(),
                 });
                 self.points = None;
                 self.error = None;
@@ -476,14 +537,15 @@ impl Viewer {
     }
 
     /// The data area: requests tiles, uploads the ready ones, and draws fine tiles over their nearest
-    /// resident ancestors (so loading never shows a hole). Returns (all visible tiles resident, stats).
-    fn data_area(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) -> bool {
+    /// resident ancestors (so loading never shows a hole); failed tiles are outlined. Returns whether the view
+    /// is final (for `--screenshot`).
+    fn data_area(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) -> Completion {
         let rect = ui.max_rect();
         let ppp = ui.ctx().pixels_per_point();
         let resp = ui.interact(rect, ui.scope_id().with("data"), egui::Sense::click_and_drag());
         let (origin_px, size_px) = area_px(rect, ppp);
         {
-            let Some(doc) = self.doc.as_mut() else { return false };
+            let Some(doc) = self.doc.as_mut() else { return Completion::Pending };
             let im = doc.src.info().image;
             let (vw, vh) = (f64::from(size_px[0]), f64::from(size_px[1]));
             let (zoom, center) = (self.opts.zoom, self.opts.center);
@@ -501,8 +563,11 @@ impl Viewer {
             view.vh = vh;
         }
         self.handle_input(&resp, rect.min, ppp);
-        let Some(doc) = self.doc.as_mut() else { return false };
-        let Some(view) = doc.view else { return false };
+        let Some(doc) = self.doc.as_mut() else { return Completion::Pending };
+        let Some(view) = doc.view.as_mut() else { return Completion::Pending };
+        // Far-off centres (`--center 1e308,…`, endless panning) are kept where the view math stays finite.
+        view.clamp_center();
+        let view = *view;
         let levels = doc.levels;
         let level = view.level(levels.count);
         let slice = doc.slice;
@@ -536,9 +601,9 @@ impl Viewer {
         let fresh = doc.cache.take_ready();
 
         // Upload what is ready and needed, then decide each visible tile's stand-in.
-        let Some(rs) = frame.wgpu_render_state() else { return false };
+        let Some(rs) = frame.wgpu_render_state() else { return Completion::Pending };
         let mut renderer = rs.renderer.write();
-        let Some(vg) = renderer.callback_resources.get_mut::<ViewerGpu>() else { return false };
+        let Some(vg) = renderer.callback_resources.get_mut::<ViewerGpu>() else { return Completion::Pending };
         vg.tiles.begin_frame();
         // Whether each texture uploaded this frame is a preview (recorded once, at upload).
         let mut uploaded: Vec<(TileId, bool)> = Vec::new();
@@ -572,14 +637,12 @@ impl Viewer {
         };
         let mut fine = Vec::new();
         let mut stand_ins: Vec<TileId> = Vec::new();
-        let mut all_resident = true;
         for t in &visible {
             let tid = id(level, *t);
             if resident(vg, &tid, &mut uploads, &mut uploaded) {
                 fine.push(tid);
                 continue;
             }
-            all_resident = false;
             let mut a = tid;
             while a.level < top {
                 a = a.parent();
@@ -646,18 +709,7 @@ impl Viewer {
             }
             _ => None,
         };
-        if self.opts.screenshot.is_some() {
-            eprintln!(
-                "data area: {},{},{},{} px; level {level}; {} of {} visible tiles resident",
-                origin_px[0],
-                origin_px[1],
-                size_px[0],
-                size_px[1],
-                fine.len(),
-                visible.len()
-            );
-        }
-        // Preview tiles on screen: not final (a screenshot waits for the exact ones).
+        // Preview tiles on screen: not final while a pyramid build may still replace them.
         for (tid, preview) in uploaded {
             if preview {
                 doc.preview_tiles.insert(tid);
@@ -667,23 +719,80 @@ impl Viewer {
         }
         let previews = fine.iter().filter(|t| doc.preview_tiles.contains(t)).count();
         doc.previews_drawn = previews;
-        let all_resident = all_resident && previews == 0;
-        if !all_resident {
+        // Visible tiles that failed stay failed for the screenshot until they are drawn (a retry in flight
+        // does not make the view pending again).
+        for t in &visible {
+            let tid = id(level, *t);
+            if fine.contains(&tid) {
+                doc.failed_seen.remove(&tid);
+            } else if let TileState::Failed(msg) = doc.cache.state(&tid) {
+                doc.failed_seen.insert(tid, msg);
+            }
+        }
+        let failed: Vec<&str> =
+            visible.iter().filter_map(|t| doc.failed_seen.get(&id(level, *t)).map(String::as_str)).collect();
+        // Previews stay until a pyramid replaces them: one is being built, or was (wait), or none will be (why).
+        let previews_stay = match Self::build_status(doc) {
+            Some((_, true)) => None,
+            Some(_) if doc.build.as_ref().is_some_and(PyramidBuild::succeeded) => None,
+            Some((why, false)) => Some(why),
+            None if self.opts.build_min_bytes == u64::MAX => Some("no pyramid (--no-pyramid)".to_string()),
+            None => Some("no pyramid is built for this file".to_string()),
+        };
+        let completion = if visible.is_empty() {
+            Completion::Incomplete(format!(
+                "nothing of the {}x{} image is in view (centre {},{} at zoom {})",
+                im.width,
+                im.height,
+                crate::numfmt::format_f64(view.cx),
+                crate::numfmt::format_f64(view.cy),
+                crate::numfmt::format_f64(view.zoom)
+            ))
+        } else {
+            completion(visible.len(), fine.len(), &failed, previews, previews_stay)
+        };
+        if completion == Completion::Pending {
             ui.ctx().request_repaint();
         }
+        if self.opts.screenshot.is_some() {
+            let s = doc.cache.stats();
+            let build_done = doc.build.as_ref().map_or(0, |b| b.progress.done.load(Ordering::Relaxed));
+            self.shot_line = Some(format!(
+                "data area: {},{},{},{} px; level {level}; {} of {} visible tiles resident",
+                origin_px[0],
+                origin_px[1],
+                size_px[0],
+                size_px[1],
+                fine.len(),
+                visible.len()
+            ));
+            let sig = {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                (s.loaded_total, s.failed, s.ready, fine.len(), previews, build_done).hash(&mut h);
+                h.finish()
+            };
+            if sig != self.shot_progress.0 {
+                self.shot_progress = (sig, Instant::now());
+            }
+        }
         doc.shown = Shown { level, drawn: fine.len(), tiles: visible };
-        all_resident
+        completion
     }
 
-    fn status_bar(&self, ui: &mut egui::Ui) {
+    /// One line, whatever the window's width: short fields first (value under the cursor, zoom, tiles, memory),
+    /// then the pyramid build and messages, truncated to the space left (hover for the whole text).
+    fn status_bar(&self, ui: &mut egui::Ui, gpu_mem: (u64, u64, u64)) {
         ui.horizontal(|ui| {
             let Some(doc) = &self.doc else {
                 ui.label("no file open");
                 return;
             };
             match &doc.hover {
-                Some((x, y, v)) => ui.monospace(format!("x {x}  y {y}  value {v}")),
-                None => ui.monospace("x –  y –"),
+                Some((x, y, v)) => {
+                    ui.add(egui::Label::new(egui::RichText::new(format!("x {x} y {y} = {v}")).monospace()).truncate())
+                }
+                None => ui.monospace("x – y –"),
             };
             ui.separator();
             if let Some(v) = &doc.view {
@@ -691,30 +800,52 @@ impl Viewer {
             }
             ui.separator();
             let s = doc.cache.stats();
-            ui.label(format!(
-                "tiles: {} loading, {} queued, {} resident, {} failed",
+            let mut tiles = format!("tiles {} resident", s.ready);
+            if s.loading + s.queued > 0 {
+                tiles.push_str(&format!(", {} loading", s.loading + s.queued));
+            }
+            ui.label(tiles).on_hover_text(format!(
+                "{} loading, {} queued, {} resident, {} failed",
                 s.loading, s.queued, s.ready, s.failed
             ));
+            if s.failed > 0 {
+                ui.colored_label(egui::Color32::from_rgb(255, 90, 90), format!("{} failed", s.failed));
+            }
             ui.separator();
-            ui.label(format!("CPU tiles {:.1}/{:.0} MiB", s.bytes as f64 / 1048576.0, s.budget as f64 / 1048576.0));
+            let mib = |b: u64| b as f64 / 1048576.0;
+            ui.label(format!(
+                "CPU {:.0}/{:.0} MiB  GPU {:.0}/{:.0} MiB",
+                mib(s.bytes),
+                mib(s.budget),
+                mib(gpu_mem.0),
+                mib(gpu_mem.1)
+            ))
+            .on_hover_text(format!(
+                "tiles in CPU memory {:.1} MiB of {:.0}; on the GPU {:.1} MiB of {:.0}, {:.1} MiB uploaded in all",
+                mib(s.bytes),
+                mib(s.budget),
+                mib(gpu_mem.0),
+                mib(gpu_mem.1),
+                mib(gpu_mem.2)
+            ));
             if let Some((text, building)) = Self::build_status(doc) {
                 ui.separator();
                 if building {
                     if let Some(b) = &doc.build {
-                        ui.add(egui::ProgressBar::new(b.progress.fraction() as f32).desired_width(120.0));
+                        ui.add(egui::ProgressBar::new(b.progress.fraction() as f32).desired_width(80.0));
                     }
                 }
                 let text = if doc.previews_drawn > 0 {
-                    format!("preview · {text} ({} preview tiles shown)", doc.previews_drawn)
+                    format!("preview ({} tiles) · {text}", doc.previews_drawn)
                 } else {
                     text
                 };
-                ui.label(text);
+                ui.add(egui::Label::new(text.clone()).truncate()).on_hover_text(text);
             }
             if let Some((msg, t)) = &self.message {
                 if t.elapsed().as_secs() < 8 {
                     ui.separator();
-                    ui.label(msg);
+                    ui.add(egui::Label::new(msg.as_str()).truncate()).on_hover_text(msg.as_str());
                 }
             }
         });
@@ -732,32 +863,63 @@ impl Viewer {
             .unwrap_or((0, 0, 0))
     }
 
-    fn take_screenshot_when_ready(&mut self, ui: &egui::Ui, ready: bool) {
+    /// `--screenshot`: once the view is final (complete, previews nothing will replace, or incomplete for good),
+    /// two more frames, then the screenshot, one line about the data area (with `preview` and why, when so), and
+    /// the exit code: 0, or 2 with a one-line reason when the view cannot be completed (a failed open, failed
+    /// tiles, nothing of the image in view, or no progress for `SHOT_STALL_SECS`).
+    fn take_screenshot_when_ready(&mut self, ui: &egui::Ui, completion: Completion) {
         let Some(path) = self.opts.screenshot.clone() else { return };
-        match self.shot {
-            ShotState::Waiting(n) if ready || self.error.is_some() => {
-                // Two more frames so the last uploads are on screen, then ask.
-                if n >= 2 {
-                    self.shot = ShotState::Requested;
-                    let exit = self.exit.clone();
-                    let ctx = ui.ctx().clone();
-                    let code = if self.error.is_some() { 2 } else { 0 };
-                    ui.ctx().request_screenshot(move |img| {
-                        let r = panels::save_color_image(&img, &path);
-                        if let Err(e) = &r {
-                            eprintln!("vastview: {}: cannot save screenshot: {e}", path.display());
-                        }
-                        exit.store(if r.is_ok() { code } else { 1 }, Ordering::SeqCst);
-                        ctx.send_viewport_cmd(egui::ViewportCommand::Close);
-                    });
-                } else {
-                    self.shot = ShotState::Waiting(n + 1);
-                }
-                ui.ctx().request_repaint();
+        let ShotState::Waiting(n) = self.shot else { return };
+        ui.ctx().request_repaint();
+        let completion = match completion {
+            _ if self.error.is_some() => Completion::Incomplete(String::new()),
+            Completion::Pending
+                if self.doc.is_some() && self.shot_progress.1.elapsed().as_secs() >= SHOT_STALL_SECS =>
+            {
+                Completion::Incomplete(format!("the view was still loading after {SHOT_STALL_SECS} s without progress"))
             }
-            ShotState::Waiting(_) => ui.ctx().request_repaint(),
-            _ => {}
+            c => c,
+        };
+        if completion == Completion::Pending {
+            return;
         }
+        // Two more frames so the last uploads are on screen, then ask.
+        if n < 2 {
+            self.shot = ShotState::Waiting(n + 1);
+            return;
+        }
+        self.shot = ShotState::Requested;
+        if let Some(line) = self.shot_line.take() {
+            match &completion {
+                Completion::Preview(why) => eprintln!("{line}; preview ({why})"),
+                _ => eprintln!("{line}"),
+            }
+        }
+        let code = match &completion {
+            // The error panel's message was printed when the open failed.
+            Completion::Incomplete(why) if why.is_empty() => 2,
+            Completion::Incomplete(why) => {
+                let what = self
+                    .doc
+                    .as_ref()
+                    .map(|d| d.src.info().path.clone())
+                    .or_else(|| self.points.as_ref().map(|p| p.path.clone()))
+                    .unwrap_or_default();
+                eprintln!("vastview: {}: screenshot of an incomplete view: {why}", what.display());
+                2
+            }
+            _ => 0,
+        };
+        let exit = self.exit.clone();
+        let ctx = ui.ctx().clone();
+        ui.ctx().request_screenshot(move |img| {
+            let r = panels::save_color_image(&img, &path);
+            if let Err(e) = &r {
+                eprintln!("vastview: {}: cannot save screenshot: {e}", path.display());
+            }
+            exit.store(if r.is_ok() { code } else { 1 }, Ordering::SeqCst);
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        });
     }
 }
 
@@ -778,33 +940,33 @@ impl eframe::App for Viewer {
                 self.points_status(ui);
                 return;
             }
-            self.status_bar(ui);
-            ui.label(format!(
-                "GPU tiles {:.1}/{:.0} MiB, {:.1} MiB uploaded in all",
-                gpu_mem.0 as f64 / 1048576.0,
-                gpu_mem.1 as f64 / 1048576.0,
-                gpu_mem.2 as f64 / 1048576.0
-            ));
+            self.status_bar(ui, gpu_mem);
         });
         if self.points.is_some() {
             egui::Panel::right("controls").default_size(260.0).show(ui, |ui| self.points_side_panel(ui));
         } else if self.doc.is_some() {
             egui::Panel::right("controls").default_size(260.0).show(ui, |ui| self.side_panel(ui));
         }
-        let mut ready = false;
+        // The welcome screen and the error panel are final at once (a screenshot of them is taken).
+        let mut completion = Completion::Complete;
         egui::CentralPanel::default().frame(egui::Frame::NONE).show(ui, |ui| {
             if let Some(err) = self.error.clone() {
                 self.error_panel(ui, &err);
             } else if self.points.is_some() {
-                ready = self.points_area(ui, frame);
+                completion = self.points_area(ui, frame);
             } else if self.doc.is_some() {
-                ready = self.data_area(ui, frame);
+                completion = self.data_area(ui, frame);
             } else {
                 self.welcome(ui);
             }
         });
-        let hist_ready = self.doc.as_ref().is_none_or(|d| !d.hist_stale);
-        self.take_screenshot_when_ready(ui, ready && hist_ready);
+        let ready = completion == Completion::Complete;
+        // The side panel's histogram must describe the final view too (it is drawn from the tiles on screen).
+        let hist_stale = self.doc.as_ref().is_some_and(|d| d.hist_stale);
+        if hist_stale && matches!(completion, Completion::Complete | Completion::Preview(_)) {
+            completion = Completion::Pending;
+        }
+        self.take_screenshot_when_ready(ui, completion);
         if self.points.is_some() {
             self.points_bench_step(ui, frame, ready, t0.elapsed().as_secs_f64());
         } else {
@@ -975,4 +1137,30 @@ fn area_px(rect: egui::Rect, ppp: f32) -> ([f32; 2], [f32; 2]) {
     let origin = [(rect.min.x * ppp).round(), (rect.min.y * ppp).round()];
     let size = [((rect.max.x * ppp).round() - origin[0]).max(1.0), ((rect.max.y * ppp).round() - origin[1]).max(1.0)];
     (origin, size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{completion, Completion};
+
+    #[test]
+    fn screenshot_rule_ends_the_wait_for_failed_tiles_and_previews_nothing_replaces() {
+        // Loading: wait.
+        assert_eq!(completion(4, 2, &[], 0, None), Completion::Pending);
+        assert_eq!(completion(4, 4, &[], 0, None), Completion::Complete);
+        // A truncated file: the tiles that could be read are drawn, the others failed: final, exit 2.
+        assert_eq!(
+            completion(4, 3, &["file shrank"], 0, None),
+            Completion::Incomplete("1 of 4 visible tiles failed: file shrank".into())
+        );
+        // A failure while others still load: wait for them (they are drawn in the screenshot).
+        assert_eq!(completion(4, 1, &["file shrank"], 0, None), Completion::Pending);
+        // Previews while a pyramid is built (or was): wait for the exact tiles.
+        assert_eq!(completion(4, 4, &[], 2, None), Completion::Pending);
+        // The build failed (a full or read-only cache): the previews are the final view.
+        assert_eq!(
+            completion(4, 4, &[], 2, Some("pyramid not built: disk full".into())),
+            Completion::Preview("pyramid not built: disk full".into())
+        );
+    }
 }

@@ -1,5 +1,6 @@
 //! The window's panels: menu (open, export view), the side panel (colormap with previews, limits with a
-//! histogram and draggable handles, auto-contrast, scale, gamma, NaN color, slice), welcome and error screens.
+//! histogram and draggable handles, auto-contrast, scale, gamma, NaN color, slice; a note in their place for
+//! RGB(A) images), welcome and error screens.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -22,6 +23,8 @@ pub struct Histogram {
 }
 
 const BINS: usize = 128;
+/// The side panel's word on an RGB(A) image, in place of the colormap, limits, scale and gamma controls.
+pub const RGB_NOTE: &str = "Shown as stored: colormap, limits, scale and gamma apply to single-channel images only.";
 const SAMPLE: usize = 200_000;
 /// Texels in a full tile.
 const TILE_TEXELS: usize = (crate::headless::TILE * crate::headless::TILE) as usize;
@@ -217,37 +220,45 @@ impl Viewer {
     }
 
     pub(super) fn side_panel(&mut self, ui: &mut egui::Ui) {
+        self.update_histogram(ui);
+        let color = self.doc.as_ref().is_some_and(|d| d.src.info().image.is_color());
         egui::ScrollArea::vertical().show(ui, |ui| {
-            ui.heading("Colormap");
-            self.colormap_picker(ui);
-            if ui.checkbox(&mut self.reversed, "reversed").changed() {
-                self.set_colormap();
-            }
-            ui.separator();
-            ui.heading("Limits");
-            self.limits_editor(ui);
-            ui.separator();
-            ui.horizontal(|ui| {
-                ui.label("scale");
-                egui::ComboBox::from_id_salt("scale").selected_text(self.display.scale.name()).show_ui(ui, |ui| {
-                    for s in Scale::ALL {
-                        ui.selectable_value(&mut self.display.scale, s, s.name());
+            if color {
+                // RGB(A) pixels are drawn as stored: colormap, limits, scale and gamma would do nothing.
+                ui.heading("RGB(A) image");
+                ui.label(RGB_NOTE);
+            } else {
+                ui.heading("Colormap");
+                self.colormap_picker(ui);
+                if ui.checkbox(&mut self.reversed, "reversed").changed() {
+                    self.set_colormap();
+                }
+                ui.separator();
+                ui.heading("Limits");
+                self.limits_editor(ui);
+                ui.separator();
+                ui.horizontal(|ui| {
+                    ui.label("scale");
+                    egui::ComboBox::from_id_salt("scale").selected_text(self.display.scale.name()).show_ui(ui, |ui| {
+                        for s in Scale::ALL {
+                            ui.selectable_value(&mut self.display.scale, s, s.name());
+                        }
+                    });
+                });
+                ui.add(egui::Slider::new(&mut self.display.gamma, 0.1..=5.0).logarithmic(true).text("gamma"));
+                ui.horizontal(|ui| {
+                    ui.label("NaN color");
+                    let mut c = egui::Color32::from_rgba_unmultiplied(
+                        self.display.nan_color[0],
+                        self.display.nan_color[1],
+                        self.display.nan_color[2],
+                        self.display.nan_color[3],
+                    );
+                    if ui.color_edit_button_srgba(&mut c).changed() {
+                        self.display.nan_color = c.to_srgba_unmultiplied();
                     }
                 });
-            });
-            ui.add(egui::Slider::new(&mut self.display.gamma, 0.1..=5.0).logarithmic(true).text("gamma"));
-            ui.horizontal(|ui| {
-                ui.label("NaN color");
-                let mut c = egui::Color32::from_rgba_unmultiplied(
-                    self.display.nan_color[0],
-                    self.display.nan_color[1],
-                    self.display.nan_color[2],
-                    self.display.nan_color[3],
-                );
-                if ui.color_edit_button_srgba(&mut c).changed() {
-                    self.display.nan_color = c.to_srgba_unmultiplied();
-                }
-            });
+            }
             if let Some(doc) = self.doc.as_mut() {
                 let slices = doc.src.info().image.slices;
                 if slices > 1 {
@@ -298,38 +309,44 @@ impl Viewer {
         }
     }
 
-    fn limits_editor(&mut self, ui: &mut egui::Ui) {
-        // Histogram of the tiles the data area showed last frame, recomputed when that set (or how
-        // many of it were drawn) changes.
-        if let Some(doc) = self.doc.as_mut() {
-            let (level, tiles, drawn) = (doc.shown.level, &doc.shown.tiles, doc.shown.drawn);
-            let key = {
-                use std::hash::{Hash, Hasher};
-                let mut h = std::collections::hash_map::DefaultHasher::new();
-                (level, doc.slice, tiles, drawn).hash(&mut h);
-                h.finish()
-            };
-            // From a strided sample of about SAMPLE values in all; once there is a histogram, at most
-            // 4 times a second (panning changes the set every frame).
-            let due = doc.hist.is_none() || doc.hist_time.is_none_or(|t| t.elapsed().as_millis() >= 250);
-            if key != doc.hist_key && due && !tiles.is_empty() {
-                let per_tile = (SAMPLE / tiles.len().max(1)).max(1);
-                let step = (TILE_TEXELS / per_tile).max(1);
-                let mut vals = Vec::with_capacity(SAMPLE + per_tile);
-                for t in tiles {
-                    let id = crate::cache::TileId { slice: doc.slice, level, tx: t.0, ty: t.1 };
-                    if let Some(d) = doc.cache.get(&id) {
-                        vals.extend(d.values_every(step));
-                    }
-                }
-                doc.hist = Histogram::from_values(vals);
-                doc.hist_key = key;
-                doc.hist_time = Some(std::time::Instant::now());
-            } else if key != doc.hist_key {
-                ui.ctx().request_repaint_after(std::time::Duration::from_millis(250));
-            }
-            doc.hist_stale = key != doc.hist_key;
+    /// The histogram of the tiles the data area showed last frame, recomputed when that set (or how many of it
+    /// were drawn) changes. None with nothing in view, and for RGB(A) images (their colors are shown as stored).
+    fn update_histogram(&mut self, ui: &egui::Ui) {
+        let Some(doc) = self.doc.as_mut() else { return };
+        let (level, tiles, drawn) = (doc.shown.level, &doc.shown.tiles, doc.shown.drawn);
+        let key = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (level, doc.slice, tiles, drawn).hash(&mut h);
+            h.finish()
+        };
+        if tiles.is_empty() || doc.src.info().image.is_color() {
+            doc.hist = None;
+            doc.hist_key = key;
         }
+        // From a strided sample of about SAMPLE values in all; once there is a histogram, at most
+        // 4 times a second (panning changes the set every frame).
+        let due = doc.hist.is_none() || doc.hist_time.is_none_or(|t| t.elapsed().as_millis() >= 250);
+        if key != doc.hist_key && due {
+            let per_tile = (SAMPLE / tiles.len().max(1)).max(1);
+            let step = (TILE_TEXELS / per_tile).max(1);
+            let mut vals = Vec::with_capacity(SAMPLE + per_tile);
+            for t in tiles {
+                let id = crate::cache::TileId { slice: doc.slice, level, tx: t.0, ty: t.1 };
+                if let Some(d) = doc.cache.get(&id) {
+                    vals.extend(d.values_every(step));
+                }
+            }
+            doc.hist = Histogram::from_values(vals);
+            doc.hist_key = key;
+            doc.hist_time = Some(std::time::Instant::now());
+        } else if key != doc.hist_key {
+            ui.ctx().request_repaint_after(std::time::Duration::from_millis(250));
+        }
+        doc.hist_stale = key != doc.hist_key;
+    }
+
+    fn limits_editor(&mut self, ui: &mut egui::Ui) {
         let (mut lo, mut hi) = (self.display.lo, self.display.hi);
         let speed = ((hi - lo).abs() / 200.0).max(1e-12);
         ui.horizontal(|ui| {

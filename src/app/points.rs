@@ -341,7 +341,7 @@ impl Viewer {
 
     /// The point data area: asks the worker for the view's aggregate, uploads each new grid once and draws the
     /// newest grid mapped onto the view. Returns true once the exact grid of this very view is on screen.
-    pub(super) fn points_area(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) -> bool {
+    pub(super) fn points_area(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) -> super::Completion {
         self.poll_points();
         let rect = ui.max_rect();
         let ppp = ui.ctx().pixels_per_point();
@@ -349,7 +349,7 @@ impl Viewer {
         let (origin_px, size_px) = area_px(rect, ppp);
         let (vw, vh) = (f64::from(size_px[0]), f64::from(size_px[1]));
         {
-            let Some(pd) = self.points.as_mut() else { return false };
+            let Some(pd) = self.points.as_mut() else { return super::Completion::Pending };
             let (zoom, center) = self.opts.points.as_ref().map_or((None, None), |p| (p.zoom, p.center));
             match (&mut pd.view, pd.bounds) {
                 // `--zoom`/`--center`: the fitted view magnified and moved, once the exact bounds are known.
@@ -364,7 +364,7 @@ impl Viewer {
                 }
                 (None, Some(_)) if zoom.is_some() || center.is_some() => {
                     ui.centered_and_justified(|ui| ui.label("reading the point set…"));
-                    return false;
+                    return super::Completion::Pending;
                 }
                 // Until the user moves it, the view fits the data whatever the area's size.
                 (_, Some((e, _))) if !pd.interacted => pd.view = Some(PointView::fit(&e, vw, vh)),
@@ -373,15 +373,15 @@ impl Viewer {
                 (None, None) => {
                     let what = if pd.src.is_none() { "opening the point set…" } else { "reading the point set…" };
                     ui.centered_and_justified(|ui| ui.label(what));
-                    return false;
+                    return super::Completion::Pending;
                 }
             }
         }
         self.point_input(&resp, rect.min, ppp);
         let agg = self.look.agg;
         let style = self.point_style();
-        let Some(pd) = self.points.as_mut() else { return false };
-        let Some(view) = pd.view else { return false };
+        let Some(pd) = self.points.as_mut() else { return super::Completion::Pending };
+        let Some(view) = pd.view else { return super::Completion::Pending };
         // A new view (or size, or aggregate) asks the worker; it drops requests superseded before they start.
         let e = view.extent();
         let (w, h) = (size_px[0] as usize, size_px[1] as usize);
@@ -393,9 +393,9 @@ impl Viewer {
             pd.last_req = Some(r);
         }
         ui.painter().rect_filled(rect, 0.0, ui.visuals().extreme_bg_color);
-        let Some(rs) = frame.wgpu_render_state() else { return false };
+        let Some(rs) = frame.wgpu_render_state() else { return super::Completion::Pending };
         let mut renderer = rs.renderer.write();
-        let Some(vg) = renderer.callback_resources.get_mut::<ViewerGpu>() else { return false };
+        let Some(vg) = renderer.callback_resources.get_mut::<ViewerGpu>() else { return super::Completion::Pending };
         let mut uploaded = false;
         let mut map = [0.0; 4];
         if let Some(g) = &pd.shown {
@@ -438,28 +438,34 @@ impl Viewer {
             };
             Some(format!("x {x:.6}  y {y:.6}  {} {what}", g.req.agg.name()))
         });
-        {
-            if let Some(r) = pd.last_req.filter(|_| exact_now && self.opts.screenshot.is_some()) {
-                eprintln!(
-                    "points view: {},{},{},{}; grid {}x{}; data area: {},{},{},{} px; {} points in view; from the {}",
-                    r.extent.xmin,
-                    r.extent.ymin,
-                    r.extent.xmax,
-                    r.extent.ymax,
-                    r.w,
-                    r.h,
-                    origin_px[0],
-                    origin_px[1],
-                    size_px[0],
-                    size_px[1],
-                    pd.shown.as_ref().map_or(0, |g| g.in_view),
-                    if pd.worker.has_index() { "index" } else { "scan" }
-                );
-            }
-        }
+        let line = pd.last_req.filter(|_| exact_now && self.opts.screenshot.is_some()).map(|r| {
+            format!(
+                "points view: {},{},{},{}; grid {}x{}; data area: {},{},{},{} px; {} points in view; from the {}",
+                r.extent.xmin,
+                r.extent.ymin,
+                r.extent.xmax,
+                r.extent.ymax,
+                r.w,
+                r.h,
+                origin_px[0],
+                origin_px[1],
+                size_px[0],
+                size_px[1],
+                pd.shown.as_ref().map_or(0, |g| g.in_view),
+                if pd.worker.has_index() { "index" } else { "scan" }
+            )
+        });
         // No polling while aggregating: the worker wakes the window when a result arrives (frames drawn meanwhile
         // would take CPU from the aggregation, on a small machine with a software renderer).
-        exact_now && !uploaded
+        let completion = match &pd.failed {
+            Some(msg) => super::Completion::Incomplete(msg.clone()),
+            None if exact_now && !uploaded => super::Completion::Complete,
+            None => super::Completion::Pending,
+        };
+        if line.is_some() {
+            self.shot_line = line;
+        }
+        completion
     }
 
     /// `File ▸ Export view…` for a point set: `render --points` of the view's extent, at the view's pixels (or the

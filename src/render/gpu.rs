@@ -16,18 +16,37 @@ pub struct GpuContext {
 impl GpuContext {
     /// Creates a headless context on the best adapter (`WGPU_BACKEND` and `WGPU_POWER_PREF` are honoured),
     /// asking for the adapter's own limits rather than wgpu's conservative defaults.
+    ///
+    /// Nothing here needs a display: with no `WGPU_BACKEND`, the primary backends (Vulkan) are tried first, then
+    /// GL (EGL's surfaceless platform) only when they have no adapter; neither is given a display handle.
     pub fn new_headless() -> Result<GpuContext> {
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let power_preference = wgpu::PowerPreference::from_env().unwrap_or(wgpu::PowerPreference::HighPerformance);
-        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
-            power_preference,
-            force_fallback_adapter: false,
-            compatible_surface: None,
-            ..Default::default()
-        }))
-        .map_err(|e| {
+        let tries = match wgpu::Backends::from_env() {
+            Some(asked) => vec![asked],
+            None => vec![wgpu::Backends::PRIMARY, wgpu::Backends::SECONDARY],
+        };
+        let mut found = None;
+        let mut failure = String::new();
+        for backends in tries {
+            let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+            desc.backends = backends;
+            let instance = wgpu::Instance::new(desc);
+            match pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference,
+                force_fallback_adapter: false,
+                compatible_surface: None,
+                ..Default::default()
+            })) {
+                Ok(a) => {
+                    found = Some(a);
+                    break;
+                }
+                Err(e) => failure = e.to_string(),
+            }
+        }
+        let adapter = found.ok_or_else(|| {
             Error::Gpu(format!(
-                "no GPU adapter found ({e}); on Linux without a GPU install a software one: apt-get install mesa-vulkan-drivers"
+                "no GPU adapter found ({failure}); on Linux without a GPU install a software one: apt-get install mesa-vulkan-drivers"
             ))
         })?;
         let limits = adapter.limits();
