@@ -108,7 +108,7 @@ fn an_output_that_is_an_input_is_refused() {
             "render".into(),
             s(&d.join("raw.bin")).into(),
             "--dtype".into(),
-            "u8".into(),
+            "uint8".into(),
             "--shape".into(),
             "2x3".into(),
             "-o".into(),
