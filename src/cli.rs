@@ -238,7 +238,7 @@ pub struct DisplayArgs {
 }
 
 /// The display flags given other than at their defaults (`extra`: more such flags of the command, by name).
-/// RGB(A) images ignore them all: see [`rgb_note`].
+/// RGB(A) images ignore them all: see [`crate::palette::rgb_note`].
 fn display_flags_given(a: &DisplayArgs, extra: &[(&'static str, bool)]) -> Vec<&'static str> {
     // The defaults of `DisplayArgs` above.
     let given = [
@@ -248,20 +248,6 @@ fn display_flags_given(a: &DisplayArgs, extra: &[(&'static str, bool)]) -> Vec<&
         ("--gamma", a.gamma != 1.0),
     ];
     given.iter().chain(extra).filter(|(_, g)| *g).map(|(f, _)| *f).collect()
-}
-
-/// The note for display flags given with an RGB(A) image, which is drawn as stored (None: no such flag).
-pub fn rgb_note(path: &std::path::Path, flags: &[&str]) -> Option<String> {
-    (!flags.is_empty()).then(|| {
-        format!(
-            "{}: {} ignored for RGB(A) images (their colors are drawn as stored)",
-            path.display(),
-            match flags {
-                [one] => format!("{one} is"),
-                more => format!("{} are", more.join(", ")),
-            }
-        )
-    })
 }
 
 /// `DisplayArgs`, checked (the colormap name too).
@@ -828,7 +814,7 @@ fn run_command(command: Command, out: &mut dyn Write) -> Result<()> {
             }
             if src.info().image.is_color() {
                 let flags = display_flags_given(&a.display, &[("--percentiles", a.percentiles.is_some())]);
-                if let Some(n) = rgb_note(&src.info().path, &flags) {
+                if let Some(n) = crate::palette::rgb_note(&src.info().path, &flags) {
                     eprintln!("vastview: note: {n}");
                 }
             }

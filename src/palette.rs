@@ -270,6 +270,20 @@ pub fn parse_rgba(s: &str) -> Option<[u8; 4]> {
     })
 }
 
+/// The note for display flags given with an RGB(A) image, which is drawn as stored (None: no such flag).
+pub fn rgb_note(path: &std::path::Path, flags: &[&str]) -> Option<String> {
+    (!flags.is_empty()).then(|| {
+        format!(
+            "{}: {} ignored for RGB(A) images (their colors are drawn as stored)",
+            path.display(),
+            match flags {
+                [one] => format!("{one} is"),
+                more => format!("{} are", more.join(", ")),
+            }
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

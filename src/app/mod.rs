@@ -415,7 +415,7 @@ impl Viewer {
                     }
                 }
                 if self.doc.is_none() && im.is_color() {
-                    if let Some(n) = crate::cli::rgb_note(&info.path, &self.opts.display_flags) {
+                    if let Some(n) = crate::palette::rgb_note(&info.path, &self.opts.display_flags) {
                         eprintln!("vastview: note: {n}");
                     }
                 }
@@ -680,13 +680,15 @@ impl Viewer {
                 let tl = rect.min + egui::vec2(p.rect[0] as f32, p.rect[1] as f32) / ppp;
                 let tr = egui::Rect::from_min_size(tl, egui::vec2(p.rect[2] as f32, p.rect[3] as f32) / ppp);
                 ui.painter().rect_stroke(tr, 0.0, egui::Stroke::new(2.0, egui::Color32::RED), egui::StrokeKind::Inside);
-                ui.painter().text(
-                    tr.center(),
-                    egui::Align2::CENTER_CENTER,
+                // The message wrapped inside the tile (and clipped to it), so neighbours' messages never overlap.
+                let galley = ui.painter().layout(
                     format!("failed: {msg}"),
                     egui::FontId::default(),
                     egui::Color32::RED,
+                    (tr.width() - 8.0).max(16.0),
                 );
+                let at = tr.center() - galley.size() / 2.0;
+                ui.painter().with_clip_rect(tr.intersect(rect)).galley(at, galley, egui::Color32::RED);
             }
         }
         // The exact stored value under the cursor, read from the source (not the texture).
