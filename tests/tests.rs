@@ -5,7 +5,9 @@ mod common;
 
 mod cli;
 mod desktop;
+mod fuzz;
 mod library;
+mod malformed;
 mod points;
 mod points_index;
 mod pyramid;
