@@ -305,7 +305,7 @@ fn check_meta(path: &Path, meta: &IndexMeta, base: &IndexMeta, file_len: u64) ->
         return Err(Error::cache(path, "built from a different file, version or layout"));
     }
     let dtype = meta.dtype().ok_or_else(|| Error::cache(path, "unknown dtype"))?;
-    if meta.level > 13 || meta.indexed + meta.nonfinite != meta.points {
+    if meta.level > 13 || meta.indexed.checked_add(meta.nonfinite) != Some(meta.points) {
         return Err(Error::cache(path, "inconsistent header (level or point counts)"));
     }
     let layout =
