@@ -426,7 +426,7 @@ const RAW_TOKENS: [&[&str]; 6] = [
 
 /// Whether `--dtype` takes numpy's descr strings with numpy's meaning (`<i8` = int64): today `<i8` is read
 /// as int8. pending defect 5: set to true once that fix is merged.
-pub const DESCR_ROUND_TRIP: bool = false;
+pub const DESCR_ROUND_TRIP: bool = true;
 
 /// Raw layout flags (`--dtype --shape --offset --order --endian`, one per line, then the file size) parsed
 /// by clap and `open_spec`, then the file opened and read.
