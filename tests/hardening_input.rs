@@ -416,25 +416,23 @@ fn the_index_hint_is_the_whole_command() {
     let pts: Vec<u8> = (0..300).flat_map(|i| [i as f32, (i % 17) as f32, 1.0]).flat_map(f32::to_le_bytes).collect();
     std::fs::write(&data, pts).unwrap();
     let out = d.join("h.png");
-    let o = run_in(
-        &d,
-        &[
-            "render",
-            s(&data),
-            "--points",
-            "--dtype",
-            "f32",
-            "--columns",
-            "3",
-            "--y",
-            "2",
-            "--x",
-            "1",
-            "-o",
-            s(&out),
-            "-v",
-        ],
-    );
+    let render = [
+        "render",
+        s(&data),
+        "--points",
+        "--dtype",
+        "f32",
+        "--columns",
+        "3",
+        "--y",
+        "2",
+        "--x",
+        "1",
+        "-o",
+        s(&out),
+        "-v",
+    ];
+    let o = run_in(&d, &render);
     assert!(o.status.success(), "{}", stderr(&o));
     let quoted = format!("'{}'", s(&data).replace('\'', "'\\''"));
     let want = format!("`vastview index {quoted} --points --dtype f32 --columns 3 --x 1 --y 2` builds one");
@@ -443,25 +441,7 @@ fn the_index_hint_is_the_whole_command() {
     let o =
         run_in(&d, &["index", s(&data), "--points", "--dtype", "f32", "--columns", "3", "--x", "1", "--y", "2", "-q"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = run_in(
-        &d,
-        &[
-            "render",
-            s(&data),
-            "--points",
-            "--dtype",
-            "f32",
-            "--columns",
-            "3",
-            "--y",
-            "2",
-            "--x",
-            "1",
-            "-o",
-            s(&out),
-            "-v",
-        ],
-    );
+    let o = run_in(&d, &render);
     assert!(stderr(&o).contains("index: ") && !stderr(&o).contains("index: none"), "{}", stderr(&o));
 }
 

@@ -128,18 +128,7 @@ fn cases_for(file: &Path, out: &Path, image: bool, raw: bool, points: bool, pend
 
 /// A good 8 x 8 float32 .npy (128-byte header).
 fn good_npy() -> Vec<u8> {
-    let mut h = "{'descr': '<f4', 'fortran_order': False, 'shape': (8, 8), }".to_string();
-    while (10 + h.len() + 1) % 64 != 0 {
-        h.push(' ');
-    }
-    h.push('\n');
-    let mut v = b"\x93NUMPY\x01\x00".to_vec();
-    v.extend_from_slice(&(h.len() as u16).to_le_bytes());
-    v.extend_from_slice(h.as_bytes());
-    for i in 0..64 {
-        v.extend_from_slice(&(i as f32).to_le_bytes());
-    }
-    v
+    crate::fuzz::targets::npy_f32(&[8, 8], |i| i as f32)
 }
 
 #[test]

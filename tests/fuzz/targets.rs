@@ -902,17 +902,9 @@ fn cache_mutate(rng: &mut Rng, v: &mut Vec<u8>, corpus: &[Vec<u8>], head: usize)
     }
 }
 
-/// An .npy file of `shape` f32 values `f(i)`.
-fn npy_f32(shape: &[u64], f: impl Fn(u64) -> f32) -> Vec<u8> {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let mut h = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}), }}", dims.join(", "));
-    while (10 + h.len() + 1) % 64 != 0 {
-        h.push(' ');
-    }
-    h.push('\n');
-    let mut v = b"\x93NUMPY\x01\x00".to_vec();
-    v.extend_from_slice(&(h.len() as u16).to_le_bytes());
-    v.extend_from_slice(h.as_bytes());
+/// An .npy file of `shape` f32 values `f(i)` (the header from the library's own export writer).
+pub(crate) fn npy_f32(shape: &[u64], f: impl Fn(u64) -> f32) -> Vec<u8> {
+    let mut v = vastview::headless::npy_header("<f4", shape);
     let n: u64 = shape.iter().product();
     for i in 0..n {
         v.extend_from_slice(&f(i).to_le_bytes());
