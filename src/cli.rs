@@ -434,7 +434,7 @@ pub fn open_spec(path: Option<PathBuf>, demo: bool, a: &InputArgs) -> Result<Ope
         }
         _ => return Err(Error::request(&p, "raw input needs both --dtype and --shape")),
     };
-    Ok(OpenSpec { path: path.unwrap_or_default(), raw, demo })
+    Ok(OpenSpec { path: path.unwrap_or_default(), raw, demo, format: None, member: None })
 }
 
 fn pair<T: std::str::FromStr>(p: &std::path::Path, flag: &str, s: &str, n: usize) -> Result<Vec<T>> {
@@ -808,7 +808,7 @@ fn run_command(command: Command, out: &mut dyn Write) -> Result<()> {
             }
             let plan = headless::plan(src.as_ref(), &spec)?;
             crate::output::check_size(&a.output, format, plan.out_w, plan.out_h)?;
-            let from_file = src.info().format != source::Format::Demo;
+            let from_file = src.info().format != source::Format::DEMO;
             if let Some(why) = crate::diskcache::unusable(crate::pyramid::persist::KIND).filter(|_| from_file) {
                 eprintln!("vastview: note: caching is off ({why}): rendering without cached pyramids");
             }
@@ -996,7 +996,7 @@ fn write_out(out: &mut dyn Write, s: &str) -> Result<()> {
 
 /// True for an array `info` should offer as points: (N, 2) or (N, 3) float with N much larger than 3.
 fn looks_like_points(info: &source::SourceInfo) -> bool {
-    matches!(info.format, source::Format::Npy { .. }) && source::points::looks_like_points(&info.shape, info.dtype)
+    info.looks_like_points()
 }
 
 /// Opens a point set from the input and point flags.

@@ -547,11 +547,7 @@ pub fn info_text(info: &SourceInfo) -> String {
 
 /// `info --json`: a stable JSON object.
 pub fn info_json(info: &SourceInfo) -> serde_json::Value {
-    let (format, version) = match &info.format {
-        crate::source::Format::Npy { major, minor } => ("npy", Some(format!("{major}.{minor}"))),
-        crate::source::Format::Raw => ("raw", None),
-        crate::source::Format::Demo => ("demo", None),
-    };
+    let (format, version) = (info.format.name, info.format.version.clone());
     serde_json::json!({
         "path": info.path.display().to_string(),
         "format": format,

@@ -385,7 +385,7 @@ fn an_npy_export_samples_nothing_for_colour_limits() {
     let img = image(&d);
     let inner = vastview::source::npy::open_npy(&img).unwrap();
     let mut info = vastview::source::ArraySource::info(&inner).clone();
-    info.format = vastview::source::Format::Demo;
+    info.format = vastview::source::Format::DEMO;
     let src = Counting { inner: std::sync::Arc::new(inner), info, samples: Default::default() };
     let spec = RenderSpec { size: Some((40, 32)), ..Default::default() };
     plan(&src, &spec).unwrap();

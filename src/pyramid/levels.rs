@@ -215,7 +215,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::dtype::{DType, Endian, Order};
+    use crate::dtype::DType;
     use crate::pyramid::texels::{TexelFormat, TexelKind};
     use crate::source::demo::DemoSource;
     use crate::source::{Format, ImageShape, SourceInfo};
@@ -237,17 +237,13 @@ mod tests {
                 }
             }
             let shape = if channels > 1 { vec![height, width, channels] } else { vec![height, width] };
-            let info = SourceInfo {
-                path: PathBuf::from("<mem>"),
-                format: Format::Demo,
+            let info = SourceInfo::basic(
+                PathBuf::from("<mem>"),
+                Format::DEMO,
                 shape,
                 dtype,
-                endian: Endian::NATIVE,
-                order: Order::C,
-                file_size: 0,
-                header_size: 0,
-                image: ImageShape { slices: 1, height, width, channels },
-            };
+                ImageShape { slices: 1, height, width, channels },
+            );
             MemSource { info, values }
         }
     }

@@ -72,7 +72,7 @@ fn expected_meta(src: &dyn ArraySource, id: Identity, method: Method, hist: Hist
 /// The identity and cache paths of `src`'s pyramid, or `None` for sources that are not files (the demo).
 pub fn locate(src: &dyn ArraySource, method: Method) -> Result<Option<(Identity, Paths)>> {
     let info = src.info();
-    if info.format == Format::Demo {
+    if info.format == Format::DEMO {
         return Ok(None);
     }
     let id = Identity::of(&info.path)?;

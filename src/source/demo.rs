@@ -8,7 +8,7 @@ use std::f64::consts::PI;
 use std::path::PathBuf;
 
 use super::{ArraySource, Format, ImageShape, RegionBuf, SourceInfo};
-use crate::dtype::{DType, Endian, Order};
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::geom::Rect;
 
@@ -78,17 +78,13 @@ impl DemoSource {
                 }
             })
             .collect();
-        let info = SourceInfo {
-            path: PathBuf::from("<demo>"),
-            format: Format::Demo,
-            shape: vec![height, width],
-            dtype: DType::F32,
-            endian: Endian::NATIVE,
-            order: Order::C,
-            file_size: 0,
-            header_size: 0,
-            image: ImageShape { slices: 1, height, width, channels: 1 },
-        };
+        let info = SourceInfo::basic(
+            PathBuf::from("<demo>"),
+            Format::DEMO,
+            vec![height, width],
+            DType::F32,
+            ImageShape { slices: 1, height, width, channels: 1 },
+        );
         DemoSource { info, waves }
     }
 

@@ -14,8 +14,11 @@ pub struct MappedArray {
     map: GuardedMap,
     /// Byte offset of element 0 in the map.
     offset: usize,
-    /// Element strides (not bytes) of the slice, row, column and channel axes.
-    stride_s: usize,
+    /// Element strides (not bytes) of the outer axes (outermost first), whose index is the slice number.
+    outer_strides: Vec<usize>,
+    /// Byte offset in the map of each slice's element 0, when slices lie apart (TIFF pages); else empty.
+    planes: Vec<usize>,
+    /// Element strides of the row, column and channel axes.
     stride_y: usize,
     stride_x: usize,
     stride_c: usize,
@@ -53,13 +56,78 @@ impl MappedArray {
         // nobody asked for: a 1024² region of a 20000² image would otherwise pull ~150 MB cold.
         map.advise_random();
         let strides = element_strides(&info.shape, info.order);
+        let inner = if info.image.channels > 1 { 3 } else { 2 };
+        let n = info.shape.len();
+        if n < inner {
+            return Err(Error::bad_input(&path, "the shape has too few axes for an image"));
+        }
+        let (stride_y, stride_x) = (strides[n - inner], strides[n - inner + 1]);
+        let stride_c = if inner == 3 { strides[n - 1] } else { 0 };
+        let outer_strides = strides[..n - inner].to_vec();
+        Ok(MappedArray {
+            info,
+            map,
+            offset: offset as usize,
+            outer_strides,
+            planes: Vec::new(),
+            stride_y,
+            stride_x,
+            stride_c,
+        })
+    }
+
+    /// Maps `file` holding `info.image.slices` planes of `height × width × channels` C-order elements,
+    /// each starting at its own byte offset (TIFF pages stored uncompressed). Each plane must fit the file.
+    pub fn with_planes(file: &std::fs::File, info: SourceInfo, planes: &[u64]) -> Result<MappedArray> {
+        let path = info.path.clone();
         let im = info.image;
-        let (stride_s, stride_y, stride_x, stride_c) = match info.shape.len() {
-            2 => (0, strides[0], strides[1], 0),
-            3 if im.channels > 1 => (0, strides[0], strides[1], strides[2]),
-            _ => (strides[0], strides[1], strides[2], 0),
-        };
-        Ok(MappedArray { info, map, offset: offset as usize, stride_s, stride_y, stride_x, stride_c })
+        let esz = info.dtype.size() as u64;
+        let plane =
+            im.width.checked_mul(im.height).and_then(|n| n.checked_mul(im.channels)).and_then(|n| n.checked_mul(esz));
+        let plane = plane.ok_or_else(|| Error::bad_input(&path, "the image size overflows 64 bits"))?;
+        if planes.len() as u64 != im.slices {
+            return Err(Error::bad_input(&path, format!("{} planes for {} slices", planes.len(), im.slices)));
+        }
+        for (k, &at) in planes.iter().enumerate() {
+            if at.checked_add(plane).is_none_or(|end| end > info.file_size) {
+                return Err(Error::bad_input(
+                    &path,
+                    format!("plane {k} at byte {at} needs {plane} bytes but the file has only {}", info.file_size),
+                ));
+            }
+        }
+        if usize::try_from(info.file_size).is_err() {
+            return Err(Error::bad_input(&path, "the file is too large for this platform's address space"));
+        }
+        let map = GuardedMap::map(file).map_err(|e| Error::io(&path, e))?;
+        if (map.len() as u64) < info.file_size {
+            return Err(Error::FileShrank { path });
+        }
+        map.advise_random();
+        let c = im.channels as usize;
+        let w = im.width as usize;
+        Ok(MappedArray {
+            info,
+            map,
+            offset: 0,
+            outer_strides: Vec::new(),
+            planes: planes.iter().map(|&p| p as usize).collect(),
+            stride_y: w * c,
+            stride_x: c,
+            stride_c: usize::from(c > 1),
+        })
+    }
+
+    /// Byte offset in the map of element 0 of `slice`.
+    fn base(&self, slice: u64) -> usize {
+        if !self.planes.is_empty() {
+            return self.planes[slice as usize];
+        }
+        let esz = self.info.dtype.size();
+        let outer = self.info.outer_axes();
+        let idx = super::axes::index_of(outer, slice);
+        let elems: usize = idx.iter().zip(&self.outer_strides).map(|(&i, &s)| i as usize * s).sum();
+        self.offset + elems * esz
     }
 
     fn path(&self) -> &Path {
@@ -71,7 +139,7 @@ impl MappedArray {
     fn announce(&self, slice: u64, rect: &Rect) {
         let esz = self.info.dtype.size();
         let c = self.info.image.channels as usize;
-        let base = self.offset + slice as usize * self.stride_s * esz;
+        let base = self.base(slice);
         let (x0, y0, w, h) = (rect.x0 as usize, rect.y0 as usize, rect.width() as usize, rect.height() as usize);
         // Runs along the contiguous axis: rows (C order) or columns (Fortran order).
         let (first, run, step, n) = if self.stride_y == 1 && c == 1 {
@@ -141,7 +209,7 @@ impl ArraySource for MappedArray {
         let esz = self.info.dtype.size();
         let src = self.map.bytes();
         let dst = out.reset(self.info.dtype, w, h, c);
-        let base = self.offset + slice as usize * self.stride_s * esz;
+        let base = self.base(slice);
         let (x0, y0) = (rect.x0 as usize, rect.y0 as usize);
         if self.stride_x == c && (c == 1 || self.stride_c == 1) {
             // Rows are contiguous runs of w·c elements (C order): one copy per row.
@@ -196,7 +264,7 @@ impl ArraySource for MappedArray {
             return None;
         }
         let esz = self.info.dtype.size();
-        let at = self.offset + (slice as usize * self.stride_s + y0 as usize * self.stride_y) * esz;
+        let at = self.base(slice) + y0 as usize * self.stride_y * esz;
         self.announce(slice, &Rect::new(0, y0, im.width, y1));
         self.map.bytes().get(at..at + (y1 - y0) as usize * wc * esz)
     }
@@ -207,7 +275,7 @@ impl ArraySource for MappedArray {
             return;
         }
         let esz = self.info.dtype.size();
-        let at = self.offset + (slice as usize * self.stride_s + y0 as usize * self.stride_y) * esz;
+        let at = self.base(slice) + y0 as usize * self.stride_y * esz;
         self.map.populate(at, (y1 - y0) as usize * self.stride_y * esz);
     }
 
@@ -230,7 +298,7 @@ impl ArraySource for MappedArray {
         }
         let esz = self.info.dtype.size();
         let src = self.map.bytes();
-        let base = self.offset + slice as usize * self.stride_s * esz;
+        let base = self.base(slice);
         let mut vals = Vec::with_capacity(xs.len() * ys.len());
         let mut row = RegionBuf::default();
         if let (Some(&xa), Some(&xb)) = (xs.first(), xs.last()) {
@@ -268,16 +336,11 @@ pub(crate) struct Layout {
 impl Layout {
     pub fn into_info(self, path: &Path, format: super::Format, file_size: u64, header_size: u64) -> Result<SourceInfo> {
         let image = super::image_shape(path, &self.shape, self.dtype)?;
-        Ok(SourceInfo {
-            path: path.to_path_buf(),
-            format,
-            shape: self.shape,
-            dtype: self.dtype,
-            endian: self.endian,
-            order: self.order,
-            file_size,
-            header_size,
-            image,
-        })
+        let mut info = SourceInfo::basic(path.to_path_buf(), format, self.shape, self.dtype, image);
+        info.endian = self.endian;
+        info.order = self.order;
+        info.file_size = file_size;
+        info.header_size = header_size;
+        Ok(info)
     }
 }

@@ -1,5 +1,6 @@
 //! Data sources: the `ArraySource` trait and opening a file (`.npy`, raw binary) or the procedural demo.
 
+pub mod axes;
 pub mod buf;
 pub mod demo;
 pub mod guard;
@@ -8,10 +9,12 @@ pub mod npy;
 pub mod points;
 pub mod points_text;
 pub mod raw;
+pub mod registry;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use axes::Axis;
 pub use buf::{Element, RegionBuf, Scalar};
 pub use raw::RawSpec;
 
@@ -19,21 +22,54 @@ use crate::dtype::{DType, Endian, Order};
 use crate::error::{Error, Result};
 use crate::geom::Rect;
 
-/// What kind of container the data came from.
+/// Which container the data came from: the registry name of its format (`npy`, `tiff`, `fits`, `raw`,
+/// `demo`), the container's version where it has one, and a flavour (`OME-TIFF`, `BigTIFF`, `hdu 2`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Format {
-    Npy { major: u8, minor: u8 },
-    Raw,
-    Demo,
+pub struct Format {
+    pub name: &'static str,
+    pub version: Option<String>,
+    pub flavour: Option<String>,
 }
 
 impl Format {
+    pub const RAW: Format = Format { name: "raw", version: None, flavour: None };
+    pub const DEMO: Format = Format { name: "demo", version: None, flavour: None };
+
+    pub fn npy(major: u8, minor: u8) -> Format {
+        Format { name: "npy", version: Some(format!("{major}.{minor}")), flavour: None }
+    }
+
+    /// `npy 1.0`, `tiff (BigTIFF, OME-TIFF)`.
     pub fn name(&self) -> String {
-        match self {
-            Format::Npy { major, minor } => format!("npy {major}.{minor}"),
-            Format::Raw => "raw".into(),
-            Format::Demo => "demo".into(),
+        let mut s = self.name.to_string();
+        if let Some(v) = &self.version {
+            s.push(' ');
+            s.push_str(v);
         }
+        if let Some(f) = &self.flavour {
+            s.push_str(&format!(" ({f})"));
+        }
+        s
+    }
+}
+
+/// A linear map from stored values to physical ones (FITS `BSCALE`/`BZERO`), applied in the display
+/// transform and to probed values, never to the stored data: `physical = stored × scale + offset`.
+/// `blank` is the stored integer that means "no value" (FITS `BLANK`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scaling {
+    pub scale: f64,
+    pub offset: f64,
+    pub blank: Option<i64>,
+}
+
+impl Scaling {
+    pub fn apply(&self, stored: f64) -> f64 {
+        stored * self.scale + self.offset
+    }
+    /// The stored value that maps to `physical`.
+    pub fn invert(&self, physical: f64) -> f64 {
+        (physical - self.offset) / self.scale
     }
 }
 
@@ -64,12 +100,65 @@ pub struct SourceInfo {
     pub format: Format,
     /// The stored shape, outermost axis first.
     pub shape: Vec<u64>,
+    /// One axis per entry of `shape`: names, units, scales.
+    pub axes: Vec<Axis>,
     pub dtype: DType,
     pub endian: Endian,
     pub order: Order,
     pub file_size: u64,
     pub header_size: u64,
     pub image: ImageShape,
+    /// Which part of the file this source is (`hdu 2`, `series 1`), part of its cache identity.
+    pub member: Option<String>,
+    /// Stored-to-physical value map (FITS BZERO/BSCALE/BLANK); `None` = the stored values are physical.
+    pub scaling: Option<Scaling>,
+    /// Format-specific lines for `info` (name, value).
+    pub details: Vec<(String, String)>,
+    /// Format-specific metadata for `info --json` (e.g. FITS header cards); `Null` when none.
+    pub extra: serde_json::Value,
+}
+
+impl SourceInfo {
+    /// A source of `shape` with default axis names and nothing format-specific.
+    pub fn basic(path: PathBuf, format: Format, shape: Vec<u64>, dtype: DType, image: ImageShape) -> SourceInfo {
+        SourceInfo {
+            path,
+            format,
+            axes: axes::default_axes(&shape, image.channels > 1),
+            shape,
+            dtype,
+            endian: Endian::NATIVE,
+            order: Order::C,
+            file_size: 0,
+            header_size: 0,
+            image,
+            member: None,
+            scaling: None,
+            details: Vec::new(),
+            extra: serde_json::Value::Null,
+        }
+    }
+
+    /// The axes that are not displayed (each a slider in the window), outermost first.
+    pub fn outer_axes(&self) -> &[Axis] {
+        axes::outer(&self.axes, self.image.channels)
+    }
+
+    /// Whether this array is better drawn as a point set (shape (N, 2|3) of floats in an `.npy`): the one
+    /// place the image-or-points question is answered for array files.
+    pub fn looks_like_points(&self) -> bool {
+        self.format.name == "npy" && points::looks_like_points(&self.shape, self.dtype)
+    }
+
+    /// `slice 3` or `t=1 c=2`: how a slice is named to the user.
+    pub fn slice_label(&self, slice: u64) -> String {
+        let out = self.outer_axes();
+        if out.len() <= 1 && out.first().is_none_or(|a| a.name.starts_with("dim_")) {
+            format!("slice {slice}")
+        } else {
+            axes::describe_slice(out, slice)
+        }
+    }
 }
 
 /// A 2-D (or stack of 2-D) array that can be read a rectangle at a time.
@@ -164,16 +253,21 @@ pub struct OpenSpec {
     pub raw: Option<RawSpec>,
     /// Open the procedural demo field instead of a file.
     pub demo: bool,
+    /// `--format NAME`: skip detection and open with this registry format.
+    pub format: Option<String>,
+    /// Which part of a multi-part file (`--hdu 2`, `file.fits[2]`, a TIFF series): the format reads it.
+    pub member: Option<String>,
 }
 
-/// Opens a source as the spec says: the demo, raw binary (when a layout is given) or `.npy`.
+/// Opens a source as the spec says: the demo, raw binary (when a layout is given) or the format the
+/// registry recognises (or `--format` names).
 pub fn open(spec: &OpenSpec) -> Result<Arc<dyn ArraySource>> {
     if spec.demo {
         return Ok(Arc::new(demo::DemoSource::new(demo::DEMO_SIZE, demo::DEMO_SIZE)));
     }
     match &spec.raw {
         Some(raw) => Ok(Arc::new(raw::open_raw(&spec.path, raw)?)),
-        None => Ok(Arc::new(npy::open_npy(&spec.path)?)),
+        None => registry::open(spec),
     }
 }
 
@@ -249,8 +343,9 @@ pub(crate) fn open_file(path: &Path) -> Result<(std::fs::File, u64)> {
     Ok((file, len))
 }
 
-/// Interprets a stored shape as images, per the rules in the README:
-/// `(H, W)`; `(N, H, W)` a stack; `(H, W, 3|4)` of uint8 is RGB(A).
+/// Interprets a stored shape as images, per the rules in the README: the last two axes are rows and
+/// columns (`(..., H, W)`; every axis before them is an outer axis, one slice per index), except that a
+/// last axis of 3 or 4 in uint8 data is interleaved RGB(A) (`(..., H, W, 3|4)`).
 pub(crate) fn image_shape(path: &Path, shape: &[u64], dtype: DType) -> Result<ImageShape> {
     if let Some(i) = shape.iter().position(|&d| d == 0) {
         return Err(Error::bad_input(
@@ -258,20 +353,28 @@ pub(crate) fn image_shape(path: &Path, shape: &[u64], dtype: DType) -> Result<Im
             format!("shape {} has a zero-sized dimension (axis {i}): nothing to show", fmt_shape(shape)),
         ));
     }
-    match *shape {
-        [h, w] => Ok(ImageShape { slices: 1, height: h, width: w, channels: 1 }),
-        [h, w, c] if (c == 3 || c == 4) && dtype == DType::U8 => {
-            Ok(ImageShape { slices: 1, height: h, width: w, channels: c })
-        }
-        [n, h, w] => Ok(ImageShape { slices: n, height: h, width: w, channels: 1 }),
-        _ => Err(Error::bad_input(
+    let n = shape.len();
+    let color = n >= 3 && matches!(shape[n - 1], 3 | 4) && dtype == DType::U8;
+    if n < 2 {
+        return Err(Error::bad_input(
             path,
             format!(
-                "shape {} is not an image: expected (H, W), a stack (N, H, W) or uint8 RGB(A) (H, W, 3|4)",
+                "shape {} is not an image: expected (..., H, W) or uint8 RGB(A) (..., H, W, 3|4)",
                 fmt_shape(shape)
             ),
-        )),
+        ));
     }
+    let inner = if color { 3 } else { 2 };
+    let slices = shape[..n - inner]
+        .iter()
+        .try_fold(1u64, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| Error::bad_input(path, "the number of slices overflows 64 bits"))?;
+    Ok(ImageShape {
+        slices,
+        height: shape[n - inner],
+        width: shape[n - inner + 1],
+        channels: if color { shape[n - 1] } else { 1 },
+    })
 }
 
 /// numpy's spelling of a shape: `(3,)`, `(20000, 20000)`.

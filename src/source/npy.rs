@@ -32,7 +32,7 @@ pub fn open_npy(path: &Path) -> Result<MappedArray> {
     let (major, minor, total) = (header.major, header.minor, header.data_offset);
     let layout =
         Layout { shape: header.shape.clone(), dtype: header.dtype, endian: header.endian, order: header.order };
-    let info = layout.into_info(path, Format::Npy { major, minor }, len, total)?;
+    let info = layout.into_info(path, Format::npy(major, minor), len, total)?;
     MappedArray::new(&file, info, total)
 }
 

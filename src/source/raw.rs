@@ -50,7 +50,7 @@ pub fn open_raw(path: &Path, spec: &RawSpec) -> Result<MappedArray> {
         ));
     }
     let layout = Layout { shape: spec.shape.clone(), dtype: spec.dtype, endian: spec.endian, order: spec.order };
-    let info = layout.into_info(path, Format::Raw, len, spec.offset)?;
+    let info = layout.into_info(path, Format::RAW, len, spec.offset)?;
     MappedArray::new(&file, info, spec.offset)
 }
 

@@ -303,7 +303,7 @@ impl Target for Npy {
     }
     fn run(&mut self, input: &[u8]) -> Outcome {
         write(&self.file, input)?;
-        let spec = source::OpenSpec { path: self.file.clone(), raw: None, demo: false };
+        let spec = source::OpenSpec { path: self.file.clone(), ..Default::default() };
         let src = source::open(&spec).map_err(err)?;
         // The header the parser saw must be the one in the file.
         let h = {
@@ -926,7 +926,7 @@ impl PyramidCache {
     fn new(dir: &Path) -> PyramidCache {
         let data = dir.join("zeros.npy");
         std::fs::write(&data, npy_f32(&[300, 300], |_| 0.0)).expect("write the pyramid's data file");
-        let src = source::open(&source::OpenSpec { path: data, raw: None, demo: false }).expect("open zeros.npy");
+        let src = source::open(&source::OpenSpec { path: data, ..Default::default() }).expect("open zeros.npy");
         let method = vastview::pyramid::Method::Mean;
         let store = vastview::pyramid::persist::find_or_build(src.as_ref(), method, &Default::default())
             .expect("build the seed pyramid");
