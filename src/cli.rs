@@ -20,6 +20,22 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 pub mod docs;
 
+/// The command line's definition, with the list of formats from the registry in the long help.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command().after_long_help(format!(
+        "Formats (detected from their magic numbers, else the extension; --format NAME forces one):\n{}\n  raw    raw binary: give --dtype and --shape",
+        source::registry::help_text()
+    ))
+}
+
+/// Parses the process's arguments (exits with clap's message on a usage error).
+pub fn parse() -> Cli {
+    use clap::FromArgMatches;
+    let m = command().get_matches();
+    Cli::from_arg_matches(&m).unwrap_or_else(|e| e.exit())
+}
+
 /// vastview: look at arrays larger than memory, on the GPU.
 ///
 /// `vastview FILE` opens a window on the file; `vastview` alone opens a welcome screen; `vastview --demo`
@@ -143,6 +159,13 @@ pub struct InputArgs {
     /// Raw binary: byte order, little or big (a '<' or '>' in --dtype also sets it)
     #[arg(long)]
     pub endian: Option<String>,
+    /// Read the file as this format instead of detecting it (npy, tiff, fits: see --help)
+    #[arg(long)]
+    pub format: Option<String>,
+    /// The part of a multi-part file: a FITS HDU (number, 0 = primary, or EXTNAME) or a TIFF series number;
+    /// `FILE[2]` says the same
+    #[arg(long, alias = "series")]
+    pub hdu: Option<String>,
 }
 
 /// How a point set is drawn, for `render --points` and the window alike (with --scale and --colormap).
@@ -229,9 +252,13 @@ pub struct DisplayArgs {
     /// Exponent applied after the stretch (t -> t^gamma)
     #[arg(long, default_value_t = 1.0)]
     pub gamma: f64,
-    /// Slice of an (N, H, W) stack
+    /// Slice of an (N, H, W) stack (N-D arrays: the flat number over all outer axes)
     #[arg(long, default_value_t = 0)]
     pub slice: u64,
+    /// N-D arrays: the index on the axes not displayed, AXIS=I[,AXIS=I...] (AXIS by name, e.g. t=3,c=1, or by
+    /// 0-based number); axes not named stay at --slice's index (0)
+    #[arg(long)]
+    pub index: Option<String>,
     /// Color of NaN pixels as RRGGBBAA hex
     #[arg(long, default_value = "00000000")]
     pub nan_color: String,
@@ -345,9 +372,12 @@ pub struct ProbeArgs {
     pub x: u64,
     /// Row (0 at the top)
     pub y: u64,
-    /// Slice of an (N, H, W) stack
+    /// Slice of an (N, H, W) stack (N-D arrays: the flat number over all outer axes)
     #[arg(long, default_value_t = 0)]
     pub slice: u64,
+    /// N-D arrays: the index on the axes not displayed, AXIS=I[,AXIS=I...] (AXIS by name or 0-based number)
+    #[arg(long)]
+    pub index: Option<String>,
     #[command(flatten)]
     pub input_args: InputArgs,
 }
@@ -370,9 +400,12 @@ pub struct PyramidArgs {
 pub struct StatsArgs {
     /// The data file (.npy, or raw with --dtype/--shape)
     pub input: PathBuf,
-    /// Slice of an (N, H, W) stack
+    /// Slice of an (N, H, W) stack (N-D arrays: the flat number over all outer axes)
     #[arg(long, default_value_t = 0)]
     pub slice: u64,
+    /// N-D arrays: the index on the axes not displayed, AXIS=I[,AXIS=I...] (AXIS by name or 0-based number)
+    #[arg(long)]
+    pub index: Option<String>,
     /// Print a JSON object instead of text
     #[arg(long)]
     pub json: bool,
@@ -434,7 +467,10 @@ pub fn open_spec(path: Option<PathBuf>, demo: bool, a: &InputArgs) -> Result<Ope
         }
         _ => return Err(Error::request(&p, "raw input needs both --dtype and --shape")),
     };
-    Ok(OpenSpec { path: path.unwrap_or_default(), raw, demo, format: None, member: None })
+    if raw.is_some() && (a.format.is_some() || a.hdu.is_some()) {
+        return Err(Error::request(&p, "--dtype/--shape read raw binary; --format and --hdu are for detected formats"));
+    }
+    Ok(OpenSpec { path: path.unwrap_or_default(), raw, demo, format: a.format.clone(), member: a.hdu.clone() })
 }
 
 fn pair<T: std::str::FromStr>(p: &std::path::Path, flag: &str, s: &str, n: usize) -> Result<Vec<T>> {
@@ -666,10 +702,13 @@ fn run_command(command: Command, out: &mut dyn Write) -> Result<()> {
         }
         Command::Probe(a) => {
             let src = source::open(&open_spec(Some(a.input), false, &a.input_args)?)?;
-            let v = headless::probe_text(src.as_ref(), a.slice, a.x, a.y)?;
+            let info = src.info();
+            let slice = resolve_slice(info, a.index.as_deref(), a.slice)?;
+            let v = headless::probe_text(src.as_ref(), slice, a.x, a.y)?;
+            let dtype = info.scaling.map_or(info.dtype, |s| s.physical);
             write_out(
                 out,
-                &format!("{} [{}, {}] (x={}, y={}, slice {}): {v}\n", src.info().dtype, a.y, a.x, a.x, a.y, a.slice),
+                &format!("{dtype} [{}, {}] (x={}, y={}, {}): {v}\n", a.y, a.x, a.x, a.y, info.slice_label(slice)),
             )
         }
         Command::Pyramid(a) => {
@@ -708,15 +747,10 @@ fn run_command(command: Command, out: &mut dyn Write) -> Result<()> {
             if info.image.is_color() {
                 return Err(Error::request(&info.path, "statistics are computed for scalar images, not RGB(A)"));
             }
-            if a.slice >= info.image.slices {
-                return Err(Error::request(
-                    &info.path,
-                    format!("slice {} is out of range (the stack has {} slices)", a.slice, info.image.slices),
-                ));
-            }
+            let slice = resolve_slice(info, a.index.as_deref(), a.slice)?;
             let (st, range) = match crate::pyramid::persist::find(src.as_ref(), Method::Mean)? {
                 Some(store) => (
-                    store.slice_stats(a.slice)?.ok_or_else(|| Error::cache(store.path(), "statistics missing"))?,
+                    store.slice_stats(slice)?.ok_or_else(|| Error::cache(store.path(), "statistics missing"))?,
                     store.hist_range(),
                 ),
                 None => match crate::diskcache::unusable(crate::pyramid::persist::KIND) {
@@ -724,7 +758,7 @@ fn run_command(command: Command, out: &mut dyn Write) -> Result<()> {
                         eprintln!(
                             "vastview: note: caching is off ({why}): statistics computed from the data, not stored"
                         );
-                        crate::pyramid::persist::stats_without_cache(src.as_ref(), a.slice)?
+                        crate::pyramid::persist::stats_without_cache(src.as_ref(), slice)?
                     }
                     None => {
                         if !a.quiet {
@@ -735,16 +769,16 @@ fn run_command(command: Command, out: &mut dyn Write) -> Result<()> {
                         }
                         let store = build_with_progress(src.as_ref(), Method::Mean, a.quiet)?.0;
                         let st = store
-                            .slice_stats(a.slice)?
+                            .slice_stats(slice)?
                             .ok_or_else(|| Error::cache(store.path(), "statistics missing"))?;
                         (st, store.hist_range())
                     }
                 },
             };
             let text = if a.json {
-                format!("{}\n", headless::stats_json(info, a.slice, &st, &range))
+                format!("{}\n", headless::stats_json(info, slice, &st, &range))
             } else {
-                headless::stats_text(info, a.slice, &st, &range)
+                headless::stats_text(info, slice, &st, &range)
             };
             write_out(out, &text)
         }),
@@ -802,6 +836,7 @@ fn run_command(command: Command, out: &mut dyn Write) -> Result<()> {
             crate::output::check(&a.output, &[&src.info().path])?;
             let format = crate::output::Format::of(&a.output)?;
             let mut spec = render_spec(&a, &src.info().path)?;
+            spec.slice = resolve_slice(src.info(), a.display.index.as_deref(), a.display.slice)?;
             if format == crate::output::Format::Npy {
                 // An export holds values, not colours: no sample for colour limits.
                 spec.limits = LimitsSpec::Unused;
@@ -858,8 +893,8 @@ fn run_command(command: Command, out: &mut dyn Write) -> Result<()> {
                     r.y1,
                     plan.out_w,
                     plan.out_h,
-                    plan.display.lo,
-                    plan.display.hi,
+                    src.info().scaling.map_or(plan.display.lo, |s| s.apply(plan.display.lo)),
+                    src.info().scaling.map_or(plan.display.hi, |s| s.apply(plan.display.hi)),
                     plan.limits_from,
                     t_plan.as_secs_f64(),
                     t0.elapsed().as_secs_f64()
@@ -995,6 +1030,11 @@ fn write_out(out: &mut dyn Write, s: &str) -> Result<()> {
 }
 
 /// True for an array `info` should offer as points: (N, 2) or (N, 3) float with N much larger than 3.
+/// The flat slice number `--index`/`--slice` name on `info`'s outer axes.
+fn resolve_slice(info: &source::SourceInfo, index: Option<&str>, slice: u64) -> Result<u64> {
+    source::axes::resolve_index(&info.path, &info.axes, info.image.channels, index, slice)
+}
+
 fn looks_like_points(info: &source::SourceInfo) -> bool {
     info.looks_like_points()
 }

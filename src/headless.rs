@@ -17,6 +17,7 @@ use crate::render::{GpuContext, Offscreen, TileData, TileDraw, TileKey, TileRend
 use crate::source::{ArraySource, RegionBuf, SourceInfo};
 
 pub use crate::pyramid::TILE;
+pub use crate::info::{info_json, info_text};
 /// Longest output side when `--size` is not given.
 pub const DEFAULT_MAX_SIDE: u64 = 4096;
 /// Largest render chunk side (also capped by the GPU's texture limit).
@@ -204,6 +205,13 @@ pub fn plan(src: &dyn ArraySource, spec: &RenderSpec) -> Result<Plan> {
                 (l.lo, l.hi, "sample")
             }
         },
+    };
+    // Limits are physical values (what --limits gives, what probe prints); the shader sees stored ones.
+    let (lo, hi) = match (info.scaling, spec.limits) {
+        (Some(s), LimitsSpec::Explicit(..)) => (s.invert(lo), s.invert(hi)),
+        // Percentiles of the stored values: a negative scale swaps which end is low.
+        (Some(s), LimitsSpec::Percentiles(..)) if s.scale < 0.0 => (hi, lo),
+        _ => (lo, hi),
     };
     Ok(Plan {
         slice: spec.slice,
@@ -527,44 +535,6 @@ pub fn npy_header(descr: &str, shape: &[u64]) -> Vec<u8> {
     h
 }
 
-/// `info` as text lines.
-pub fn info_text(info: &SourceInfo) -> String {
-    let im = info.image;
-    let mut s = String::new();
-    let mut line = |k: &str, v: String| s.push_str(&format!("{k:<14}{v}\n"));
-    line("path:", info.path.display().to_string());
-    line("format:", info.format.name());
-    line("shape:", crate::source::fmt_shape(&info.shape));
-    line("dtype:", info.dtype.name().to_string());
-    line("byte order:", info.endian.name().to_string());
-    line("memory order:", info.order.name().to_string());
-    line("file size:", format!("{} bytes", info.file_size));
-    line("header size:", format!("{} bytes", info.header_size));
-    let kind = if im.is_color() { format!("{}-channel color", im.channels) } else { "scalar".into() };
-    line("image:", format!("{} x {} (width x height), {} slice(s), {kind}", im.width, im.height, im.slices));
-    s
-}
-
-/// `info --json`: a stable JSON object.
-pub fn info_json(info: &SourceInfo) -> serde_json::Value {
-    let (format, version) = (info.format.name, info.format.version.clone());
-    serde_json::json!({
-        "path": info.path.display().to_string(),
-        "format": format,
-        "format_version": version,
-        "shape": info.shape,
-        "dtype": info.dtype.name(),
-        "byte_order": info.endian.name(),
-        "memory_order": info.order.name(),
-        "file_size": info.file_size,
-        "header_size": info.header_size,
-        "width": info.image.width,
-        "height": info.image.height,
-        "slices": info.image.slices,
-        "channels": info.image.channels,
-    })
-}
-
 /// The stored value at (x, y) as numpy's `str()` shows it (an array like `[ 12 200   3]` for color).
 pub fn probe_text(src: &dyn ArraySource, slice: u64, x: u64, y: u64) -> Result<String> {
     let info = src.info();
@@ -622,27 +592,78 @@ pub fn memory_report() -> String {
 const STATS_PERCENTILES: [f64; 11] = [0.1, 0.5, 1.0, 5.0, 25.0, 50.0, 75.0, 95.0, 99.0, 99.5, 99.9];
 
 /// `stats` as text lines.
+/// Statistics of stored values seen as physical ones through the source's scaling (FITS BZERO/BSCALE):
+/// every figure is a linear map of the stored one (order statistics swap when the scale is negative).
+struct Physical {
+    min: f64,
+    max: f64,
+    mean: f64,
+    std: f64,
+    sum: f64,
+    /// Histogram range and bin width in physical units (lo > hi when the scale is negative).
+    lo: f64,
+    hi: f64,
+    bin: f64,
+    scale: f64,
+    offset: f64,
+}
+
+impl Physical {
+    fn of(info: &SourceInfo, st: &TileStats, range: &HistRange) -> Physical {
+        let (scale, offset) = info.scaling.map_or((1.0, 0.0), |s| (s.scale, s.offset));
+        let f = |v: f64| v * scale + offset;
+        let (min, max) = if scale < 0.0 { (f(st.max), f(st.min)) } else { (f(st.min), f(st.max)) };
+        Physical {
+            min,
+            max,
+            mean: f(st.mean()),
+            std: st.std() * scale.abs(),
+            sum: st.sum * scale + offset * st.count as f64,
+            lo: f(range.lo),
+            hi: f(range.hi),
+            bin: (range.hi - range.lo) / HIST_BINS as f64 * scale.abs(),
+            scale,
+            offset,
+        }
+    }
+    fn percentile(&self, st: &TileStats, range: &HistRange, p: f64) -> f64 {
+        let q = if self.scale < 0.0 { 100.0 - p } else { p };
+        st.percentile(range, q) * self.scale + self.offset
+    }
+    fn value(&self, v: f64) -> f64 {
+        v * self.scale + self.offset
+    }
+}
+
 pub fn stats_text(info: &SourceInfo, slice: u64, st: &TileStats, range: &HistRange) -> String {
     let g = |v: f64| crate::numfmt::format_f64(v);
+    let ph = Physical::of(info, st, range);
     let mut s = String::new();
     let mut line = |k: &str, v: String| s.push_str(&format!("{k:<14}{v}\n"));
     line("path:", info.path.display().to_string());
-    line("slice:", format!("{slice} of {}", info.image.slices));
+    line("slice:", format!("{} of {}", info.slice_label(slice), info.image.slices));
+    if let Some(sc) = info.scaling {
+        line(
+            "scaling:",
+            format!("physical values (stored x {} + {})", g(sc.scale), g(sc.offset)),
+        );
+    }
     line("values:", format!("{} finite, {} NaN, {} +inf, {} -inf", st.count, st.nan, st.pos_inf, st.neg_inf));
-    line("min:", g(st.min));
-    line("max:", g(st.max));
-    line("mean:", g(st.mean()));
-    line("std:", g(st.std()));
-    line("sum:", g(st.sum));
-    let w = (range.hi - range.lo) / HIST_BINS as f64;
-    let pct: Vec<String> = STATS_PERCENTILES.iter().map(|&p| format!("{p}%: {}", g(st.percentile(range, p)))).collect();
+    line("min:", g(ph.min));
+    line("max:", g(ph.max));
+    line("mean:", g(ph.mean));
+    line("std:", g(ph.std));
+    line("sum:", g(ph.sum));
+    let w = ph.bin;
+    let pct: Vec<String> =
+        STATS_PERCENTILES.iter().map(|&p| format!("{p}%: {}", g(ph.percentile(st, range, p)))).collect();
     line("percentiles:", format!("{} (from the histogram: within one bin, {})", pct.join(", "), g(w)));
     line(
         "histogram:",
         format!(
             "{HIST_BINS} bins over [{}, {}]; {} below, {} above",
-            g(range.lo),
-            g(range.hi),
+            g(ph.lo),
+            g(ph.hi),
             st.hist[0],
             st.hist[HIST_BINS + 1]
         ),
@@ -651,7 +672,7 @@ pub fn stats_text(info: &SourceInfo, slice: u64, st: &TileStats, range: &HistRan
     for i in 1..=HIST_BINS {
         let (a, b) = range.edges(i);
         let bar = "#".repeat(((st.hist[i] as f64 / max as f64) * 40.0).round() as usize);
-        s.push_str(&format!("  [{:>12}, {:>12}) {:>14} {bar}\n", g(a), g(b), st.hist[i]));
+        s.push_str(&format!("  [{:>12}, {:>12}) {:>14} {bar}\n", g(ph.value(a)), g(ph.value(b)), st.hist[i]));
     }
     s
 }
@@ -659,9 +680,10 @@ pub fn stats_text(info: &SourceInfo, slice: u64, st: &TileStats, range: &HistRan
 /// `stats --json`. Non-finite numbers (min of an all-NaN image) are null.
 pub fn stats_json(info: &SourceInfo, slice: u64, st: &TileStats, range: &HistRange) -> serde_json::Value {
     let num = |v: f64| if v.is_finite() { serde_json::json!(v) } else { serde_json::Value::Null };
-    let edges: Vec<f64> = (1..=HIST_BINS).map(|i| range.edges(i).0).chain([range.hi]).collect();
+    let ph = Physical::of(info, st, range);
+    let edges: Vec<f64> = (1..=HIST_BINS).map(|i| ph.value(range.edges(i).0)).chain([ph.hi]).collect();
     let pct: serde_json::Map<String, serde_json::Value> =
-        STATS_PERCENTILES.iter().map(|&p| (p.to_string(), num(st.percentile(range, p)))).collect();
+        STATS_PERCENTILES.iter().map(|&p| (p.to_string(), num(ph.percentile(st, range, p)))).collect();
     serde_json::json!({
         "path": info.path.display().to_string(),
         "slice": slice,
@@ -669,11 +691,11 @@ pub fn stats_json(info: &SourceInfo, slice: u64, st: &TileStats, range: &HistRan
         "nan": st.nan,
         "pos_inf": st.pos_inf,
         "neg_inf": st.neg_inf,
-        "min": num(st.min),
-        "max": num(st.max),
-        "sum": num(st.sum),
-        "mean": num(st.mean()),
-        "std": num(st.std()),
+        "min": num(ph.min),
+        "max": num(ph.max),
+        "sum": num(ph.sum),
+        "mean": num(ph.mean),
+        "std": num(ph.std),
         "histogram": {
             "edges": edges,
             "counts": st.hist[1..=HIST_BINS].to_vec(),
@@ -681,7 +703,7 @@ pub fn stats_json(info: &SourceInfo, slice: u64, st: &TileStats, range: &HistRan
             "above": st.hist[HIST_BINS + 1],
         },
         "percentiles": pct,
-        "percentile_bin_width": (range.hi - range.lo) / HIST_BINS as f64,
+        "percentile_bin_width": ph.bin,
     })
 }
 

@@ -18,6 +18,7 @@ pub mod error;
 pub mod geom;
 pub mod headless;
 pub mod headless_points;
+pub mod info;
 pub mod numfmt;
 pub mod output;
 pub mod palette;

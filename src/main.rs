@@ -1,9 +1,8 @@
 //! The `vastview` binary: parses the command line and hands it to the library; errors become one line and an exit code.
 
-use clap::Parser;
 
 fn main() {
-    let cli = vastview::cli::Cli::parse();
+    let cli = vastview::cli::parse();
     if cli.command.is_some() && std::env::var_os("NODEVICE_SELECT").is_none() {
         // Headless commands touch no windowing system. Mesa's implicit Vulkan device-selection layer would look for
         // a Wayland and an X display to pick a GPU (libwayland then prints `error: XDG_RUNTIME_DIR is invalid or not

@@ -1,10 +1,9 @@
 //! Shell completions and the man page, generated from the clap definitions of [`super::Cli`].
 
-use clap::CommandFactory;
 
 /// The completion script of `shell` (`vastview completions SHELL`).
 pub fn completion(shell: clap_complete::Shell) -> String {
-    let mut cmd = super::Cli::command();
+    let mut cmd = super::command();
     let mut buf = Vec::new();
     clap_complete::generate(shell, &mut cmd, "vastview", &mut buf);
     String::from_utf8_lossy(&buf).into_owned()
@@ -13,7 +12,7 @@ pub fn completion(shell: clap_complete::Shell) -> String {
 /// vastview(1) in roff: the top-level page (synopsis, window options, the list of subcommands), then one
 /// section per subcommand with its synopsis and options.
 pub fn manpage() -> String {
-    let mut cmd = super::Cli::command();
+    let mut cmd = super::command();
     cmd.build();
     let mut page = Vec::new();
     // Writing into a Vec cannot fail.

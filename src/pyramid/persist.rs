@@ -28,7 +28,7 @@ pub struct Paths {
 
 /// How the bytes were read as an array: two readings of one file get two pyramids.
 fn source_desc(info: &SourceInfo) -> String {
-    format!(
+    let mut d = format!(
         "{} shape={:?} dtype={} endian={} order={} header={}",
         info.format.name(),
         info.shape,
@@ -36,7 +36,12 @@ fn source_desc(info: &SourceInfo) -> String {
         info.endian.name(),
         info.order.name(),
         info.header_size
-    )
+    );
+    // The part of a multi-part file (a FITS HDU, a TIFF series) is part of what was cached.
+    if let Some(m) = &info.member {
+        d.push_str(&format!(" member={m:?}"));
+    }
+    d
 }
 
 /// What a pyramid of `src` must say about itself (the histogram limits aside), and its layout.

@@ -61,6 +61,9 @@ pub struct Scaling {
     pub scale: f64,
     pub offset: f64,
     pub blank: Option<i64>,
+    /// The dtype the physical values are presented in (astropy's choice: uint16 for 16-bit data with
+    /// BZERO = 32768, float32 for other scaled 8/16-bit data, ...).
+    pub physical: DType,
 }
 
 impl Scaling {

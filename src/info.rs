@@ -1,0 +1,97 @@
+//! What `info` says about an array source, as text lines and as a stable JSON object: format and version,
+//! shape, axes (names, units, scales), dtype and layout, the value scaling, and the format's own details.
+
+use crate::source::SourceInfo;
+
+/// `info` as text lines.
+pub fn info_text(info: &SourceInfo) -> String {
+    let im = info.image;
+    let mut s = String::new();
+    let mut line = |k: &str, v: String| s.push_str(&format!("{k:<14}{v}\n"));
+    line("path:", info.path.display().to_string());
+    line("format:", info.format.name());
+    if let Some(m) = &info.member {
+        line("part:", m.clone());
+    }
+    line("shape:", crate::source::fmt_shape(&info.shape));
+    let axes: Vec<String> = info
+        .axes
+        .iter()
+        .map(|a| {
+            let mut t = format!("{}={}", a.name, a.size);
+            match (a.scale, &a.unit) {
+                (Some(sc), Some(u)) => t.push_str(&format!(" ({} {u})", crate::numfmt::format_f64(sc))),
+                (Some(sc), None) => t.push_str(&format!(" ({})", crate::numfmt::format_f64(sc))),
+                (None, Some(u)) => t.push_str(&format!(" ({u})")),
+                (None, None) => {}
+            }
+            t
+        })
+        .collect();
+    line("axes:", axes.join(", "));
+    line("dtype:", info.dtype.name().to_string());
+    if let Some(sc) = info.scaling {
+        let blank = sc.blank.map_or(String::new(), |b| format!(", blank {b}"));
+        line(
+            "scaling:",
+            format!(
+                "physical = stored x {} + {} ({}{blank})",
+                crate::numfmt::format_f64(sc.scale),
+                crate::numfmt::format_f64(sc.offset),
+                sc.physical.name()
+            ),
+        );
+    }
+    line("byte order:", info.endian.name().to_string());
+    line("memory order:", info.order.name().to_string());
+    line("file size:", format!("{} bytes", info.file_size));
+    line("header size:", format!("{} bytes", info.header_size));
+    let kind = if im.is_color() { format!("{}-channel color", im.channels) } else { "scalar".into() };
+    let outer = info.outer_axes();
+    let slices = if outer.len() > 1 || outer.first().is_some_and(|a| !a.name.starts_with("dim_")) {
+        format!(
+            "{} slice(s) over {}",
+            im.slices,
+            outer.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(" x ")
+        )
+    } else {
+        format!("{} slice(s)", im.slices)
+    };
+    line("image:", format!("{} x {} (width x height), {slices}, {kind}", im.width, im.height));
+    for (k, v) in &info.details {
+        line(&format!("{k}:"), v.clone());
+    }
+    s
+}
+
+/// `info --json`: a stable JSON object.
+pub fn info_json(info: &SourceInfo) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "path": info.path.display().to_string(),
+        "format": info.format.name,
+        "format_version": info.format.version,
+        "format_flavour": info.format.flavour,
+        "part": info.member,
+        "shape": info.shape,
+        "axes": info.axes,
+        "dtype": info.dtype.name(),
+        "byte_order": info.endian.name(),
+        "memory_order": info.order.name(),
+        "file_size": info.file_size,
+        "header_size": info.header_size,
+        "width": info.image.width,
+        "height": info.image.height,
+        "slices": info.image.slices,
+        "channels": info.image.channels,
+        "details": info.details.iter().map(|(k, v)| serde_json::json!([k, v])).collect::<Vec<_>>(),
+    });
+    if let Some(sc) = info.scaling {
+        v["scaling"] = serde_json::json!({
+            "scale": sc.scale, "offset": sc.offset, "blank": sc.blank, "physical_dtype": sc.physical.name(),
+        });
+    }
+    if !info.extra.is_null() {
+        v["extra"] = info.extra.clone();
+    }
+    v
+}
