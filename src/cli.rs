@@ -575,6 +575,7 @@ pub fn launch_options(a: &ViewArgs) -> Result<crate::app::LaunchOptions> {
         scale,
         gamma,
         slice: a.display.slice,
+        index: a.display.index.clone(),
         nan_color,
         screenshot: a.screenshot.clone(),
         window_size: (w as u32, h as u32),

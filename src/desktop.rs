@@ -1,6 +1,7 @@
 //! Desktop integration for the current user (freedesktop.org/XDG): installs and removes the
-//! `vastview.desktop` launcher, the `application/x-npy` shared-mime-info package and the hicolor icons,
-//! refreshes the MIME and desktop databases, makes vastview the default application for `.npy` files, and
+//! `vastview.desktop` launcher, a shared-mime-info package for every format of the source registry (globs and
+//! magic numbers) and the hicolor icons, refreshes the MIME and desktop databases, makes vastview the default
+//! application for the formats that ask for it (`.npy`, FITS; TIFF is listed under Open With), and
 //! installs the bash, zsh and fish completions and the vastview(1) man page generated from the clap definitions.
 //!
 //! Every file this module writes carries [`MARKER`], so uninstalling (and reinstalling) touches only
@@ -16,13 +17,14 @@ use crate::error::{Error, Result};
 
 /// The name of the launcher, as `xdg-mime` and `mimeapps.list` refer to it.
 pub const DESKTOP_ID: &str = "vastview.desktop";
-/// The MIME type vastview registers and handles.
+/// The MIME type of vastview's own format (`.npy`); [`mime_types`] lists all it registers.
 pub const MIME_TYPE: &str = "application/x-npy";
 /// The text every installed file contains; only files containing it are ever replaced or removed.
 pub const MARKER: &str = "Written by vastview install-desktop";
 
 const DESKTOP_TEMPLATE: &str = include_str!("../assets/vastview.desktop");
-const MIME_XML: &str = include_str!("../assets/mime/vastview-npy.xml");
+/// The MIME package name of versions that registered `.npy` only (removed by uninstall too).
+const LEGACY_MIME_PACKAGE: &str = "mime/packages/vastview-npy.xml";
 const ICON_SVG: &str = include_str!("../assets/icons/vastview.svg");
 const ICON_PNG: &[u8] = include_bytes!("../assets/icons/vastview-256.png");
 
@@ -85,9 +87,9 @@ impl XdgDirs {
     pub fn desktop_file(&self) -> PathBuf {
         self.data_home.join("applications").join(DESKTOP_ID)
     }
-    /// `mime/packages/vastview-npy.xml` under the data home.
+    /// `mime/packages/vastview.xml` under the data home.
     pub fn mime_package(&self) -> PathBuf {
-        self.data_home.join("mime/packages/vastview-npy.xml")
+        self.data_home.join("mime/packages/vastview.xml")
     }
     /// `icons/hicolor/scalable/apps/vastview.svg` under the data home.
     pub fn icon_svg(&self) -> PathBuf {
@@ -143,10 +145,11 @@ pub fn install_into(dirs: &XdgDirs, exe: &Path) -> Result<InstallReport> {
         return Err(Error::bad_input(&exe, "not a file: install-desktop needs the path of the vastview binary"));
     }
     let desktop = desktop_entry(&exe)?;
+    let mime_xml = mime_xml();
     let [bash, zsh, fish, man] = generated();
     let files: [(PathBuf, &[u8]); 8] = [
         (dirs.desktop_file(), desktop.as_bytes()),
-        (dirs.mime_package(), MIME_XML.as_bytes()),
+        (dirs.mime_package(), mime_xml.as_bytes()),
         (dirs.icon_svg(), ICON_SVG.as_bytes()),
         (dirs.icon_png(), ICON_PNG),
         (dirs.bash_completion(), bash.as_bytes()),
@@ -170,14 +173,11 @@ pub fn install_into(dirs: &XdgDirs, exe: &Path) -> Result<InstallReport> {
     refresh_mime_database(dirs, &mut report.notes);
     refresh_desktop_database(dirs, &mut report.notes);
     let missing = "xdg-mime not found (package xdg-utils): vastview was not made the default application for \
-                   .npy files; pick it under Open With in a file manager";
-    run_tool(
-        dirs,
-        "xdg-mime",
-        &[OsStr::new("default"), OsStr::new(DESKTOP_ID), OsStr::new(MIME_TYPE)],
-        missing,
-        &mut report.notes,
-    );
+                   .npy and FITS files; pick it under Open With in a file manager";
+    let defaults = default_mime_types();
+    let mut args = vec![OsStr::new("default"), OsStr::new(DESKTOP_ID)];
+    args.extend(defaults.iter().map(OsStr::new));
+    run_tool(dirs, "xdg-mime", &args, missing, &mut report.notes);
     Ok(report)
 }
 
@@ -206,7 +206,10 @@ fn generated() -> [String; 4] {
 pub fn uninstall_from(dirs: &XdgDirs) -> Result<InstallReport> {
     let mut report = InstallReport::default();
     let desktop_removed = remove_owned(dirs.desktop_file(), &mut report)?;
-    let mime_removed = remove_owned(dirs.mime_package(), &mut report)?;
+    let mut mime_removed = remove_owned(dirs.mime_package(), &mut report)?;
+    if owned(&dirs.data_home.join(LEGACY_MIME_PACKAGE))?.is_some() {
+        mime_removed |= remove_owned(dirs.data_home.join(LEGACY_MIME_PACKAGE), &mut report)?;
+    }
     for p in [dirs.icon_svg(), dirs.icon_png(), dirs.bash_completion(), dirs.zsh_completion()] {
         remove_owned(p, &mut report)?;
     }
@@ -226,9 +229,7 @@ pub fn uninstall_from(dirs: &XdgDirs) -> Result<InstallReport> {
                 let target = fs::canonicalize(&list).map_err(|e| Error::io(&list, e))?;
                 let perms = fs::metadata(&target).map_err(|e| Error::io(&target, e))?.permissions();
                 crate::diskcache::write_atomic(&target, edited.as_bytes(), Some(perms))?;
-                report
-                    .notes
-                    .push(format!("removed {DESKTOP_ID} as the default for {MIME_TYPE} from {}", list.display()));
+                report.notes.push(format!("removed {DESKTOP_ID} as a default application from {}", list.display()));
             }
             report.files.push(list);
         }
@@ -282,6 +283,50 @@ fn remove_owned(path: PathBuf, report: &mut InstallReport) -> Result<bool> {
     }
 }
 
+/// Every MIME type of the registry's formats: the launcher's `MimeType=` list.
+pub fn mime_types() -> Vec<&'static str> {
+    crate::source::registry::mime_types()
+}
+
+/// The MIME types vastview becomes the default application for (the formats with `default_app`).
+pub fn default_mime_types() -> Vec<&'static str> {
+    crate::source::registry::FORMATS.iter().filter(|f| f.default_app).map(|f| f.mime[0]).collect()
+}
+
+/// The shared-mime-info package: one `<mime-type>` per format of the registry (its first MIME type),
+/// with a glob per extension and its magic numbers, so even types the system database lacks (`.npy`)
+/// are recognised by name and by content; the system's own entries for the others (TIFF, FITS) merge.
+pub fn mime_xml() -> String {
+    let mut s = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- {MARKER}; vastview uninstall-desktop removes it. -->\n\
+         <mime-info xmlns=\"http://www.freedesktop.org/standards/shared-mime-info\">\n"
+    );
+    for f in crate::source::registry::FORMATS {
+        s.push_str(&format!("  <mime-type type=\"{}\">\n    <comment>{}</comment>\n", f.mime[0], f.title));
+        for m in &f.mime[1..] {
+            s.push_str(&format!("    <alias type=\"{m}\"/>\n"));
+        }
+        for e in f.extensions {
+            s.push_str(&format!("    <glob pattern=\"*.{e}\"/>\n"));
+        }
+        s.push_str("    <magic priority=\"50\">\n");
+        for m in f.magic {
+            let value: String = m
+                .bytes
+                .iter()
+                .map(|&b| match b {
+                    b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b' ' | b'=' | b'*' | b'+' => (b as char).to_string(),
+                    _ => format!("\\x{b:02x}"),
+                })
+                .collect();
+            s.push_str(&format!("      <match type=\"string\" offset=\"{}\" value=\"{value}\"/>\n", m.offset));
+        }
+        s.push_str("    </magic>\n  </mime-type>\n");
+    }
+    s.push_str("</mime-info>\n");
+    s
+}
+
 /// The launcher text for `exe`: the asset with its Exec= and TryExec= lines pointing at the binary.
 fn desktop_entry(exe: &Path) -> Result<String> {
     let s = exe
@@ -294,6 +339,8 @@ fn desktop_entry(exe: &Path) -> Result<String> {
     for line in DESKTOP_TEMPLATE.lines() {
         if line.starts_with("Exec=") {
             out.push_str(&format!("Exec={} %f", exec_arg(s)));
+        } else if line.starts_with("MimeType=") {
+            out.push_str(&format!("MimeType={};", mime_types().join(";")));
         } else if line.starts_with("TryExec=") {
             out.push_str(&format!("TryExec={}", s.replace('\\', "\\\\")));
         } else {
@@ -352,7 +399,7 @@ fn read_text(path: &Path) -> Result<Option<String>> {
     }
 }
 
-/// mimeapps.list text with `vastview.desktop` taken out of the `application/x-npy=` entry of
+/// mimeapps.list text with `vastview.desktop` taken out of the entries of vastview's MIME types in
 /// `[Default Applications]` (the whole line when it named only vastview); `None` when there was nothing to take.
 fn without_default(text: &str) -> Option<String> {
     let mut out = String::with_capacity(text.len());
@@ -365,7 +412,7 @@ fn without_default(text: &str) -> Option<String> {
             in_defaults = trimmed == "[Default Applications]";
         } else if in_defaults {
             if let Some((key, value)) = body.split_once('=') {
-                if key.trim() == MIME_TYPE {
+                if mime_types().contains(&key.trim()) {
                     let apps: Vec<&str> = value.split(';').map(str::trim).filter(|a| !a.is_empty()).collect();
                     let kept: Vec<&str> = apps.iter().copied().filter(|a| *a != DESKTOP_ID).collect();
                     if kept.len() != apps.len() {

@@ -16,8 +16,8 @@ use crate::pyramid::{self, bins, Method, Store};
 use crate::render::{GpuContext, Offscreen, TileData, TileDraw, TileKey, TileRenderer, OFFSCREEN_FORMAT};
 use crate::source::{ArraySource, RegionBuf, SourceInfo};
 
-pub use crate::pyramid::TILE;
 pub use crate::info::{info_json, info_text};
+pub use crate::pyramid::TILE;
 /// Longest output side when `--size` is not given.
 pub const DEFAULT_MAX_SIDE: u64 = 4096;
 /// Largest render chunk side (also capped by the GPU's texture limit).
@@ -643,10 +643,7 @@ pub fn stats_text(info: &SourceInfo, slice: u64, st: &TileStats, range: &HistRan
     line("path:", info.path.display().to_string());
     line("slice:", format!("{} of {}", info.slice_label(slice), info.image.slices));
     if let Some(sc) = info.scaling {
-        line(
-            "scaling:",
-            format!("physical values (stored x {} + {})", g(sc.scale), g(sc.offset)),
-        );
+        line("scaling:", format!("physical values (stored x {} + {})", g(sc.scale), g(sc.offset)));
     }
     line("values:", format!("{} finite, {} NaN, {} +inf, {} -inf", st.count, st.nan, st.pos_inf, st.neg_inf));
     line("min:", g(ph.min));

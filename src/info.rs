@@ -49,11 +49,7 @@ pub fn info_text(info: &SourceInfo) -> String {
     let kind = if im.is_color() { format!("{}-channel color", im.channels) } else { "scalar".into() };
     let outer = info.outer_axes();
     let slices = if outer.len() > 1 || outer.first().is_some_and(|a| !a.name.starts_with("dim_")) {
-        format!(
-            "{} slice(s) over {}",
-            im.slices,
-            outer.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(" x ")
-        )
+        format!("{} slice(s) over {}", im.slices, outer.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(" x "))
     } else {
         format!("{} slice(s)", im.slices)
     };

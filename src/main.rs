@@ -1,6 +1,5 @@
 //! The `vastview` binary: parses the command line and hands it to the library; errors become one line and an exit code.
 
-
 fn main() {
     let cli = vastview::cli::parse();
     if cli.command.is_some() && std::env::var_os("NODEVICE_SELECT").is_none() {

@@ -123,7 +123,7 @@ fn install_registers_npy_files_and_uninstall_takes_back_exactly_what_it_wrote() 
     let expected = installed(&d);
     assert_eq!(report.files, expected, "notes: {:?}", report.notes);
     assert_eq!(d.desktop_file(), d.data_home.join("applications/vastview.desktop"));
-    assert_eq!(d.mime_package(), d.data_home.join("mime/packages/vastview-npy.xml"));
+    assert_eq!(d.mime_package(), d.data_home.join("mime/packages/vastview.xml"));
     assert_eq!(d.icon_svg(), d.data_home.join("icons/hicolor/scalable/apps/vastview.svg"));
     assert_eq!(d.icon_png(), d.data_home.join("icons/hicolor/256x256/apps/vastview.png"));
     for p in &expected {
@@ -145,13 +145,24 @@ fn install_registers_npy_files_and_uninstall_takes_back_exactly_what_it_wrote() 
     assert!(Path::new(exe_s).is_absolute());
     assert_eq!(lines.iter().filter(|l| l.starts_with("Exec=")).collect::<Vec<_>>(), [&format!("Exec={exe_s} %f")]);
     assert!(lines.contains(&format!("TryExec={exe_s}").as_str()), "{desktop}");
-    for want in ["Type=Application", "MimeType=application/x-npy;", "Icon=vastview", "Terminal=false"] {
+    for want in ["Type=Application", "Icon=vastview", "Terminal=false"] {
         assert!(lines.contains(&want), "{want} missing from:\n{desktop}");
     }
+    // Every MIME type of the registry's formats, npy first.
+    let mime_line = lines.iter().find(|l| l.starts_with("MimeType=")).expect("MimeType=");
+    let listed: Vec<&str> = mime_line["MimeType=".len()..].split(';').filter(|m| !m.is_empty()).collect();
+    assert_eq!(listed, vastview::desktop::mime_types(), "{mime_line}");
+    assert_eq!(listed[0], MIME_TYPE);
     assert!(desktop.contains(MARKER));
-    // The MIME package, the icons: exactly the assets.
-    assert_eq!(std::fs::read(d.mime_package()).expect("read xml"), asset("mime/vastview-npy.xml"));
+    // The MIME package: generated from the registry (one entry per format); the icons: exactly the assets.
     let xml = read(&d.mime_package());
+    assert_eq!(xml, vastview::desktop::mime_xml());
+    for f in vastview::source::registry::FORMATS {
+        assert!(xml.contains(&format!(r#"<mime-type type="{}">"#, f.mime[0])), "{} missing from:\n{xml}", f.name);
+        for e in f.extensions {
+            assert!(xml.contains(&format!(r#"<glob pattern="*.{e}"/>"#)), "*.{e} missing from:\n{xml}");
+        }
+    }
     for want in [
         r#"<mime-type type="application/x-npy">"#,
         "<comment>NumPy array</comment>",

@@ -37,6 +37,8 @@ pub struct LaunchOptions {
     pub scale: Scale,
     pub gamma: f64,
     pub slice: u64,
+    /// `--index AXIS=I,...` on the outer axes of an N-D array (resolved when the file is open).
+    pub index: Option<String>,
     pub nan_color: [u8; 4],
     /// Save a screenshot of the whole window here once every visible tile is drawn, then exit.
     pub screenshot: Option<PathBuf>,
@@ -71,6 +73,7 @@ impl Default for LaunchOptions {
             scale: Scale::Linear,
             gamma: 1.0,
             slice: 0,
+            index: None,
             nan_color: [0, 0, 0, 0],
             screenshot: None,
             window_size: (1280, 800),
@@ -168,7 +171,10 @@ struct Doc {
     method: crate::pyramid::Method,
     cache: TileCache,
     levels: Levels,
+    /// The flat slice shown: the index over the outer axes (see `source::axes`).
     slice: u64,
+    /// The outer axis `[`/`]` step along (`a` picks the next one).
+    axis: usize,
     view: Option<View>,
     /// A per-document salt in GPU tile keys, so tiles of a previous file are never drawn.
     salt: u64,
@@ -187,6 +193,21 @@ struct Doc {
     preview_tiles: HashSet<TileId>,
     /// Visible tiles that failed to load (and their error) until they are drawn.
     failed_seen: HashMap<TileId, String>,
+}
+
+impl Doc {
+    /// Moves the chosen outer axis by `by` (clamped to the axis), keeping the other indices.
+    fn step_axis(&mut self, by: i64) {
+        let info = self.src.info();
+        let outer = info.outer_axes();
+        if outer.is_empty() {
+            return;
+        }
+        let k = self.axis.min(outer.len() - 1);
+        let mut idx = crate::source::axes::index_of(outer, self.slice);
+        idx[k] = idx[k].saturating_add_signed(by).min(outer[k].size - 1);
+        self.slice = crate::source::axes::slice_of(outer, &idx);
+    }
 }
 
 /// The tiles at the level the view wants, and how many of them were drawn at that level.
@@ -419,7 +440,20 @@ impl Viewer {
                         eprintln!("vastview: note: {n}");
                     }
                 }
-                let slice = if self.doc.is_none() { self.opts.slice.min(info.image.slices - 1) } else { 0 };
+                let slice = if self.doc.is_none() {
+                    match crate::source::axes::resolve_index(
+                        &info.path,
+                        &info.axes,
+                        im.channels,
+                        self.opts.index.as_deref(),
+                        self.opts.slice,
+                    ) {
+                        Ok(s) => s,
+                        Err(e) => return self.fail(e.to_string()),
+                    }
+                } else {
+                    0
+                };
                 self.next_salt += 1;
                 if !spec.demo {
                     panels::push_recent(&mut self.recent, &spec.path);
@@ -431,6 +465,7 @@ impl Viewer {
                     cache,
                     levels,
                     slice,
+                    axis: 0,
                     view: None,
                     salt: self.next_salt,
                     hover: None,
@@ -519,18 +554,32 @@ impl Viewer {
         TileKey { level: (doc.salt << 40) ^ (id.slice << 8) ^ u64::from(id.level), tx: id.tx, ty: id.ty }
     }
 
-    /// Input on the data area: drag, wheel, `+`/`-`/arrows (`navigate`), then `f` fits, `1` is 1:1, `[`/`]` slices.
+    /// Input on the data area: drag, wheel, `+`/`-`/arrows (`navigate`), then `f` fits, `1` is 1:1, `[`/`]`
+    /// step the chosen outer axis (slices), `a` chooses the next outer axis.
     fn handle_input(&mut self, resp: &egui::Response, origin: egui::Pos2, ppp: f32) {
         let Some(doc) = self.doc.as_mut() else { return };
         let Some(view) = doc.view.as_mut() else { return };
         let im = doc.src.info().image;
         let (cw, ch) = (view.vw / 2.0, view.vh / 2.0);
-        for k in navigate(&self.ctx, resp, origin, ppp, view) {
+        let keys = navigate(&self.ctx, resp, origin, ppp, view);
+        for k in keys {
             match k {
-                egui::Key::F => *view = View::fit(im.width, im.height, view.vw, view.vh),
-                egui::Key::Num1 => view.zoom_about(cw, ch, 1.0 / view.zoom),
-                egui::Key::OpenBracket => doc.slice = doc.slice.saturating_sub(1),
-                egui::Key::CloseBracket => doc.slice = (doc.slice + 1).min(im.slices - 1),
+                egui::Key::F => {
+                    if let Some(view) = doc.view.as_mut() {
+                        *view = View::fit(im.width, im.height, view.vw, view.vh);
+                    }
+                }
+                egui::Key::Num1 => {
+                    if let Some(view) = doc.view.as_mut() {
+                        view.zoom_about(cw, ch, 1.0 / view.zoom);
+                    }
+                }
+                egui::Key::OpenBracket => doc.step_axis(-1),
+                egui::Key::CloseBracket => doc.step_axis(1),
+                egui::Key::A => {
+                    let n = doc.src.info().outer_axes().len().max(1);
+                    doc.axis = (doc.axis + 1) % n;
+                }
                 _ => {}
             }
         }
@@ -797,6 +846,10 @@ impl Viewer {
                 None => ui.monospace("x – y –"),
             };
             ui.separator();
+            if doc.src.info().image.slices > 1 {
+                ui.monospace(doc.src.info().slice_label(doc.slice));
+                ui.separator();
+            }
             if let Some(v) = &doc.view {
                 ui.label(format!("zoom {:.1} %  level {}", v.zoom * 100.0, v.level(doc.levels.count)));
             }

@@ -110,10 +110,7 @@ impl Viewer {
             ui.menu_button("File", |ui| {
                 if ui.button("Open…").clicked() {
                     ui.close();
-                    if let Some(p) = rfd::FileDialog::new()
-                        .add_filter("NumPy array or point set", &["npy", "txt", "csv", "xyz", "tsv", "dat", "pts"])
-                        .pick_file()
-                    {
+                    if let Some(p) = open_dialog().pick_file() {
                         self.open(&OpenSpec { path: p, ..Default::default() });
                     }
                 }
@@ -260,10 +257,23 @@ impl Viewer {
                 });
             }
             if let Some(doc) = self.doc.as_mut() {
-                let slices = doc.src.info().image.slices;
-                if slices > 1 {
+                // One slider per outer axis (name, index, size); `[`/`]` step the marked one, `a` marks the next.
+                let src = doc.src.clone();
+                let outer = src.info().outer_axes();
+                if src.info().image.slices > 1 {
                     ui.separator();
-                    ui.add(egui::Slider::new(&mut doc.slice, 0..=slices - 1).text("slice"));
+                    let mut idx = crate::source::axes::index_of(outer, doc.slice);
+                    for (k, a) in outer.iter().enumerate() {
+                        let mark = if k == doc.axis.min(outer.len() - 1) && outer.len() > 1 { " ◀ [ ]" } else { "" };
+                        let r = ui.add(
+                            egui::Slider::new(&mut idx[k], 0..=a.size - 1)
+                                .text(format!("{} (of {}){mark}", a.name, a.size)),
+                        );
+                        if r.changed() {
+                            doc.axis = k;
+                        }
+                    }
+                    doc.slice = crate::source::axes::slice_of(outer, &idx);
                 }
             }
             ui.separator();
@@ -425,10 +435,7 @@ impl Viewer {
             ui.label("Arrays larger than memory, on the GPU.");
             ui.add_space(20.0);
             if ui.button("Open a file…").clicked() {
-                if let Some(p) = rfd::FileDialog::new()
-                    .add_filter("NumPy array or point set", &["npy", "txt", "csv", "xyz", "tsv", "dat", "pts"])
-                    .pick_file()
-                {
+                if let Some(p) = open_dialog().pick_file() {
                     self.open(&OpenSpec { path: p, ..Default::default() });
                 }
             }
@@ -464,4 +471,19 @@ impl Viewer {
             }
         });
     }
+}
+
+/// The Open dialog, its filters from the source registry (every array format, each on its own) plus text points.
+fn open_dialog() -> rfd::FileDialog {
+    let mut d = rfd::FileDialog::new();
+    let text = crate::source::registry::TEXT_POINT_EXTENSIONS;
+    for (i, (title, exts)) in crate::source::registry::dialog_filters().into_iter().enumerate() {
+        if i == 0 {
+            let all: Vec<&str> = exts.iter().copied().chain(text).collect();
+            d = d.add_filter("All supported (arrays and point sets)", &all);
+        } else {
+            d = d.add_filter(title, &exts);
+        }
+    }
+    d.add_filter("Text points", &text).add_filter("All files", &["*"])
 }

@@ -186,24 +186,9 @@ pub(crate) struct PointDoc {
 /// Ids of grids for the GPU, unique across documents (so a new file never shows the previous file's grid).
 static NEXT_GRID_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
-/// Extensions read as text points when a file is opened without flags.
-const TEXT_POINT_EXT: [&str; 6] = ["txt", "csv", "xyz", "tsv", "dat", "pts"];
-
-/// Whether a file opened without flags should open as points: a `.npy` of shape (N, 2) or (N, 3) float that `info`
-/// offers as points, or text with a points extension.
+/// Whether a file opened without flags should open as points (asked of the source layer, which answers it).
 pub fn is_point_file(path: &Path) -> bool {
-    let mut magic = [0u8; 6];
-    // Through the sources' one opener: a FIFO or device is refused there, never opened for a blocking read.
-    let is_npy = crate::source::open_file(path)
-        .is_ok_and(|(mut f, _)| std::io::Read::read_exact(&mut f, &mut magic).is_ok() && &magic == b"\x93NUMPY");
-    if is_npy {
-        let spec = crate::source::OpenSpec { path: path.to_path_buf(), ..Default::default() };
-        return crate::source::open(&spec).is_ok_and(|s| {
-            let info = s.info();
-            crate::source::points::looks_like_points(&info.shape, info.dtype)
-        });
-    }
-    path.extension().and_then(|e| e.to_str()).is_some_and(|e| TEXT_POINT_EXT.contains(&e.to_ascii_lowercase().as_str()))
+    crate::source::registry::is_point_file(path)
 }
 
 impl Viewer {

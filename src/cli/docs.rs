@@ -1,6 +1,5 @@
 //! Shell completions and the man page, generated from the clap definitions of [`super::Cli`].
 
-
 /// The completion script of `shell` (`vastview completions SHELL`).
 pub fn completion(shell: clap_complete::Shell) -> String {
     let mut cmd = super::command();

@@ -54,6 +54,9 @@ pub struct FormatSpec {
     pub mime: &'static [&'static str],
     /// Magic numbers; any one matching claims the file.
     pub magic: &'static [Magic],
+    /// Whether `install-desktop` makes vastview the default application for this type (`false`: listed
+    /// under Open With only, e.g. TIFF, which photo viewers own).
+    pub default_app: bool,
     /// A stricter content check after a magic number matched (e.g. FITS's `SIMPLE  =` card with `T`);
     /// `None`: the magic number alone decides.
     pub confirm: Option<fn(&Probe) -> bool>,
@@ -87,6 +90,7 @@ pub static NPY: FormatSpec = FormatSpec {
     extensions: &["npy"],
     mime: &["application/x-npy"],
     magic: &[Magic { offset: 0, bytes: b"\x93NUMPY" }],
+    default_app: true,
     confirm: None,
     open: open_npy,
 };
@@ -98,6 +102,26 @@ pub static FORMATS: &[&FormatSpec] = &[&NPY];
 pub fn by_name(name: &str) -> Option<&'static FormatSpec> {
     let n = name.to_ascii_lowercase();
     FORMATS.iter().copied().find(|f| f.name == n || f.extensions.contains(&n.as_str()))
+}
+
+/// Every MIME type the registry's formats have, in registry order, without repeats.
+pub fn mime_types() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = Vec::new();
+    for m in FORMATS.iter().flat_map(|f| f.mime.iter().copied()) {
+        if !v.contains(&m) {
+            v.push(m);
+        }
+    }
+    v
+}
+
+/// The file dialog's filters: one per format (title, extensions), the first one all of them together.
+pub fn dialog_filters() -> Vec<(String, Vec<&'static str>)> {
+    let mut all: Vec<&'static str> = FORMATS.iter().flat_map(|f| f.extensions.iter().copied()).collect();
+    all.dedup();
+    let mut v = vec![("All supported arrays".to_string(), all)];
+    v.extend(FORMATS.iter().map(|f| (f.title.to_string(), f.extensions.to_vec())));
+    v
 }
 
 /// The names of all formats, comma-separated: for help text and errors.
@@ -161,6 +185,22 @@ pub fn detect(path: &Path, head: &[u8]) -> Result<&'static FormatSpec> {
         path,
         format!("not a format vastview recognises (tried {}); for raw binary give --dtype and --shape", names()),
     ))
+}
+
+/// Extensions read as text points (x y [value] per line) when a file is opened without flags.
+pub const TEXT_POINT_EXTENSIONS: [&str; 6] = ["txt", "csv", "xyz", "tsv", "dat", "pts"];
+
+/// The one answer to "image or points?" for a file opened without flags: points when it is an array a
+/// format reads whose shape says points ([`super::SourceInfo::looks_like_points`]: an (N, 2|3) float `.npy`),
+/// or, when no format claims its content, text with a points extension.
+pub fn is_point_file(path: &Path) -> bool {
+    let Ok(head) = read_head(path) else { return false };
+    let probe = Probe { path, head: &head };
+    if FORMATS.iter().any(|f| f.claims_by_content(&probe)) {
+        let spec = OpenSpec { path: path.to_path_buf(), ..Default::default() };
+        return open(&spec).is_ok_and(|s| s.info().looks_like_points());
+    }
+    probe.has_extension(&TEXT_POINT_EXTENSIONS)
 }
 
 /// Opens `spec.path` with the format `--format` names, or the one detected.

@@ -1,0 +1,131 @@
+//! The format registry and the N-D axis model from the command line: detection by magic number before
+//! extension, `--format`, unknown files, N-D `.npy` arrays (C and Fortran order) read through `--index`
+//! and `--slice`, and `info` listing the axes. numpy writes the files and says what each slice holds.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use crate::common::{python, read_npy, stderr, stdout, vastview};
+
+/// numpy writes a 4-D (t=3, c=2, 5, 7) int32 array in C and Fortran order, a copy of the C one under a
+/// name with no extension, and the expected slice (t=2, c=1) as its own file.
+fn files() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("vastview-formats-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let script = r#"
+import sys, numpy as np, shutil
+d = sys.argv[1]
+a = np.random.default_rng(7).integers(-1000, 1000, (3, 2, 5, 7)).astype(np.int32)
+np.save(f"{d}/c.npy", a)
+np.save(f"{d}/f.npy", np.asfortranarray(a))
+shutil.copy(f"{d}/c.npy", f"{d}/noext")
+np.save(f"{d}/want_t2_c1.npy", a[2, 1])
+np.save(f"{d}/want_t0_c1.npy", a[0, 1])
+open(f"{d}/junk.bin", "wb").write(b"not an array, nothing claims this" * 10)
+"#;
+        let out = Command::new(python()).arg("-c").arg(script).arg(&dir).output().expect("python3");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        dir
+    })
+}
+
+fn p(name: &str) -> String {
+    files().join(name).display().to_string()
+}
+
+#[test]
+fn nd_arrays_read_any_slice_by_index_in_both_memory_orders() {
+    let (_, want) = read_npy(&files().join("want_t2_c1.npy"));
+    for f in ["c.npy", "f.npy", "noext"] {
+        let out = files().join(format!("got_{f}.npy"));
+        // dim_0 = t, dim_1 = c: by name and by number.
+        for index in ["dim_0=2,dim_1=1", "0=2,1=1"] {
+            let o = vastview(&["render", &p(f), "--index", index, "-o", out.to_str().unwrap()]);
+            assert!(o.status.success(), "{f} {index}: {}", stderr(&o));
+            let (shape, got) = read_npy(&out);
+            assert_eq!(shape, [5, 7]);
+            assert_eq!(got, want, "{f} --index {index}");
+        }
+        // --slice is the flat number over the outer axes: t=2, c=1 is 2*2+1.
+        let o = vastview(&["render", &p(f), "--slice", "5", "-o", out.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(read_npy(&out).1, want, "{f} --slice 5");
+        // Axes not named keep --slice's index: --slice 1 is t=0 c=1.
+        let (_, want0) = read_npy(&files().join("want_t0_c1.npy"));
+        let o = vastview(&["render", &p(f), "--slice", "1", "--index", "dim_1=1", "-o", out.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(read_npy(&out).1, want0);
+        // probe names the index and prints numpy's value.
+        let o = vastview(&["probe", &p(f), "3", "4", "--index", "dim_0=2,dim_1=1"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v = want[4 * 7 + 3] as i64;
+        assert_eq!(stdout(&o).trim(), format!("int32 [4, 3] (x=3, y=4, dim_0=2 dim_1=1): {v}"));
+    }
+}
+
+#[test]
+fn bad_indexes_are_one_line_errors_naming_the_axes() {
+    for (index, want) in [
+        ("dim_0=3", "out of range (the axis has 3 entries)"),
+        ("y=1", "is displayed, not indexed (the outer axes are dim_0, dim_1)"),
+        ("t=1", "no axis named 't' (the axes are dim_0, dim_1, y, x)"),
+        ("dim_0", "is not AXIS=I"),
+        ("dim_0=x", "'x' is not an index"),
+        ("9=0", "axis 9 does not exist"),
+    ] {
+        let o = vastview(&["probe", &p("c.npy"), "0", "0", "--index", index]);
+        assert_eq!(o.status.code(), Some(2), "{index}");
+        let e = stderr(&o);
+        assert!(e.contains(want) && e.contains("c.npy") && e.trim().lines().count() == 1, "{index}: {e}");
+    }
+    let o = vastview(&["probe", &p("c.npy"), "0", "0", "--slice", "6"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("slice 6 is out of range (the stack has 6 slices)"), "{}", stderr(&o));
+}
+
+#[test]
+fn info_lists_axes_and_the_format_detected_by_magic() {
+    let o = vastview(&["info", &p("noext"), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(v["format"], "npy");
+    assert_eq!(v["format_version"], "1.0");
+    let names: Vec<&str> = v["axes"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["dim_0", "dim_1", "y", "x"]);
+    let sizes: Vec<u64> = v["axes"].as_array().unwrap().iter().map(|a| a["size"].as_u64().unwrap()).collect();
+    assert_eq!(sizes, [3, 2, 5, 7]);
+    assert_eq!(v["slices"], 6);
+    let o = vastview(&["info", &p("c.npy")]);
+    let t = stdout(&o);
+    assert!(t.contains("axes:         dim_0=3, dim_1=2, y=5, x=7"), "{t}");
+    assert!(t.contains("6 slice(s) over dim_0 x dim_1"), "{t}");
+}
+
+#[test]
+fn unknown_files_and_unknown_formats_name_what_was_tried() {
+    let o = vastview(&["info", &p("junk.bin")]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    let names = vastview::source::registry::names();
+    assert!(e.contains("junk.bin") && e.contains(&format!("tried {names}")) && e.contains("--dtype"), "{e}");
+    let o = vastview(&["info", &p("c.npy"), "--format", "nosuch"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--format 'nosuch' is not a format vastview knows"), "{}", stderr(&o));
+    // --format npy forces the reader: its own error for a file that is not one.
+    let o = vastview(&["info", &p("junk.bin"), "--format", "npy"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("junk.bin"), "{}", stderr(&o));
+    // A part of a one-array file.
+    let o = vastview(&["info", &format!("{}[1]", p("c.npy"))]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("holds one array"), "{}", stderr(&o));
+    // --help lists the registry's formats.
+    let o = vastview(&["--help"]);
+    for f in vastview::source::registry::FORMATS {
+        assert!(stdout(&o).contains(f.title), "{} missing from --help", f.name);
+    }
+}
