@@ -842,6 +842,14 @@ fn run_command(command: Command, out: &mut dyn Write) -> Result<()> {
                 // An export holds values, not colours: no sample for colour limits.
                 spec.limits = LimitsSpec::Unused;
             }
+            // A file with its own resolution levels: a shrunk render reads the level that fits.
+            let (src, native) = match headless::choose_native(src.as_ref(), &spec) {
+                Some((k, lsrc, s)) => {
+                    spec = s;
+                    (lsrc, Some(k))
+                }
+                None => (src, None),
+            };
             let plan = headless::plan(src.as_ref(), &spec)?;
             crate::output::check_size(&a.output, format, plan.out_w, plan.out_h)?;
             let from_file = src.info().format != source::Format::DEMO;
@@ -881,10 +889,16 @@ fn run_command(command: Command, out: &mut dyn Write) -> Result<()> {
             if a.verbose {
                 let r = plan.region;
                 let how = match plan.reduce {
+                    _ if native.is_some() && !plan.is_reduced() => "pixels".to_string(),
                     _ if !plan.is_reduced() => "data pixels".to_string(),
                     Reduce::Data => format!("block {} of the data", plural(plan.method)),
                     Reduce::Level(l) => format!("block {} of pyramid level {l}", plural(plan.method)),
                     Reduce::Preview => "preview: a strided sample of rows".to_string(),
+                };
+                // With a native level the region is in that level's pixels; say which level was read.
+                let how = match native {
+                    Some(k) => format!("{how} of native level {k} stored in the file"),
+                    None => how,
                 };
                 eprintln!(
                     "region {},{},{},{} -> {}x{} ({how}), limits {} .. {} ({}), plan {:.3} s, total {:.3} s",

@@ -101,6 +101,33 @@ impl Default for RenderSpec {
     }
 }
 
+/// The file's own resolution level a shrunk render should read (OME-TIFF SubIFDs, COG overviews): the
+/// coarsest native level `k` with `2^k` at most the shrink factor, with `spec` moved onto that level's pixels
+/// (region scaled, output size fixed to what the full-resolution render would be). `None` when the render is
+/// not shrunk by 2 or more, or the source stores no level that fine.
+pub fn choose_native(src: &dyn ArraySource, spec: &RenderSpec) -> Option<(u32, Arc<dyn ArraySource>, RenderSpec)> {
+    let info = src.info();
+    let region = spec.region.unwrap_or_else(|| info.image.rect());
+    if region.is_empty() || !info.image.rect().contains_rect(&region) {
+        return None;
+    }
+    let (out_w, out_h) = spec.size.unwrap_or_else(|| default_size(&region, DEFAULT_MAX_SIDE));
+    let factor = (region.width() as f64 / out_w.max(1) as f64).min(region.height() as f64 / out_h.max(1) as f64);
+    if factor < 2.0 {
+        return None;
+    }
+    let level = factor.log2().floor() as u32;
+    let (k, lsrc) = crate::source::native_level_at_most(src, level)?;
+    let lim = lsrc.info().image;
+    let f = 1u64 << k;
+    let r = Rect::new(region.x0 / f, region.y0 / f, region.x1.div_ceil(f), region.y1.div_ceil(f))
+        .intersect(&Rect::of_size(lim.width, lim.height));
+    let mut s = spec.clone();
+    s.region = Some(r);
+    s.size = Some((out_w, out_h));
+    Some((k, lsrc, s))
+}
+
 /// A render fully decided: which pixels, at what size, with which colors, read from where.
 #[derive(Clone)]
 pub struct Plan {

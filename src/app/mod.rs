@@ -415,7 +415,9 @@ impl Viewer {
                 };
                 let im = info.image;
                 let bytes = im.width * im.height * im.channels * info.dtype.size() as u64;
-                let build = (store.is_none() && !spec.demo && bytes >= self.opts.build_min_bytes)
+                // A file with its own resolution levels needs no pyramid build: tiles come from those levels.
+                let native = !src.native_levels().is_empty();
+                let build = (store.is_none() && !native && !spec.demo && bytes >= self.opts.build_min_bytes)
                     .then(|| Self::start_build(spec, src.clone(), tiles, method, self.ctx.clone()));
                 if self.opts.limits.is_none() || self.doc.is_some() {
                     let big = im.width * im.height > crate::pyramid::stats::SAMPLE_BUDGET;
@@ -787,6 +789,7 @@ impl Viewer {
             Some((_, true)) => None,
             Some(_) if doc.build.as_ref().is_some_and(PyramidBuild::succeeded) => None,
             Some((why, false)) => Some(why),
+            None if !doc.src.native_levels().is_empty() => None,
             None if self.opts.build_min_bytes == u64::MAX => Some("no pyramid (--no-pyramid)".to_string()),
             None => Some("no pyramid is built for this file".to_string()),
         };

@@ -98,6 +98,7 @@ impl TileSource {
     /// Whether the exact texels of a tile are available now (data, stored, or cheap to compute).
     pub fn exact_available(&self, slice: u64, level: u32, tx: u64, ty: u64) -> bool {
         level == 0
+            || crate::source::native_level_at_most(self.src.as_ref(), level).is_some()
             || self.levels.data_rect(level, tx, ty).area() <= EXACT_TILE_PIXELS
             || self.src.has_exact_block_means()
             || self.store().is_some_and(|s| s.has_tile(slice, level, tx, ty))
@@ -106,6 +107,13 @@ impl TileSource {
     /// The texels of a tile: exact when available, else a preview (`TileData::preview` set).
     pub fn texels(&self, slice: u64, level: u32, tx: u64, ty: u64) -> Result<TileData> {
         if level > 0 {
+            // The file's own level (or the finest one above it, reduced the rest of the way).
+            if let Some((k, lsrc)) = crate::source::native_level_at_most(self.src.as_ref(), level) {
+                let im = lsrc.info().image;
+                let lv =
+                    Levels { width: im.width, height: im.height, tile: self.levels.tile, count: self.levels.count - k };
+                return tile_texels_by(lsrc.as_ref(), slice, &lv, level - k, tx, ty, self.method);
+            }
             if let Some(s) = self.store() {
                 let mut buf = RegionBuf::default();
                 match s.read_tile(slice, level, tx, ty, &mut buf) {
@@ -276,6 +284,75 @@ mod tests {
         fn sample_grid(&self, _slice: u64, _xs: &[u64], _ys: &[u64]) -> Result<Vec<f64>> {
             Ok(Vec::new())
         }
+    }
+
+    /// A full-resolution image whose file also stores level 1 and level 3 with their own (marked) values.
+    struct WithLevels {
+        full: MemSource,
+        levels: Vec<(u32, Arc<dyn ArraySource>)>,
+    }
+
+    impl ArraySource for WithLevels {
+        fn info(&self) -> &SourceInfo {
+            self.full.info()
+        }
+        fn read_region(&self, slice: u64, rect: Rect, out: &mut RegionBuf) -> Result<()> {
+            self.full.read_region(slice, rect, out)
+        }
+        fn sample_grid(&self, slice: u64, xs: &[u64], ys: &[u64]) -> Result<Vec<f64>> {
+            self.full.sample_grid(slice, xs, ys)
+        }
+        fn native_levels(&self) -> Vec<(u32, Arc<dyn ArraySource>)> {
+            self.levels.clone()
+        }
+    }
+
+    #[test]
+    fn native_levels_are_read_as_stored_and_reduced_from_the_finest_one_above() {
+        let (w, h) = (4000u64, 2400u64);
+        let level = |l: u32, v: f64| -> (u32, Arc<dyn ArraySource>) {
+            let f = 1u64 << l;
+            let s: Arc<dyn ArraySource> =
+                Arc::new(MemSource::new(w.div_ceil(f), h.div_ceil(f), 1, DType::F32, move |x, _, _| v + x as f64));
+            (l, s)
+        };
+        let src: Arc<dyn ArraySource> = Arc::new(WithLevels {
+            full: MemSource::new(w, h, 1, DType::F32, |_, _, _| 0.0),
+            levels: vec![level(1, 100.0), level(3, 1000.0)],
+        });
+        for ((lw, lh), want) in
+            [((2000, 1200), Some(1)), ((500, 300), Some(3)), ((2001, 1200), None), ((4000, 2400), None)]
+        {
+            assert_eq!(crate::source::level_number((w, h), (lw, lh)), want, "{lw}x{lh}");
+        }
+        let levels = Levels::new(w, h, 256);
+        let ts = TileSource::new(src.clone(), levels, Method::Mean);
+        // Level 1 is the stored level itself, not means of the (all-zero) data.
+        let t = ts.texels(0, 1, 0, 0).unwrap();
+        assert!(!t.preview);
+        let v = f32s(&t);
+        assert_eq!(&v[..3], &[100.0, 101.0, 102.0]);
+        // Level 2 is reduced from level 1: means of x = 0,1 -> 100.5.
+        let v = f32s(&ts.texels(0, 2, 0, 0).unwrap());
+        assert_eq!(&v[..2], &[100.5, 102.5]);
+        // Levels 3 and 4 come from level 3.
+        assert_eq!(f32s(&ts.texels(0, 3, 0, 0).unwrap())[1], 1001.0);
+        assert_eq!(f32s(&ts.texels(0, 4, 0, 0).unwrap())[0], 1000.5);
+        // A render shrunk by 8 reads level 3, with the region moved onto its pixels.
+        let spec = crate::headless::RenderSpec { size: Some((500, 300)), ..Default::default() };
+        let (k, lsrc, s) = crate::headless::choose_native(src.as_ref(), &spec).unwrap();
+        assert_eq!((k, s.region, s.size), (3, Some(Rect::new(0, 0, 500, 300)), Some((500, 300))));
+        assert_eq!(lsrc.info().image.width, 500);
+        let spec = crate::headless::RenderSpec {
+            region: Some(Rect::new(8, 16, 808, 416)),
+            size: Some((200, 100)),
+            ..Default::default()
+        };
+        let (k, _, s) = crate::headless::choose_native(src.as_ref(), &spec).unwrap();
+        assert_eq!((k, s.region), (1, Some(Rect::new(4, 8, 404, 208))));
+        // Not shrunk: the data.
+        let spec = crate::headless::RenderSpec { size: Some((4000, 2400)), ..Default::default() };
+        assert!(crate::headless::choose_native(src.as_ref(), &spec).is_none());
     }
 
     fn f32s(t: &TileData) -> Vec<f32> {

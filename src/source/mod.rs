@@ -203,6 +203,14 @@ pub trait ArraySource: Send + Sync {
     /// row by row. Used for percentile estimates from an evenly spread sample.
     fn sample_grid(&self, slice: u64, xs: &[u64], ys: &[u64]) -> Result<Vec<f64>>;
 
+    /// The resolution levels the file itself stores (OME-TIFF SubIFDs, COG overviews, OME-Zarr
+    /// multiscales), as `(level, source)`: level L is `ceil(W / 2^L) × ceil(H / 2^L)` pixels of the same
+    /// slices, channels and dtype ([`level_number`] checks that). Empty when the file stores none; the
+    /// window and `render` read these instead of building a pyramid.
+    fn native_levels(&self) -> Vec<(u32, Arc<dyn ArraySource>)> {
+        Vec::new()
+    }
+
     /// Whether `exact_block_means` answers (procedural data): then any downsampled view is exact and cheap.
     fn has_exact_block_means(&self) -> bool {
         self.exact_block_means(0, &[], &[]).is_some()
@@ -247,6 +255,18 @@ pub trait ArraySource: Send + Sync {
         }
         Ok(())
     }
+}
+
+/// Which pyramid level (`L ≥ 1`) an image of `level` size is for a full image of `full` size: the `L`
+/// with `ceil(W / 2^L) × ceil(H / 2^L)` equal to it (the geometry of every level in vastview), else `None`.
+pub fn level_number(full: (u64, u64), level: (u64, u64)) -> Option<u32> {
+    (1..63u32).find(|&l| (full.0.div_ceil(1 << l), full.1.div_ceil(1 << l)) == level)
+}
+
+/// The finest native level of `src` at or below `level`... precisely: the native level `k ≤ level` with the
+/// largest `k` (so the fewest pixels to reduce), if any.
+pub fn native_level_at_most(src: &dyn ArraySource, level: u32) -> Option<(u32, Arc<dyn ArraySource>)> {
+    src.native_levels().into_iter().filter(|(k, _)| *k >= 1 && *k <= level).max_by_key(|(k, _)| *k)
 }
 
 /// How to open an input: a path plus, for raw binary, the layout the user gave.
