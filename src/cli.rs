@@ -33,8 +33,35 @@ pub fn command() -> clap::Command {
 pub fn parse() -> Cli {
     use clap::FromArgMatches;
     let m = command().get_matches();
-    Cli::from_arg_matches(&m).unwrap_or_else(|e| e.exit())
+    let mut cli = Cli::from_arg_matches(&m).unwrap_or_else(|e| e.exit());
+    // Which display flags were typed (even at their default value: `--colormap viridis` on an RGB image
+    // still earns the note that RGB ignores it).
+    let typed = |m: &clap::ArgMatches| -> Vec<&'static str> {
+        DISPLAY_FLAG_IDS
+            .iter()
+            .filter(|(id, _)| {
+                m.try_get_raw(id).is_ok_and(|v| v.is_some())
+                    && m.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+            })
+            .map(|(_, flag)| *flag)
+            .collect()
+    };
+    match (&mut cli.command, m.subcommand()) {
+        (Some(Command::Render(a)), Some((_, sm))) => a.display.typed = typed(sm),
+        (None, _) => cli.view.display.typed = typed(&m),
+        _ => {}
+    }
+    cli
 }
+
+/// The display flags whose use on an RGB(A) image earns a note: clap id and flag.
+const DISPLAY_FLAG_IDS: [(&str, &str); 5] = [
+    ("colormap", "--colormap"),
+    ("limits", "--limits"),
+    ("scale", "--scale"),
+    ("gamma", "--gamma"),
+    ("percentiles", "--percentiles"),
+];
 
 /// vastview: look at arrays larger than memory, on the GPU.
 ///
@@ -262,6 +289,9 @@ pub struct DisplayArgs {
     /// Color of NaN pixels as RRGGBBAA hex
     #[arg(long, default_value = "00000000")]
     pub nan_color: String,
+    /// The display flags typed on the command line (filled by [`parse`]; empty when parsed otherwise).
+    #[arg(skip)]
+    pub typed: Vec<&'static str>,
 }
 
 /// The display flags given other than at their defaults (`extra`: more such flags of the command, by name).
@@ -274,7 +304,7 @@ fn display_flags_given(a: &DisplayArgs, extra: &[(&'static str, bool)]) -> Vec<&
         ("--scale", a.scale != "linear"),
         ("--gamma", a.gamma != 1.0),
     ];
-    given.iter().chain(extra).filter(|(_, g)| *g).map(|(f, _)| *f).collect()
+    given.iter().chain(extra).filter(|(f, g)| *g || a.typed.contains(f)).map(|(f, _)| *f).collect()
 }
 
 /// `DisplayArgs`, checked (the colormap name too).

@@ -32,6 +32,7 @@ fn window(args: &[&str], envs: &[(&str, &std::ffi::OsStr)]) -> Option<Output> {
         .env("XDG_RUNTIME_DIR", &xdg)
         .env("XDG_CONFIG_HOME", std::env::temp_dir().join("vastview-test-config"))
         .env("VASTVIEW_CACHE_DIR", test_cache_dir())
+        .env_remove("NODEVICE_SELECT")
         .envs(envs.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -200,6 +201,12 @@ fn rgb_images_ignore_display_flags_with_one_note_in_render_and_the_window() {
     // No note without such flags.
     let plain = vastview(&args[..4]);
     assert!(!stderr(&plain).contains("note"), "{}", stderr(&plain));
+    // A flag typed at its default value is still a flag the image ignores.
+    let mut typed = args[..4].to_vec();
+    typed.extend(["--colormap", "viridis", "--gamma", "1"]);
+    let err = stderr(&vastview(&typed));
+    let notes = lines(&err, "vastview: note: ");
+    assert!(notes.len() == 1 && notes[0].contains("--colormap, --gamma are ignored for RGB(A)"), "{err}");
     if gpu_session().is_none() {
         return;
     }

@@ -29,6 +29,7 @@ fn under_xvfb(args: &[&str]) -> Option<std::process::Output> {
         .env("XDG_RUNTIME_DIR", &xdg)
         .env("XDG_CONFIG_HOME", std::env::temp_dir().join("vastview-test-config"))
         .env("VASTVIEW_CACHE_DIR", std::env::temp_dir().join(format!("vastview-test-cache-{}", std::process::id())))
+        .env_remove("NODEVICE_SELECT")
         .output()
         .expect("run xvfb-run");
     Some(out)

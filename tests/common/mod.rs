@@ -42,6 +42,12 @@ extern "C" fn init_cache_dir() {
     if std::env::var_os("VASTVIEW_CACHE_DIR").is_none_or(|d| d.is_empty()) {
         std::env::set_var("VASTVIEW_CACHE_DIR", test_cache_dir());
     }
+    // In-process GPU sessions (`gpu_session`) are headless, as the binary's subcommands are: keep Mesa's
+    // device-selection layer from probing Wayland/X (libwayland prints an error when XDG_RUNTIME_DIR is unset).
+    // The window tests' children get their own environment.
+    if std::env::var_os("NODEVICE_SELECT").is_none() {
+        std::env::set_var("NODEVICE_SELECT", "1");
+    }
 }
 
 #[used]
@@ -55,6 +61,8 @@ pub fn vastview_command(args: &[&str], envs: &[(&str, &str)]) -> Command {
     let _ = std::fs::create_dir_all(&xdg);
     let mut c = Command::new(env!("CARGO_BIN_EXE_vastview"));
     c.args(args).env("XDG_RUNTIME_DIR", &xdg).env("VASTVIEW_CACHE_DIR", test_cache_dir());
+    // The binary decides NODEVICE_SELECT itself (the test process sets it for its own GPU sessions).
+    c.env_remove("NODEVICE_SELECT");
     c.envs(envs.iter().copied());
     c
 }
