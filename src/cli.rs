@@ -289,6 +289,18 @@ pub struct DisplayArgs {
     /// Color of NaN pixels as RRGGBBAA hex
     #[arg(long, default_value = "00000000")]
     pub nan_color: String,
+    /// N-D arrays: the outer axis drawn as an additive composite of its channels (2 to 8), each through its own
+    /// colour ramp and limits [default: an axis named c or channel]; `--index c=K` shows channel K alone
+    #[arg(long)]
+    pub channel_axis: Option<String>,
+    /// Composite: each channel's colormap, comma-separated: a colour ramp (green, magenta, cyan, yellow, red,
+    /// blue, orange, white, #rrggbb) or any colormap [default: green,magenta,cyan,yellow,red,blue,orange,white]
+    #[arg(long)]
+    pub channel_colormaps: Option<String>,
+    /// Composite: each channel's limits LO,HI, channels separated by ';' ('0,500;10,2000') [default: --limits for
+    /// all, else each channel's own 0.5 and 99.5 percentiles]
+    #[arg(long, allow_hyphen_values = true)]
+    pub channel_limits: Option<String>,
     /// The display flags typed on the command line (filled by [`parse`]; empty when parsed otherwise).
     #[arg(skip)]
     pub typed: Vec<&'static str>,
@@ -588,6 +600,13 @@ pub fn launch_options(a: &ViewArgs) -> Result<crate::app::LaunchOptions> {
     let open =
         if a.demo || a.input.is_some() { Some(open_spec(a.input.clone(), a.demo, &a.input_args)?) } else { None };
     let DisplaySettings { limits, scale, gamma, nan_color } = display_settings(&p, &a.display)?;
+    let d = &a.display;
+    if d.channel_axis.is_some() || d.channel_colormaps.is_some() || d.channel_limits.is_some() {
+        eprintln!(
+            "vastview: note: the window shows one channel at a time (its slider steps the channel axis); \
+             `vastview render` draws channel composites"
+        );
+    }
     let (w, h) = parse_wxh(&p, "--window-size", &a.window_size)?;
     if let Some(z) = a.zoom {
         if !(z.is_finite() && z > 0.0) {
@@ -872,15 +891,27 @@ fn run_command(command: Command, out: &mut dyn Write) -> Result<()> {
                 // An export holds values, not colours: no sample for colour limits.
                 spec.limits = LimitsSpec::Unused;
             }
+            // A channel axis: one spec per channel, blended (an export holds the one slice's values).
+            let composite = match format {
+                crate::output::Format::Npy => None,
+                _ => composite_specs(src.info(), &a.display, &spec)?,
+            };
+            let mut specs =
+                composite.clone().map_or_else(|| vec![spec.clone()], |c| c.into_iter().map(|(_, s)| s).collect());
             // A file with its own resolution levels: a shrunk render reads the level that fits.
-            let (src, native) = match headless::choose_native(src.as_ref(), &spec) {
-                Some((k, lsrc, s)) => {
-                    spec = s;
+            let (src, native) = match headless::choose_native(src.as_ref(), &specs[0]) {
+                Some((k, lsrc, _)) => {
+                    for s in specs.iter_mut() {
+                        if let Some((_, _, moved)) = headless::choose_native(src.as_ref(), s) {
+                            *s = moved;
+                        }
+                    }
                     (lsrc, Some(k))
                 }
                 None => (src, None),
             };
-            let plan = headless::plan(src.as_ref(), &spec)?;
+            let plans = specs.iter().map(|s| headless::plan(src.as_ref(), s)).collect::<Result<Vec<_>>>()?;
+            let plan = plans[0].clone();
             crate::output::check_size(&a.output, format, plan.out_w, plan.out_h)?;
             let from_file = src.info().format != source::Format::DEMO;
             if let Some(why) = crate::diskcache::unusable(crate::pyramid::persist::KIND).filter(|_| from_file) {
@@ -895,6 +926,22 @@ fn run_command(command: Command, out: &mut dyn Write) -> Result<()> {
             let t_plan = t0.elapsed();
             if format == crate::output::Format::Npy {
                 headless::export_npy(src.as_ref(), &plan, &a.output)?;
+            } else if plans.len() > 1 {
+                let mut session = Session::new()?;
+                headless::render_composite(&mut session, src.as_ref(), &plans, &a.output)?;
+                if a.verbose {
+                    for ((name, _), p) in composite.iter().flatten().zip(&plans) {
+                        let sc = src.info().scaling;
+                        let phys = |v: f64| sc.map_or(v, |s| s.apply(v));
+                        eprintln!(
+                            "channel {name}: {}, limits {} .. {} ({})",
+                            p.display.colormap.name,
+                            phys(p.display.lo),
+                            phys(p.display.hi),
+                            p.limits_from
+                        );
+                    }
+                }
             } else {
                 let mut session = Session::new()?;
                 if a.verbose {
@@ -1075,6 +1122,73 @@ fn write_out(out: &mut dyn Write, s: &str) -> Result<()> {
 }
 
 /// True for an array `info` should offer as points: (N, 2) or (N, 3) float with N much larger than 3.
+/// The per-channel specs of a composite render (channel label, spec), or `None` when the image has no channel
+/// axis of 2 to 8 entries (or `--index` names it, or it is RGB).
+fn composite_specs(
+    info: &source::SourceInfo,
+    d: &DisplayArgs,
+    base: &RenderSpec,
+) -> Result<Option<Vec<(String, RenderSpec)>>> {
+    let p = &info.path;
+    let given = d.channel_axis.as_deref();
+    let Some(k) = source::axes::channel_axis(p, &info.axes, info.image.channels, given)? else {
+        if d.channel_colormaps.is_some() || d.channel_limits.is_some() {
+            return Err(Error::request(p, "--channel-colormaps/--channel-limits need a channel axis (--channel-axis)"));
+        }
+        return Ok(None);
+    };
+    let outer = info.outer_axes();
+    let axis = &outer[k];
+    let n = axis.size as usize;
+    if info.image.is_color() || source::axes::index_names(&info.axes, k, d.index.as_deref()) {
+        return Ok(None);
+    }
+    if !(2..=crate::palette::composite::MAX_CHANNELS).contains(&n) {
+        if given.is_some() {
+            return Err(Error::request(
+                p,
+                format!("--channel-axis {}: a composite takes 2 to 8 channels, the axis has {n}", axis.name),
+            ));
+        }
+        return Ok(None);
+    }
+    let cmaps: Vec<String> = match &d.channel_colormaps {
+        Some(s) => {
+            let v: Vec<String> = s.split(',').map(|c| c.trim().to_string()).collect();
+            if v.len() != n {
+                return Err(Error::request(
+                    p,
+                    format!("--channel-colormaps names {} colormaps for {n} channels", v.len()),
+                ));
+            }
+            v
+        }
+        None => crate::palette::composite::DEFAULT_COLORS[..n].iter().map(|(c, _)| c.to_string()).collect(),
+    };
+    let limits: Option<Vec<(f64, f64)>> = match &d.channel_limits {
+        Some(s) => {
+            let v = s.split(';').map(|pair| finite_pair(p, "--channel-limits", pair)).collect::<Result<Vec<_>>>()?;
+            if v.len() != n {
+                return Err(Error::request(p, format!("--channel-limits gives {} pairs for {n} channels", v.len())));
+            }
+            Some(v)
+        }
+        None => None,
+    };
+    let mut out = Vec::with_capacity(n);
+    for (c, cmap) in cmaps.iter().enumerate() {
+        crate::palette::Colormap::named(p, cmap)?;
+        let mut s = base.clone();
+        s.slice = source::axes::with_entry(outer, base.slice, k, c as u64);
+        s.colormap = cmap.clone();
+        if let Some(l) = &limits {
+            s.limits = LimitsSpec::Explicit(l[c].0, l[c].1);
+        }
+        out.push((format!("{}={c}", axis.name), s));
+    }
+    Ok(Some(out))
+}
+
 /// The flat slice number `--index`/`--slice` name on `info`'s outer axes.
 fn resolve_slice(info: &source::SourceInfo, index: Option<&str>, slice: u64) -> Result<u64> {
     source::axes::resolve_index(&info.path, &info.axes, info.image.channels, index, slice)

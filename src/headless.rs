@@ -492,6 +492,33 @@ pub fn render_image(session: &mut Session, src: &dyn ArraySource, plan: &Plan, o
     })
 }
 
+/// Renders a channel composite: each plan (one per channel: its slice, colormap and limits, all of the same
+/// region and size) drawn on the GPU, the channels' colours added (saturating), written as [`render_image`]
+/// writes one. The whole output is held in memory: at most 64 Mpixels.
+pub fn render_composite(session: &mut Session, src: &dyn ArraySource, plans: &[Plan], out: &Path) -> Result<()> {
+    let format = crate::output::Format::of(out)?;
+    let input = src.info().path.clone();
+    let Some(first) = plans.first() else { return Ok(()) };
+    let (w, h) = (first.out_w, first.out_h);
+    if w * h > 1 << 26 {
+        return Err(Error::request(
+            &input,
+            format!("a composite of {w}x{h} is over 64 Mpixels: give a smaller --size"),
+        ));
+    }
+    let mut sum = session.render_rgba(src, first)?;
+    for p in &plans[1..] {
+        let px = session.render_rgba(src, p)?;
+        crate::palette::composite::add_onto(&mut sum, &px);
+    }
+    crate::output::write_rgba(out, &[&input], format, w, h, |sink| {
+        for rows in sum.chunks((w * 4 * 256) as usize) {
+            sink(rows)?;
+        }
+        Ok(())
+    })
+}
+
 /// [`render_image`] (PNG for a `.png` path).
 pub fn render_png(session: &mut Session, src: &dyn ArraySource, plan: &Plan, out: &Path) -> Result<()> {
     render_image(session, src, plan, out)

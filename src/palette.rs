@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+pub mod composite;
 mod custom;
 
 /// The tables `scripts/gen_colormaps.py` writes from matplotlib and colorcet: 256 RGB8 rows (768 bytes) each.
@@ -72,6 +73,10 @@ impl Colormap {
     /// suffix reverses any of them.
     pub fn resolve(spec: &str) -> Result<Colormap, SpecError> {
         if let Some(c) = Colormap::by_name(spec) {
+            return Ok(c);
+        }
+        // A channel colour (`green`, `magenta`, `#ff8000`): a black-to-colour ramp, for composites.
+        if let Some(c) = composite::ramp_named(spec) {
             return Ok(c);
         }
         if let Some(base) =

@@ -129,3 +129,87 @@ fn unknown_files_and_unknown_formats_name_what_was_tried() {
         assert!(stdout(&o).contains(f.title), "{} missing from --help", f.name);
     }
 }
+
+/// A channel axis drawn as an additive composite: each channel through its black-to-colour ramp and its limits,
+/// the colours added and clipped at 255, as numpy computes it from the data (matplotlib's binning of t into 256).
+#[test]
+fn channel_axes_render_as_additive_composites_equal_to_numpy() {
+    if crate::common::gpu_session().is_none() {
+        return;
+    }
+    let d = files();
+    let script = r#"
+import sys, numpy as np
+d = sys.argv[1]
+a = np.random.default_rng(3).integers(0, 1000, (3, 20, 30)).astype(np.uint16)
+np.save(f"{d}/c3.npy", a)
+lims = [(0, 1000), (100, 900), (0, 500)]
+cols = [(0, 255, 0), (255, 0, 255), (0, 255, 255)]
+out = np.zeros((20, 30, 4), np.int64)
+out[..., 3] = 255
+for k in range(3):
+    lo, hi = lims[k]
+    t = np.clip((a[k].astype(np.float64) - lo) / (hi - lo), 0, 1)
+    i = np.clip(np.floor(t * 256), 0, 255).astype(np.int64)
+    for c in range(3):
+        out[..., c] += ((cols[k][c] * np.arange(256) + 127) // 255)[i]
+np.save(f"{d}/c3_want.npy", np.minimum(out, 255).astype(np.uint8))
+np.save(f"{d}/c3_want_1.npy", np.clip(np.floor(np.clip((a[1].astype(np.float64) - 100) / 800.0, 0, 1) * 256), 0, 255).astype(np.uint8))
+"#;
+    let o = Command::new(python()).arg("-c").arg(script).arg(d).output().expect("python3");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let png = d.join("c3.png");
+    let o = vastview(&[
+        "render",
+        &p("c3.npy"),
+        "--channel-axis",
+        "dim_0",
+        "--channel-limits",
+        "0,1000;100,900;0,500",
+        "-o",
+        png.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (w, h, got) = crate::common::read_png(&png);
+    assert_eq!((w, h), (30, 20));
+    let (_, want) = read_npy(&d.join("c3_want.npy"));
+    let want: Vec<u8> = want.iter().map(|&v| v as u8).collect();
+    assert_eq!(crate::common::compare_rgba(&got, &want, 30, 0), None);
+    // --index on the channel axis shows that channel alone, through --colormap (gray: R = G = B = the index).
+    let o = vastview(&[
+        "render",
+        &p("c3.npy"),
+        "--channel-axis",
+        "dim_0",
+        "--index",
+        "dim_0=1",
+        "--limits",
+        "100,900",
+        "--colormap",
+        "gray",
+        "-o",
+        png.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (_, _, got) = crate::common::read_png(&png);
+    let (_, idx) = read_npy(&d.join("c3_want_1.npy"));
+    let gray = vastview::palette::Colormap::by_name("gray").unwrap();
+    for (px, i) in got.chunks_exact(4).zip(&idx) {
+        assert_eq!(px, gray.table[*i as usize], "one channel through gray");
+    }
+    // Bad composite flags.
+    for (args, want) in [
+        (vec!["--channel-axis", "y"], "not an outer axis"),
+        (vec!["--channel-axis", "dim_0", "--channel-colormaps", "green,red"], "names 2 colormaps for 3 channels"),
+        (vec!["--channel-axis", "dim_0", "--channel-limits", "0,1;0,2"], "gives 2 pairs for 3 channels"),
+        (vec!["--channel-axis", "dim_0", "--channel-colormaps", "green,red,nosuchmap"], "unknown colormap 'nosuchmap'"),
+    ] {
+        let c3 = p("c3.npy");
+        let mut a = vec!["render", c3.as_str()];
+        a.extend(args);
+        a.extend(["-o", png.to_str().unwrap()]);
+        let o = vastview(&a);
+        assert_eq!(o.status.code(), Some(2), "{a:?}");
+        assert!(stderr(&o).contains(want), "{a:?}: {}", stderr(&o));
+    }
+}

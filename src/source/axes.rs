@@ -149,6 +149,52 @@ pub fn resolve_index(path: &Path, axes: &[Axis], channels: u64, index: Option<&s
     Ok(slice_of(out, &idx))
 }
 
+/// The outer axis (its position among the outer axes) shown as a channel composite: the one `given` names
+/// (`--channel-axis`, by name or stored-axis number), else the first outer axis with a channel name
+/// (`c`, `channel`, …). `None` when there is none.
+pub fn channel_axis(path: &Path, axes: &[Axis], channels: u64, given: Option<&str>) -> Result<Option<usize>> {
+    let out = outer(axes, channels);
+    let Some(g) = given else {
+        return Ok(out.iter().position(Axis::is_channel));
+    };
+    let k = match g.parse::<usize>() {
+        Ok(n) => n,
+        Err(_) => axes.iter().position(|a| a.name == g || a.name.eq_ignore_ascii_case(g)).ok_or_else(|| {
+            Error::request(
+                path,
+                format!(
+                    "--channel-axis: no axis named '{g}' (the axes are {})",
+                    axes.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            )
+        })?,
+    };
+    if k >= out.len() {
+        return Err(Error::request(
+            path,
+            format!("--channel-axis: axis {g} is not an outer axis (it is displayed or absent)"),
+        ));
+    }
+    Ok(Some(k))
+}
+
+/// Whether `--index` text names the outer axis `k` (then that axis shows one entry, not a composite).
+pub fn index_names(axes: &[Axis], k: usize, index: Option<&str>) -> bool {
+    index.is_some_and(|s| {
+        s.split(',').filter_map(|p| p.split_once('=')).any(|(n, _)| {
+            let n = n.trim();
+            n.parse::<usize>().map_or_else(|_| axes[k].name == n || axes[k].name.eq_ignore_ascii_case(n), |i| i == k)
+        })
+    })
+}
+
+/// `slice` with the index on outer axis `k` replaced by `entry`.
+pub fn with_entry(outer: &[Axis], slice: u64, k: usize, entry: u64) -> u64 {
+    let mut idx = index_of(outer, slice);
+    idx[k] = entry;
+    slice_of(outer, &idx)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
