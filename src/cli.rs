@@ -910,7 +910,19 @@ fn run_command(command: Command, out: &mut dyn Write) -> Result<()> {
                 }
                 None => (src, None),
             };
-            let plans = specs.iter().map(|s| headless::plan(src.as_ref(), s)).collect::<Result<Vec<_>>>()?;
+            let mut plans = specs.iter().map(|s| headless::plan(src.as_ref(), s)).collect::<Result<Vec<_>>>()?;
+            // RGB samples of any integer dtype: one pair of limits for the image (the widest), not one per channel.
+            if plans.len() > 1
+                && src.info().channels_are_rgb()
+                && a.display.limits.is_none()
+                && a.display.channel_limits.is_none()
+            {
+                let lo = plans.iter().map(|p| p.display.lo).fold(f64::INFINITY, f64::min);
+                let hi = plans.iter().map(|p| p.display.hi).fold(f64::NEG_INFINITY, f64::max);
+                for p in plans.iter_mut() {
+                    (p.display.lo, p.display.hi) = (lo, hi);
+                }
+            }
             let plan = plans[0].clone();
             crate::output::check_size(&a.output, format, plan.out_w, plan.out_h)?;
             let from_file = src.info().format != source::Format::DEMO;
@@ -1163,7 +1175,13 @@ fn composite_specs(
             }
             v
         }
-        None => crate::palette::composite::DEFAULT_COLORS[..n].iter().map(|(c, _)| c.to_string()).collect(),
+        // The file's channel colours where it has them (OME colours, RGB samples), else the default sequence.
+        None => (0..n)
+            .map(|c| match info.channels.get(c).and_then(|ch| ch.color) {
+                Some([r, g, b]) => format!("#{r:02x}{g:02x}{b:02x}"),
+                None => crate::palette::composite::DEFAULT_COLORS[c].0.to_string(),
+            })
+            .collect(),
     };
     let limits: Option<Vec<(f64, f64)>> = match &d.channel_limits {
         Some(s) => {
@@ -1183,8 +1201,14 @@ fn composite_specs(
         s.colormap = cmap.clone();
         if let Some(l) = &limits {
             s.limits = LimitsSpec::Explicit(l[c].0, l[c].1);
+        } else if let (Some((lo, hi)), false) = (info.channels.get(c).and_then(|ch| ch.window), d.limits.is_some()) {
+            s.limits = LimitsSpec::Explicit(lo, hi);
         }
-        out.push((format!("{}={c}", axis.name), s));
+        let label = match info.channels.get(c).and_then(|ch| ch.name.as_deref()) {
+            Some(name) => format!("{}={c} ({name})", axis.name),
+            None => format!("{}={c}", axis.name),
+        };
+        out.push((label, s));
     }
     Ok(Some(out))
 }

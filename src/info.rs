@@ -54,6 +54,31 @@ pub fn info_text(info: &SourceInfo) -> String {
         format!("{} slice(s)", im.slices)
     };
     line("image:", format!("{} x {} (width x height), {slices}, {kind}", im.width, im.height));
+    if !info.channels.is_empty() {
+        let ch: Vec<String> = info
+            .channels
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let mut t = format!("{i}");
+                if let Some(n) = &c.name {
+                    t.push_str(&format!(" {n}"));
+                }
+                if let Some([r, g, b]) = c.color {
+                    t.push_str(&format!(" #{r:02x}{g:02x}{b:02x}"));
+                }
+                if let Some((lo, hi)) = c.window {
+                    t.push_str(&format!(
+                        " window {}..{}",
+                        crate::numfmt::format_f64(lo),
+                        crate::numfmt::format_f64(hi)
+                    ));
+                }
+                t
+            })
+            .collect();
+        line("channels:", ch.join(", "));
+    }
     for (k, v) in &info.details {
         line(&format!("{k}:"), v.clone());
     }
@@ -85,6 +110,9 @@ pub fn info_json(info: &SourceInfo) -> serde_json::Value {
         v["scaling"] = serde_json::json!({
             "scale": sc.scale, "offset": sc.offset, "blank": sc.blank, "physical_dtype": sc.physical.name(),
         });
+    }
+    if !info.channels.is_empty() {
+        v["channels"] = serde_json::json!(info.channels);
     }
     if !info.extra.is_null() {
         v["extra"] = info.extra.clone();

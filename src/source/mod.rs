@@ -119,6 +119,36 @@ pub struct SourceInfo {
     pub details: Vec<(String, String)>,
     /// Format-specific metadata for `info --json` (e.g. FITS header cards); `Null` when none.
     pub extra: serde_json::Value,
+    /// What the file says about the entries of its channel axis (OME channel names and colours, RGB samples
+    /// stored as a channel axis): one per entry, or empty.
+    pub channels: Vec<ChannelInfo>,
+}
+
+/// One channel of a channel axis as the file describes it.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct ChannelInfo {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Display colour (OME `Color`; red, green, blue for RGB samples).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub color: Option<[u8; 3]>,
+    /// Display window LO, HI (OME-Zarr `omero.window`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<(f64, f64)>,
+}
+
+impl ChannelInfo {
+    /// Red, green, blue (and alpha, shown as white) channels of RGB(A) samples stored as a channel axis.
+    pub fn rgb(samples: u64) -> Vec<ChannelInfo> {
+        let colors = [[255, 0, 0], [0, 255, 0], [0, 0, 255]];
+        (0..samples)
+            .map(|k| ChannelInfo {
+                name: Some(["R", "G", "B", "A"].get(k as usize).unwrap_or(&"extra").to_string()),
+                color: colors.get(k as usize).copied(),
+                window: None,
+            })
+            .collect()
+    }
 }
 
 impl SourceInfo {
@@ -139,6 +169,7 @@ impl SourceInfo {
             scaling: None,
             details: Vec::new(),
             extra: serde_json::Value::Null,
+            channels: Vec::new(),
         }
     }
 
@@ -151,6 +182,13 @@ impl SourceInfo {
     /// place the image-or-points question is answered for array files.
     pub fn looks_like_points(&self) -> bool {
         self.format.name == "npy" && points::looks_like_points(&self.shape, self.dtype)
+    }
+
+    /// Whether the channel axis holds the red, green and blue samples of a colour image (then a composite
+    /// shares one pair of limits, so colours keep their balance).
+    pub fn channels_are_rgb(&self) -> bool {
+        let c: Vec<Option<[u8; 3]>> = self.channels.iter().take(3).map(|c| c.color).collect();
+        c == [Some([255, 0, 0]), Some([0, 255, 0]), Some([0, 0, 255])]
     }
 
     /// `slice 3` or `t=1 c=2`: how a slice is named to the user.
