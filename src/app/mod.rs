@@ -436,6 +436,9 @@ impl Viewer {
                         Ok(l) => (self.display.lo, self.display.hi) = (l.lo, l.hi),
                         Err(e) => return self.fail(e.to_string()),
                     }
+                } else if let (Some(s), Some((lo, hi))) = (info.scaling, self.opts.limits) {
+                    // --limits are physical values; the shader (and the panel, for now) work in stored ones.
+                    (self.display.lo, self.display.hi) = (s.invert(lo), s.invert(hi));
                 }
                 if self.doc.is_none() && im.is_color() {
                     if let Some(n) = crate::palette::rgb_note(&info.path, &self.opts.display_flags) {
