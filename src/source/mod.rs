@@ -3,6 +3,7 @@
 pub mod axes;
 pub mod buf;
 pub mod demo;
+pub mod fits;
 pub mod guard;
 pub mod mapped;
 pub mod npy;
