@@ -6,6 +6,7 @@ mod common;
 mod cli;
 mod colormaps;
 mod desktop;
+mod fits;
 mod formats;
 mod fuzz;
 mod hardening_cache;

@@ -350,8 +350,11 @@ impl Hdu {
                 s.push_str(&format!(" ver {}", self.extver));
             }
         }
-        if self.naxis.is_empty() {
+        let table = matches!(self.kind, HduKind::Other { compressed: false, .. }) && self.naxis.len() == 2;
+        if self.naxis.is_empty() || self.naxis.contains(&0) {
             s.push_str(" (no data)");
+        } else if table {
+            s.push_str(&format!(" ({} rows of {} bytes)", self.naxis[1], self.naxis[0]));
         } else {
             s.push_str(&format!(" {}", super::fmt_shape(&self.shape())));
         }
@@ -628,7 +631,10 @@ pub fn select(path: &Path, list: &HduList, member: Option<&str>) -> Result<usize
         let (name, ver) = match m.split_once(',') {
             Some((n, v)) => {
                 let v = v.trim().parse::<i64>().map_err(|_| {
-                    Error::request(path, format!("'{m}': the EXTVER after the comma is not an integer"))
+                    Error::request(
+                        path,
+                        format!("'{m}': the EXTVER after the comma is not an integer (the HDUs: {})", what()),
+                    )
                 })?;
                 (n.trim(), Some(v))
             }

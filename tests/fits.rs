@@ -1,0 +1,352 @@
+//! FITS files written and read back by astropy (tests/oracle_fits.py): every BITPIX, the unsigned and
+//! int8 conventions, BSCALE/BZERO/BLANK, extensions chosen by number and EXTNAME(,EXTVER), 3-D/4-D cubes
+//! with WCS axes. Stored values (`render -o x.npy`, `read_region`) equal astropy's unscaled data,
+//! `physical_value` equals astropy's scaled data, and header cards and axes equal astropy's; bad FITS
+//! files (truncated at many offsets, wrong selections) get one line, exit 2.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use serde_json::Value;
+use vastview::geom::Rect;
+use vastview::source::fits::physical_value;
+use vastview::source::{self, ArraySource, OpenSpec, RegionBuf, Scalar};
+
+use crate::common::*;
+
+/// Runs tests/oracle_fits.py once per test process: (dir, manifest).
+fn oracle_fits() -> &'static (PathBuf, Value) {
+    static ORACLE: OnceLock<(PathBuf, Value)> = OnceLock::new();
+    ORACLE.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("vastview-oracle-fits-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle_fits.py");
+        let out = std::process::Command::new(python())
+            .arg(&script)
+            .arg(&dir)
+            .output()
+            .expect("run python3 (numpy and astropy are needed)");
+        assert!(out.status.success(), "oracle_fits.py failed: {}", String::from_utf8_lossy(&out.stderr));
+        let text = std::fs::read_to_string(dir.join("manifest.json")).expect("manifest");
+        (dir, serde_json::from_str(&text).expect("manifest json"))
+    })
+}
+
+fn cases() -> Vec<&'static Value> {
+    let (_, m) = oracle_fits();
+    let v: Vec<&Value> = m["cases"].as_array().expect("cases").iter().collect();
+    assert!(v.len() >= 25, "too few FITS cases: {}", v.len());
+    v
+}
+
+fn s<'a>(v: &'a Value, k: &str) -> &'a str {
+    v[k].as_str().unwrap_or_default()
+}
+
+fn file_of(case: &Value) -> PathBuf {
+    oracle_fits().0.join(s(case, "file"))
+}
+
+/// `file.fits` or `file.fits[member]`, as a user types it.
+fn arg_of(case: &Value) -> String {
+    let f = file_of(case).to_str().unwrap().to_string();
+    match case["member"].as_str() {
+        Some(m) => format!("{f}[{m}]"),
+        None => f,
+    }
+}
+
+fn open_case(case: &Value) -> Arc<dyn ArraySource> {
+    let spec =
+        OpenSpec { path: file_of(case), member: case["member"].as_str().map(String::from), ..Default::default() };
+    source::open(&spec).unwrap_or_else(|e| panic!("{}: {e}", s(case, "name")))
+}
+
+/// Every value of every slice of `src`, in C order.
+fn all_scalars(src: &dyn ArraySource) -> Vec<Scalar> {
+    let im = src.info().image;
+    let mut buf = RegionBuf::default();
+    let mut v = Vec::new();
+    for k in 0..im.slices {
+        src.read_region(k, im.rect(), &mut buf).expect("read");
+        v.extend(buf.scalars());
+    }
+    v
+}
+
+/// An .npy's values, exactly, read with vastview's own .npy reader (astropy's arrays are big-endian).
+fn npy_scalars(p: &Path) -> (Vec<u64>, Vec<Scalar>) {
+    let src = source::open(&OpenSpec { path: p.to_path_buf(), ..Default::default() }).expect("open npy");
+    let shape = src.info().shape.clone();
+    (shape, all_scalars(src.as_ref()))
+}
+
+/// Equal as stored bits (NaN equals NaN; 0.0 and -0.0 differ).
+fn same(a: &Scalar, b: &Scalar) -> bool {
+    match (a, b) {
+        (Scalar::F32(x), Scalar::F32(y)) => x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()),
+        (Scalar::F64(x), Scalar::F64(y)) => x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()),
+        _ => a == b,
+    }
+}
+
+fn first_mismatch(got: &[Scalar], want: &[Scalar]) -> Option<String> {
+    if got.len() != want.len() {
+        return Some(format!("{} values, not {}", got.len(), want.len()));
+    }
+    got.iter()
+        .zip(want)
+        .position(|(g, w)| !same(g, w))
+        .map(|i| format!("at {i}: {:?} vs astropy {:?}", got[i], want[i]))
+}
+
+#[test]
+fn stored_values_shape_dtype_and_hdu_equal_astropy() {
+    let dir = &oracle_fits().0;
+    for case in cases() {
+        let name = s(case, "name");
+        let src = open_case(case);
+        let info = src.info();
+        let hdu = case["hdu"].as_u64().unwrap();
+        let shape: Vec<u64> = case["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap()).collect();
+        assert_eq!(info.format.name, "fits", "{name}");
+        assert_eq!(info.shape, shape, "{name}");
+        assert_eq!(info.dtype.name(), s(case, "stored_dtype"), "{name}");
+        assert_eq!(info.member.as_deref(), Some(format!("hdu {hdu}").as_str()), "{name}");
+        assert!(info.format.flavour.as_deref().unwrap_or("").starts_with(&format!("hdu {hdu}")), "{name}");
+        let (npy_shape, want) = npy_scalars(&dir.join(format!("{name}.stored.npy")));
+        assert_eq!(npy_shape, shape, "{name}");
+        assert_eq!(first_mismatch(&all_scalars(src.as_ref()), &want), None, "{name}: stored values");
+    }
+}
+
+#[test]
+fn physical_values_equal_astropys_scaled_data() {
+    let dir = &oracle_fits().0;
+    let mut scaled = 0;
+    for case in cases() {
+        let name = s(case, "name");
+        let src = open_case(case);
+        let info = src.info();
+        let (_, want) = npy_scalars(&dir.join(format!("{name}.physical.npy")));
+        let stored = all_scalars(src.as_ref());
+        let unscaled = case["bzero"].is_null() && case["bscale"].is_null() && case["blank"].is_null();
+        match &info.scaling {
+            None => {
+                assert!(
+                    unscaled || s(case, "stored_dtype").starts_with("float") && case["bzero"].is_null(),
+                    "{name}: no scaling but astropy scales ({case})"
+                );
+                assert_eq!(s(case, "physical_dtype"), s(case, "stored_dtype"), "{name}");
+                assert_eq!(first_mismatch(&stored, &want), None, "{name}");
+            }
+            Some(sc) => {
+                scaled += 1;
+                assert_eq!(sc.physical.name(), s(case, "physical_dtype"), "{name}: {sc:?}");
+                let got: Vec<Scalar> = stored.iter().map(|v| physical_value(sc, v)).collect();
+                assert_eq!(first_mismatch(&got, &want), None, "{name}: physical values ({sc:?})");
+            }
+        }
+    }
+    assert!(scaled >= 12, "only {scaled} scaled cases");
+}
+
+/// Astropy's values at a few pixels, spelled out: the conventions and a float BSCALE.
+#[test]
+fn physical_values_at_named_pixels() {
+    let dir = &oracle_fits().0;
+    for (name, x, y) in [("conv_uint16", 3, 2), ("conv_uint64", 0, 0), ("conv_int8", 1, 0), ("scaled_i16", 4, 4)] {
+        let case = cases().into_iter().find(|c| s(c, "name") == name).unwrap();
+        let src = open_case(case);
+        let sc = src.info().scaling.expect("scaled");
+        let stored = src.probe(0, x, y).unwrap()[0];
+        let (shape, want) = npy_scalars(&dir.join(format!("{name}.physical.npy")));
+        let w = shape[1] as usize;
+        assert!(same(&physical_value(&sc, &stored), &want[y as usize * w + x as usize]), "{name} ({x}, {y})");
+    }
+}
+
+#[test]
+fn header_cards_hdu_list_and_axes_equal_astropy() {
+    for case in cases() {
+        let name = s(case, "name");
+        let src = open_case(case);
+        let info = src.info();
+        let cards: Vec<Value> =
+            info.extra["header"].as_array().expect("header cards").iter().filter(|c| c["key"] != "").cloned().collect();
+        let want = case["cards"].as_array().unwrap();
+        assert_eq!(cards.len(), want.len(), "{name}: {cards:?}");
+        for (g, w) in cards.iter().zip(want) {
+            assert_eq!(g["key"], w["key"], "{name}");
+            assert_eq!(g["comment"], w["comment"], "{name} {}", w["key"]);
+            if !w["value"].is_null() {
+                assert_eq!(g["value"], w["value"], "{name} {}", w["key"]);
+            }
+        }
+        let hdus = info.extra["hdus"].as_array().expect("hdus");
+        let want_hdus = case["hdus"].as_array().unwrap();
+        assert_eq!(hdus.len(), want_hdus.len(), "{name}");
+        for (g, w) in hdus.iter().zip(want_hdus) {
+            let kind = match s(w, "type") {
+                "PrimaryHDU" => "PRIMARY",
+                "ImageHDU" => "IMAGE",
+                "BinTableHDU" => "BINTABLE",
+                other => panic!("{other}"),
+            };
+            assert_eq!(s(g, "type"), kind, "{name}");
+            let ext = g["extname"].as_str().unwrap_or("PRIMARY");
+            assert_eq!(ext, s(w, "name"), "{name}");
+            assert_eq!(g["extver"], w["ver"], "{name}");
+        }
+        // Axes: CTYPE names where given, else x, y, z; NAXISn sizes reversed.
+        let n = info.axes.len();
+        for (i, (a, w)) in info.axes.iter().zip(case["axes"].as_array().unwrap()).enumerate() {
+            let default = match n - i {
+                1 => "x".to_string(),
+                2 => "y".to_string(),
+                3 => "z".to_string(),
+                _ => format!("dim_{i}"),
+            };
+            assert_eq!(a.name, w["ctype"].as_str().map(String::from).unwrap_or(default), "{name}");
+            assert_eq!(a.size, w["size"].as_u64().unwrap(), "{name}");
+            assert_eq!(a.unit.as_deref(), w["cunit"].as_str(), "{name}");
+        }
+        if let Some(scales) = case["scales"].as_array() {
+            let got: Vec<Option<f64>> = info.axes.iter().map(|a| a.scale).collect();
+            let want: Vec<Option<f64>> = scales.iter().map(Value::as_f64).collect();
+            assert_eq!(got, want, "{name}");
+        }
+    }
+}
+
+#[test]
+fn the_default_hdu_is_the_first_with_image_data_and_info_says_so() {
+    for (name, what) in [("nodata_default", "the primary has none"), ("mef_default", "the primary HDU")] {
+        let case = cases().into_iter().find(|c| s(c, "name") == name).unwrap();
+        let src = open_case(case);
+        let d = &src.info().details;
+        assert!(d.iter().any(|(k, v)| k == "hdu" && v.contains(what)), "{name}: {d:?}");
+        assert!(d.iter().any(|(k, v)| k == "hdu 1" && !v.is_empty()), "{name}: {d:?}");
+    }
+    let case = cases().into_iter().find(|c| s(c, "name") == "conv_uint16").unwrap();
+    let src = open_case(case);
+    let d = &src.info().details;
+    assert!(d.iter().any(|(k, v)| k == "scaling" && v.contains("32768") && v.contains("uint16")), "{d:?}");
+}
+
+#[test]
+fn cli_info_json_and_npy_export_equal_astropy() {
+    let dir = &oracle_fits().0;
+    let out_dir = std::env::temp_dir().join(format!("vastview-fits-out-{}", std::process::id()));
+    std::fs::create_dir_all(&out_dir).unwrap();
+    for case in cases() {
+        let name = s(case, "name");
+        let arg = arg_of(case);
+        let o = vastview(&["info", "--json", &arg]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let j: Value = serde_json::from_str(&stdout(&o)).expect("json");
+        assert_eq!(j["shape"], case["shape"], "{name}");
+        assert_eq!(j["dtype"], case["stored_dtype"], "{name}");
+        assert_eq!(j["format"], "fits", "{name}");
+        // The last slice, a region off the origin: the stored values astropy reads unscaled.
+        let shape: Vec<usize> =
+            case["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+        let n = shape.len();
+        let (h, w) = (shape[n - 2], shape[n - 1]);
+        let slices: usize = shape[..n - 2].iter().product();
+        let last = slices - 1;
+        let npy = out_dir.join(format!("{name}.npy"));
+        let (region, slice) = (format!("1,1,{w},{h}"), last.to_string());
+        let o = vastview(&["render", &arg, "--slice", &slice, "--region", &region, "-o", npy.to_str().unwrap()]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let (got_shape, got) = npy_scalars(&npy);
+        assert_eq!(got_shape, vec![(h - 1) as u64, (w - 1) as u64], "{name}");
+        let (_, all) = npy_scalars(&dir.join(format!("{name}.stored.npy")));
+        let plane = &all[last * h * w..(last + 1) * h * w];
+        let want: Vec<Scalar> = (1..h).flat_map(|y| (1..w).map(move |x| plane[y * w + x])).collect();
+        assert_eq!(first_mismatch(&got, &want), None, "{name}: exported values");
+    }
+    let _ = std::fs::remove_dir_all(&out_dir);
+}
+
+/// One line on stderr naming the file, exit 2, no panic.
+fn assert_one_line_error(args: &[&str], file: &str, contains: &str) {
+    let o = vastview(args);
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+    assert_eq!(lines.len(), 1, "{args:?}: {err}");
+    assert!(lines[0].contains(file) && lines[0].contains(contains), "{args:?}: {err}");
+}
+
+#[test]
+fn wrong_hdu_selections_name_what_there_is() {
+    let dir = &oracle_fits().0;
+    let mef = dir.join("mef.fits");
+    let f = mef.to_str().unwrap();
+    for (member, what) in [
+        ("3", "BINTABLE"),
+        ("9", "no hdu 9"),
+        ("NOPE", "no HDU is named 'NOPE'"),
+        ("SCI,2", "no HDU is named 'SCI,2'"),
+        ("SCI,x", "EXTVER"),
+    ] {
+        let arg = format!("{f}[{member}]");
+        assert_one_line_error(&["info", &arg], "mef.fits", what);
+        assert_one_line_error(&["probe", &arg, "0", "0"], "mef.fits", "IMAGE 'SCI' (6, 8)");
+    }
+    let nodata = dir.join("nodata.fits");
+    let arg = format!("{}[0]", nodata.to_str().unwrap());
+    assert_one_line_error(&["info", &arg], "nodata.fits", "holds no image data");
+}
+
+/// A good FITS file cut at many offsets before the end of the primary's data (header cards, block
+/// edges, data), and inside an extension's data.
+#[test]
+fn truncated_fits_files_get_one_line_and_exit_2() {
+    let dir = &oracle_fits().0;
+    let good = std::fs::read(dir.join("mef.fits")).unwrap();
+    let work = std::env::temp_dir().join(format!("vastview-fits-trunc-{}", std::process::id()));
+    std::fs::create_dir_all(&work).unwrap();
+    for at in [1, 9, 30, 80, 100, 1000, 2879, 2880, 2881, 2975] {
+        let p = work.join(format!("cut_{at:05}.fits"));
+        std::fs::write(&p, &good[..at]).unwrap();
+        let f = p.to_str().unwrap();
+        let name = p.file_name().unwrap().to_str().unwrap();
+        for args in [vec!["info", f], vec!["probe", f, "0", "0"], vec!["stats", f]] {
+            assert_one_line_error(&args, name, "");
+        }
+    }
+    // Cut inside the SCI extension's data: the primary still opens, the extension does not.
+    let sci_end = {
+        let case = cases().into_iter().find(|c| s(c, "name") == "mef_sci").unwrap();
+        let src = open_case(case);
+        src.info().header_size + 6 * 8 * 2
+    } as usize;
+    let p = work.join("cut_in_sci.fits");
+    std::fs::write(&p, &good[..sci_end - 10]).unwrap();
+    let f = p.to_str().unwrap();
+    assert!(vastview(&["info", f]).status.success());
+    let arg = format!("{f}[SCI]");
+    assert_one_line_error(&["info", &arg], "cut_in_sci.fits", "data shorter than the header says");
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+#[test]
+fn regions_read_in_place_match_whole_reads() {
+    // A rectangle of a 4-D cube's inner slice equals the same part of a full read (strides of outer axes).
+    let case = cases().into_iter().find(|c| s(c, "name") == "cube4").unwrap();
+    let src = open_case(case);
+    let im = src.info().image;
+    assert_eq!((im.slices, im.height, im.width), (6, 4, 5));
+    let mut full = RegionBuf::default();
+    let mut part = RegionBuf::default();
+    for k in 0..im.slices {
+        src.read_region(k, im.rect(), &mut full).unwrap();
+        src.read_region(k, Rect::new(1, 2, 4, 4), &mut part).unwrap();
+        let f = full.scalars();
+        let want: Vec<Scalar> = (2..4).flat_map(|y| (1..4).map(move |x| (y, x))).map(|(y, x)| f[y * 5 + x]).collect();
+        assert_eq!(part.scalars(), want);
+    }
+}
