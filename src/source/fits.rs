@@ -394,14 +394,15 @@ impl HduList {
 
 /// Where the bytes come from: a file (positioned reads) or memory (the fuzz target, unit tests).
 pub trait ReadAt {
-    fn len(&self) -> u64;
-    /// Fills `buf` from byte `at`; `at + buf.len() <= len()`.
+    /// The size in bytes.
+    fn size(&self) -> u64;
+    /// Fills `buf` from byte `at`; `at + buf.len() <= size()`.
     fn read_at(&self, at: u64, buf: &mut [u8]) -> std::io::Result<()>;
 }
 
 impl ReadAt for [u8] {
-    fn len(&self) -> u64 {
-        <[u8]>::len(self) as u64
+    fn size(&self) -> u64 {
+        self.len() as u64
     }
     fn read_at(&self, at: u64, buf: &mut [u8]) -> std::io::Result<()> {
         let a = at as usize;
@@ -417,7 +418,7 @@ struct FileAt<'a> {
 }
 
 impl ReadAt for FileAt<'_> {
-    fn len(&self) -> u64 {
+    fn size(&self) -> u64 {
         self.len
     }
     fn read_at(&self, at: u64, buf: &mut [u8]) -> std::io::Result<()> {
@@ -439,7 +440,7 @@ impl From<std::io::Error> for HduError {
 
 /// Reads the header starting at `at`: its cards and its size in bytes (whole blocks, END included).
 fn read_header<R: ReadAt + ?Sized>(src: &R, at: u64, index: usize) -> std::result::Result<(Header, u64), HduError> {
-    let len = src.len();
+    let len = src.size();
     let mut cards = Vec::new();
     let mut block = vec![0u8; BLOCK as usize];
     let mut off = at;
@@ -581,7 +582,7 @@ pub fn read_hdus<R: ReadAt + ?Sized>(path: &Path, src: &R) -> Result<HduList> {
     };
     let (first, mut next) = read_hdu(src, 0, 0).map_err(to_err)?;
     let mut list = HduList { hdus: vec![first], stopped: None };
-    let len = src.len();
+    let len = src.size();
     while next < len {
         let index = list.hdus.len();
         if len - next < BLOCK {
@@ -613,11 +614,11 @@ pub fn read_hdus<R: ReadAt + ?Sized>(path: &Path, src: &R) -> Result<HduList> {
 pub fn select(path: &Path, list: &HduList, member: Option<&str>) -> Result<usize> {
     let what = || list.listing();
     let Some(m) = member.map(str::trim) else {
-        return list
-            .hdus
-            .iter()
-            .position(Hdu::has_image)
-            .ok_or_else(|| Error::bad_input(path, format!("no HDU holds image data (the HDUs: {})", what())));
+        return list.hdus.iter().position(Hdu::has_image).ok_or_else(|| {
+            let packed = list.hdus.iter().any(|h| matches!(h.kind, HduKind::Other { compressed: true, .. }));
+            let hint = if packed { "; its images are tile-compressed: uncompress them with funpack" } else { "" };
+            Error::bad_input(path, format!("no HDU holds image data (the HDUs: {}){hint}", what()))
+        });
     };
     let idx = if let Ok(i) = m.parse::<usize>() {
         if i >= list.hdus.len() {
@@ -940,7 +941,7 @@ fn hdu_info(path: &Path, list: &HduList, idx: usize, file_size: u64, by_default:
         if idx == 0 {
             " (the primary HDU: the first with image data)".to_string()
         } else {
-            format!(" (the first HDU with image data; the primary has none)")
+            " (the first HDU with image data; the primary has none)".to_string()
         }
     } else {
         String::new()

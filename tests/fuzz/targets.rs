@@ -1,6 +1,6 @@
 //! The fuzz targets: every parser of untrusted bytes, driven through the public API the command line
 //! uses (files written to tmpfs and opened like a user's): `.npy` headers (images and point arrays), raw
-//! layout flags and sizes, text points, raw point records, the pyramid and point-index cache files
+//! layout flags and sizes, FITS headers and HDUs, text points, raw point records, the pyramid and point-index cache files
 //! (damaged caches must be rejected, never panic), and the display/region/size/colour flags.
 //!
 //! Targets that touch the disk cache need `VASTVIEW_CACHE_DIR` pointing at a scratch directory
@@ -19,8 +19,8 @@ use vastview::source::{self, ArraySource, RegionBuf};
 use super::engine::{self, havoc, mutate_bytes, replace_digits_or_insert, Outcome, Rng, Target, INTERESTING};
 
 /// The names of all targets, in the order `all` runs them.
-pub const ALL: [&str; 8] =
-    ["npy", "npy_points", "raw", "text_points", "points_raw", "flags", "pyramid_cache", "index_cache"];
+pub const ALL: [&str; 9] =
+    ["npy", "npy_points", "raw", "text_points", "points_raw", "flags", "pyramid_cache", "index_cache", "fits"];
 
 /// Makes the target called `name`, with its scratch files under `dir`.
 pub fn make(name: &str, dir: &Path) -> Option<Box<dyn Target>> {
@@ -35,6 +35,7 @@ pub fn make(name: &str, dir: &Path) -> Option<Box<dyn Target>> {
         "flags" => Box::new(Flags),
         "pyramid_cache" => Box::new(PyramidCache::new(&d)),
         "index_cache" => Box::new(IndexCache::new(&d)),
+        "fits" => Box::new(Fits { file: d.join("in.fits") }),
         _ => return None,
     })
 }
@@ -1067,5 +1068,154 @@ impl Target for IndexCache {
             let _ = ix.level_values(l).map_err(err)?;
         }
         Ok(format!("accepted {n}"))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// FITS: card-aware mutations
+
+/// Keywords the FITS reader acts on, and some it must survive.
+const FITS_KEYS: [&str; 24] = [
+    "SIMPLE", "XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "NAXIS3", "NAXIS4", "PCOUNT", "GCOUNT", "BZERO",
+    "BSCALE", "BLANK", "EXTNAME", "EXTVER", "CTYPE1", "CUNIT2", "CDELT1", "CD1_1", "PC2_2", "GROUPS", "ZIMAGE",
+    "CONTINUE", "END",
+];
+const FITS_VALUES: [&str; 26] = [
+    "T",
+    "F",
+    "0",
+    "1",
+    "-1",
+    "2",
+    "3",
+    "8",
+    "-32",
+    "-64",
+    "16",
+    "999",
+    "1000",
+    "2880",
+    "4294967296",
+    "9223372036854775808",
+    "32768",
+    "-128",
+    "1.5D3",
+    "1E300",
+    "'IMAGE   '",
+    "'BINTABLE'",
+    "'SCI&'",
+    "'it''s'",
+    "(1, 2)",
+    "'",
+];
+
+fn fits_card(rng: &mut Rng) -> [u8; 80] {
+    let mut c = [b' '; 80];
+    let key = if rng.chance(0.1) { "HIERARCH ESO DET" } else { rng.pick(&FITS_KEYS) };
+    let val = rng.pick(&FITS_VALUES);
+    let text = if key == "CONTINUE" || key == "END" || rng.chance(0.05) {
+        format!("{key:<8}  {val}")
+    } else {
+        format!("{key:<8}= {val:>20} / fuzz")
+    };
+    let n = text.len().min(80);
+    c[..n].copy_from_slice(&text.as_bytes()[..n]);
+    c
+}
+
+fn fits_mutate(rng: &mut Rng, v: &mut Vec<u8>, corpus: &[Vec<u8>]) {
+    let cards = v.len() / 80;
+    match rng.below(8) {
+        // Replace a card in the first blocks with a generated one.
+        0..=2 if cards > 0 => {
+            let i = rng.below(cards.min(108));
+            v[i * 80..i * 80 + 80].copy_from_slice(&fits_card(rng));
+        }
+        // Insert a card (shifting the rest: headers, data and later HDUs move off their blocks).
+        3 => {
+            let at = rng.below(cards + 1) * 80;
+            v.splice(at..at, fits_card(rng));
+        }
+        // Blank out an END card, or the whole END block.
+        4 => {
+            if let Some(p) = v.chunks_exact(80).position(|c| c.starts_with(b"END     ")) {
+                v[p * 80..p * 80 + 3].copy_from_slice(b"   ");
+            }
+        }
+        // Cut at or near a block edge, or grow by whole blocks.
+        5 => {
+            let blocks = v.len() / 2880;
+            let at = rng.below(blocks + 1) * 2880;
+            let at = match rng.below(3) {
+                0 => at.saturating_sub(1 + rng.below(80)),
+                1 => at,
+                _ => at + rng.below(80),
+            };
+            v.resize(at, 0);
+        }
+        6 => v.extend(std::iter::repeat_n(0u8, 2880 * (1 + rng.below(2)))),
+        // Numbers in place: NAXISn, BITPIX, PCOUNT become interesting values.
+        _ => {
+            let x = *rng.pick(&INTERESTING);
+            let tok = if rng.chance(0.3) { format!("-{x}") } else { x.to_string() };
+            replace_digits_or_insert(rng, v, tok.as_bytes());
+            if rng.chance(0.5) {
+                mutate_bytes(rng, v, corpus);
+            }
+        }
+    }
+}
+
+/// FITS files: the header/HDU parser on the bytes, then `source::open` of every HDU (default, then by
+/// number), `info`, reads, probes and `physical_value` of the probed values.
+struct Fits {
+    file: PathBuf,
+}
+
+impl Target for Fits {
+    fn name(&self) -> &'static str {
+        "fits"
+    }
+    fn mutate(&self, rng: &mut Rng, v: &mut Vec<u8>, corpus: &[Vec<u8>]) {
+        if rng.chance(0.7) {
+            fits_mutate(rng, v, corpus)
+        } else {
+            havoc(rng, v, corpus)
+        }
+    }
+    fn run(&mut self, input: &[u8]) -> Outcome {
+        use vastview::source::fits;
+        let list = fits::read_hdus(&self.file, input);
+        write(&self.file, input)?;
+        let (mut last, mut opened) = (String::new(), false);
+        let n = list.as_ref().map(|l| l.hdus.len()).unwrap_or(0);
+        for member in std::iter::once(None).chain((0..n.min(4)).map(|k| Some(k.to_string()))) {
+            let spec = source::OpenSpec { path: self.file.clone(), member: member.clone(), ..Default::default() };
+            let src = match source::open(&spec) {
+                Ok(s) => s,
+                Err(e) => {
+                    last = err(e);
+                    continue;
+                }
+            };
+            let info = src.info().clone();
+            let hdus = list.as_ref().expect("a file that opened has a readable HDU list");
+            let k = info.member.as_deref().and_then(|m| m.strip_prefix("hdu ")).and_then(|k| k.parse::<usize>().ok());
+            let hdu = &hdus.hdus[k.expect("the member names the HDU")];
+            assert_eq!(hdu.data_start, info.header_size, "the HDU list and the opened source disagree");
+            assert!(hdu.data_start + hdu.data_len <= input.len() as u64, "data past the end: {hdu:?}");
+            last = exercise_image(src.as_ref())?;
+            opened = true;
+            if let Some(s) = info.scaling {
+                for v in src.probe(0, 0, 0).map_err(err)? {
+                    let _ = fits::physical_value(&s, &v).numpy_str();
+                }
+            }
+        }
+        if opened {
+            Ok(last)
+        } else {
+            Err(last)
+        }
     }
 }
