@@ -25,6 +25,7 @@ pub static FITS: FormatSpec = FormatSpec {
     extensions: &["fits", "fit", "fts"],
     mime: &["image/fits", "application/fits"],
     magic: &[Magic { offset: 0, bytes: b"SIMPLE  =" }],
+    default_app: true,
     confirm: Some(confirm),
     open: open_fits_source,
 };
@@ -946,7 +947,7 @@ fn hdu_info(path: &Path, list: &HduList, idx: usize, file_size: u64, by_default:
     } else {
         String::new()
     };
-    details.push(("hdu".to_string(), format!("{}{why}", hdu.label())));
+    details.push(("hdu shown".to_string(), format!("{}{why}", hdu.label())));
     for h in &list.hdus {
         let mark = if h.index == idx { "  <- shown" } else { "" };
         details.push((format!("hdu {}", h.index), format!("{}{mark}", h.summary())));
@@ -954,7 +955,7 @@ fn hdu_info(path: &Path, list: &HduList, idx: usize, file_size: u64, by_default:
     if let Some(s) = &list.stopped {
         details.push(("hdu list".to_string(), format!("ends early: {s}")));
     }
-    details.push(("scaling".to_string(), scaling_line));
+    details.push(("fits scaling".to_string(), scaling_line));
     info.details = details;
     let header: Vec<serde_json::Value> = hdu
         .header
