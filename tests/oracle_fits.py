@@ -1,7 +1,8 @@
 """FITS oracle: astropy writes the test files and reads them back; the expectations come from astropy.
 
 Usage: oracle_fits.py DIR. Writes DIR/*.fits, for every case DIR/<case>.stored.npy (the selected HDU's
-stored values: do_not_scale_image_data=True) and DIR/<case>.physical.npy (astropy's scaled values), and
+stored values: do_not_scale_image_data=True) and DIR/<case>.physical.npy (astropy's scaled values), DIR/<case>.exp.npy (matplotlib's viridis RGBA of
+slice 0's scaled values between the limits in the case's render_args), and
 DIR/manifest.json with, per case: file, member, the HDU astropy reads, shape, stored and physical dtype,
 axes and the header cards.
 """
@@ -11,8 +12,10 @@ import os
 import sys
 import warnings
 
+import matplotlib
 import numpy as np
 from astropy.io import fits
+from matplotlib.colors import Normalize
 
 warnings.simplefilter("ignore")
 out = sys.argv[1]
@@ -98,6 +101,19 @@ def add_existing(name, member, hdu_index, extra=None, file=None):
             "bscale": h.get("BSCALE"),
             "blank": h.get("BLANK"),
         }
+        # Render expectation: slice 0 through viridis, limits in physical units (matplotlib's colours of
+        # astropy's scaled values; NaN is matplotlib's transparent "bad" colour, as --nan-color's default).
+        plane = np.asarray(phys).reshape((-1,) + phys.shape[-2:])[0].astype(np.float64)
+        fin = plane[np.isfinite(plane)]
+        if phys.dtype.kind == "f":
+            lo, hi = (float(v) for v in np.percentile(fin, [5, 95]))
+        else:
+            lo, hi = float(fin.min()), float(fin.max())
+        cmap = matplotlib.colormaps["viridis"]
+        exp = cmap(Normalize(lo, hi)(plane), bytes=True)
+        np.save(os.path.join(out, name + ".exp.npy"), np.ascontiguousarray(exp, dtype=np.uint8))
+        case["render_args"] = ["--colormap", "viridis", "--limits", f"{lo!r},{hi!r}"]
+        case["expected"] = name + ".exp.npy"
         case.update(extra or {})
         cases.append(case)
 
