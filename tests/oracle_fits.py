@@ -112,6 +112,19 @@ def add_existing(name, member, hdu_index, extra=None, file=None):
         cmap = matplotlib.colormaps["viridis"]
         exp = cmap(Normalize(lo, hi)(plane), bytes=True)
         np.save(os.path.join(out, name + ".exp.npy"), np.ascontiguousarray(exp, dtype=np.uint8))
+        p0 = np.asarray(phys).reshape((-1,) + phys.shape[-2:])[0]
+        h_, w_ = p0.shape
+        pix = sorted({(0, 0), (1, 0), (w_ - 1, h_ - 1), (w_ // 2, h_ // 2), (2 % w_, 3 % h_)})
+        case["probes"] = [{"x": x, "y": y, "str": str(p0[y, x])} for x, y in pix]
+        case["stats"] = {
+            "count": int(fin.size),
+            "nan": int(np.isnan(plane).sum()),
+            "pos_inf": int(np.isposinf(plane).sum()),
+            "neg_inf": int(np.isneginf(plane).sum()),
+            "min": float(fin.min()),
+            "max": float(fin.max()),
+            "mean": float(fin.mean()),
+        }
         case["render_args"] = ["--colormap", "viridis", "--limits", f"{lo!r},{hi!r}"]
         case["expected"] = name + ".exp.npy"
         case.update(extra or {})

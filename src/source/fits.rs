@@ -1123,5 +1123,11 @@ mod tests {
         let f = Scaling { scale: 0.1, offset: 3.0, blank: Some(-1), physical: DType::F32 };
         assert_eq!(physical_value(&f, &Scalar::I(7)), Scalar::F32(7.0f32 * 0.1f32 + 3.0f32));
         assert!(matches!(physical_value(&f, &Scalar::I(-1)), Scalar::F32(v) if v.is_nan()));
+        // astropy 8.0 on int16 data with BSCALE = 0.1, BZERO = 3.5 (tests/oracle_fits.py's scaled_i16):
+        // stored -946 reads as float32 -91.1, stored 30578 as 3061.3, stored 32767 as 3280.2.
+        let a = Scaling { scale: 0.1, offset: 3.5, blank: Some(-32768), physical: DType::F32 };
+        assert_eq!(physical_value(&a, &Scalar::I(-946)), Scalar::F32(-91.1));
+        assert_eq!(physical_value(&a, &Scalar::I(30578)), Scalar::F32(3061.3));
+        assert_eq!(physical_value(&a, &Scalar::I(32767)), Scalar::F32(3280.2));
     }
 }
