@@ -203,12 +203,9 @@ fn parse_number(tok: &str) -> Option<Value> {
     norm.parse::<f64>().ok().filter(|f| f.is_finite()).map(Value::Float)
 }
 
-/// Parses one 80-byte card. `None` for END.
+/// Parses one 80-byte card. `None` for END (whatever follows it on the card, as astropy accepts).
 fn parse_card(c: &[u8]) -> Option<Card> {
     let key = String::from_utf8_lossy(&c[..8]).trim_end().to_string();
-    if key == "END" && c[8..].iter().all(|&b| b == b' ') {
-        return None;
-    }
     if key == "END" {
         return None;
     }
