@@ -603,7 +603,11 @@ pub fn probe_text(src: &dyn ArraySource, slice: u64, x: u64, y: u64) -> Result<S
             ),
         ));
     }
-    let vals = src.probe(slice, x, y)?;
+    let mut vals = src.probe(slice, x, y)?;
+    // A scaled source (FITS BZERO/BSCALE/BLANK) shows the physical value, as astropy presents it.
+    if let Some(s) = info.scaling {
+        vals = vals.iter().map(|v| crate::source::fits::physical_value(&s, v)).collect();
+    }
     let strs: Vec<String> = vals.iter().map(|v| v.numpy_str()).collect();
     Ok(match strs.as_slice() {
         [one] => one.clone(),

@@ -36,7 +36,21 @@ fn confirm(p: &Probe) -> bool {
 }
 
 fn open_fits_source(spec: &OpenSpec) -> Result<Arc<dyn ArraySource>> {
-    Ok(Arc::new(open_fits(&spec.path, spec.member.as_deref())?))
+    let src = open_fits(&spec.path, spec.member.as_deref())?;
+    match src.info().scaling {
+        // Integer data with BLANK: astropy hands out floats with NaN there; so does vastview, so that
+        // renders, statistics and pyramids all see the blanks as NaN.
+        Some(s) if s.blank.is_some() && matches!(s.physical, DType::F32 | DType::F64) => {
+            let note = format!(
+                "{} with BLANK = {} as NaN (stored {} converted on read, as astropy does)",
+                s.physical.name(),
+                s.blank.unwrap_or_default(),
+                src.info().dtype.name()
+            );
+            Ok(Arc::new(super::scaled::PhysicalFloat::new(Arc::new(src), s, note)))
+        }
+        _ => Ok(Arc::new(src)),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ pub mod points;
 pub mod points_text;
 pub mod raw;
 pub mod registry;
+pub mod scaled;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
