@@ -45,7 +45,7 @@ files = {
     "shape_too_large_int.npy": npy(dict_("'<f4'", "(18446744073709551616, 1)"), b"\x00" * 16),
     "shape_zero.npy": npy(dict_("'<f4'", "(0, 5)")),
     "shape_1d.npy": npy(dict_("'<f4'", "(5,)"), b"\x00" * 20),
-    "shape_4d.npy": npy(dict_("'<f4'", "(1, 2, 2, 2)"), b"\x00" * 32),
+    "shape_4d_short.npy": npy(dict_("'<f4'", "(2, 3, 4, 5)"), b"\x00" * 32),  # N-D arrays open; this one lacks data
     "shape_negative.npy": npy(dict_("'<f4'", "(-2, 2)"), b"\x00" * 16),
     "data_short.npy": npy(dict_("'<f4'", "(64, 64)"), b"\x00" * 100),
     "points_short.npy": npy(dict_("'<f4'", "(1000, 2)"), b"\x00" * 100),
