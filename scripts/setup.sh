@@ -17,6 +17,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 PY="${VASTVIEW_PYTHON:-python3}"
 if ! "$PY" -c "import numpy, matplotlib, PIL, tifffile, colorcet" >/dev/null 2>&1; then
-  "$PY" -m pip install -q numpy matplotlib pillow tifffile colorcet  # pillow, tifffile: JPEG/TIFF output tests; colorcet: colormap tables
+  "$PY" -m pip install -q numpy matplotlib pillow tifffile imagecodecs colorcet  # pillow, tifffile: JPEG/TIFF output tests; imagecodecs: tifffile's LZW/Zstandard/JPEG for the TIFF reader tests; colorcet: colormap tables
 fi
 mkdir -p -m 700 "${XDG_RUNTIME_DIR:-/tmp/vastview-xdg}"

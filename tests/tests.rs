@@ -17,4 +17,5 @@ mod points;
 mod points_index;
 mod pyramid;
 mod render;
+mod tiff;
 mod window;

@@ -2,6 +2,7 @@
 
 pub mod axes;
 pub mod buf;
+pub mod chunked;
 pub mod demo;
 pub mod guard;
 pub mod mapped;
@@ -10,6 +11,7 @@ pub mod points;
 pub mod points_text;
 pub mod raw;
 pub mod registry;
+pub mod tiff;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
