@@ -13,6 +13,7 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 use crate::common::{python, stderr, stdout, vastview};
+use crate::fuzz::targets::{data_at, good_tiff, tags_8x8, tags_8x8_without, tiny_tiff};
 use vastview::source::{self, ArraySource, OpenSpec, RegionBuf};
 
 /// Runs tests/oracle_tiff.py once per test process: (dir, cases).
@@ -221,87 +222,6 @@ fn a_series_out_of_range_is_one_line() {
     assert!(e.contains("ome.ome.tif") && e.contains("series 7 does not exist"), "{e}");
     let o = vastview(&["info", &format!("{}[1]", f.display())]);
     assert!(o.status.success(), "{}", stderr(&o));
-}
-
-// ---------------------------------------------------------------------------------------------------
-// A tiny TIFF writer for the malformed corpus and the fuzz seeds.
-
-/// A little-endian classic TIFF with one IFD at byte 8 holding `tags` (tag, type, count, inline value
-/// or offset), then `data` (its offset is [`data_at`] of the tag count), and `next` as the next IFD.
-pub fn tiny_tiff(tags: &[(u16, u16, u32, u32)], data: &[u8], next: u32) -> Vec<u8> {
-    let mut v = b"II*\0\x08\0\0\0".to_vec();
-    let mut t = tags.to_vec();
-    t.sort_by_key(|e| e.0);
-    v.extend_from_slice(&(t.len() as u16).to_le_bytes());
-    for (tag, typ, count, val) in t {
-        v.extend_from_slice(&tag.to_le_bytes());
-        v.extend_from_slice(&typ.to_le_bytes());
-        v.extend_from_slice(&count.to_le_bytes());
-        if typ == 3 && count == 1 {
-            v.extend_from_slice(&(val as u16).to_le_bytes());
-            v.extend_from_slice(&[0, 0]);
-        } else {
-            v.extend_from_slice(&val.to_le_bytes());
-        }
-    }
-    v.extend_from_slice(&next.to_le_bytes());
-    v.extend_from_slice(data);
-    v
-}
-
-/// Where [`tiny_tiff`]'s data starts for `n` tags.
-pub fn data_at(n: usize) -> u32 {
-    (8 + 2 + 12 * n + 4) as u32
-}
-
-/// The tags of an 8 x 8 uint8 image in one strip of `count` bytes at `data_at(10)`, with `extra`
-/// replacing tags of the same number or added in place of the ones `remove` names (keep 10 tags in all,
-/// so the data offset holds).
-pub fn tags_8x8(compression: u32, count: u32, extra: &[(u16, u16, u32, u32)]) -> Vec<(u16, u16, u32, u32)> {
-    tags_8x8_without(compression, count, extra, &[])
-}
-
-pub fn tags_8x8_without(
-    compression: u32,
-    count: u32,
-    extra: &[(u16, u16, u32, u32)],
-    remove: &[u16],
-) -> Vec<(u16, u16, u32, u32)> {
-    let at = data_at(10);
-    let mut t = vec![
-        (256, 3, 1, 8),
-        (257, 3, 1, 8),
-        (258, 3, 1, 8),
-        (259, 3, 1, compression),
-        (262, 3, 1, 1),
-        (273, 4, 1, at),
-        (277, 3, 1, 1),
-        (278, 3, 1, 8),
-        (279, 4, 1, count),
-        (284, 3, 1, 1),
-    ];
-    t.retain(|x| !remove.contains(&x.0));
-    for e in extra {
-        if let Some(x) = t.iter_mut().find(|x| x.0 == e.0) {
-            *x = *e;
-        } else {
-            t.push(*e);
-        }
-    }
-    // Optional tags (defaults apply) make room for added ones.
-    for opt in [284u16, 262, 278] {
-        if t.len() > 10 && !extra.iter().any(|e| e.0 == opt) {
-            t.retain(|x| x.0 != opt);
-        }
-    }
-    assert_eq!(t.len(), 10, "tags_8x8 keeps 10 tags");
-    t
-}
-
-/// A good 8 x 8 uint8 TIFF (values 0..64).
-pub fn good_tiff() -> Vec<u8> {
-    let px: Vec<u8> = (0..64).collect();
-    tiny_tiff(&tags_8x8(1, 64, &[]), &px, 0)
 }
 
 #[test]

@@ -43,7 +43,7 @@ fn open_spec(spec: &OpenSpec) -> Result<Arc<dyn ArraySource>> {
 }
 
 /// The largest decoded tile vastview accepts (a bigger one is taken as damage).
-const MAX_TILE_BYTES: u64 = 1 << 30;
+const MAX_TILE_BYTES: u64 = 1 << 28;
 /// The largest decoded strip (a whole image stored as one strip may be this big).
 const MAX_STRIP_BYTES: u64 = 1 << 36;
 /// Largest ImageDescription read from the first page (OME-XML can be long).
@@ -333,6 +333,10 @@ impl TiffChunks {
         let esz = p.dtype.size();
         let out_len = rows * rowpx * sin * esz;
         if cnt == 0 {
+            // A chunk never written (tifffile's empty tiles): zeros, if it is a plausible size.
+            if out_len as u64 > MAX_TILE_BYTES {
+                return Err(ctx.bad(format!("chunk {idx} of {out_len} bytes is stored empty (0 bytes)")));
+            }
             return Ok(Chunk { bytes: vec![0; out_len], row_pixels: rowpx, rows, samples: sin });
         }
         let kind = if p.tiled { "tile" } else { "strip" };
@@ -363,8 +367,13 @@ impl TiffChunks {
             };
             let row_bytes = if p.bilevel { (rowpx * sin).div_ceil(8) } else { rowpx * sin * esz };
             let expected = row_bytes * rows;
-            if p.compression == Compression::Deflate && expected as u64 > cnt.saturating_mul(1100) + 4096 {
-                return Err(what(format!("{cnt} bytes of Deflate data cannot hold the {expected} bytes it must")));
+            // No stream of `cnt` bytes of this scheme can decode to more than this (its best ratio):
+            // a claim beyond it is damage, refused before anything is allocated.
+            if expected as u64 > cnt.saturating_mul(p.compression.max_ratio()).saturating_add(4096) {
+                return Err(what(format!(
+                    "{cnt} bytes of {} data cannot hold the {expected} bytes it must",
+                    p.compression.name()
+                )));
             }
             let mut dec = decode::decompress(p.compression, raw, expected).map_err(what)?;
             if p.bilevel {

@@ -51,6 +51,19 @@ impl Compression {
         })
     }
 
+    /// More than the most output one input byte can give (Deflate 1032, LZW's ~2600 with 12-bit codes,
+    /// PackBits 64, Zstandard's RLE blocks ~32768): a bound on decoded size from the stored size.
+    pub fn max_ratio(self) -> u64 {
+        match self {
+            Compression::None => 1,
+            Compression::PackBits => 64,
+            Compression::Deflate => 1100,
+            Compression::Lzw => 3000,
+            Compression::Zstd => 40_000,
+            Compression::Jpeg => 1 << 20,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Compression::None => "none",
