@@ -193,6 +193,22 @@ add("ome", s0, flavour="OME-TIFF", axes=["c", "y", "x"], levels=lv, extra={"chan
 c1 = add("ome_s1", s1, flavour="OME-TIFF", member="1", axes=["z", "y", "x"])
 c1["file"] = "ome.ome.tif"
 
+# OME-TIFF 4-D (t=2, c=3, y, x) uint16 striped LZW, and OME RGB (uint8 samples interleaved).
+t4 = data("uint16", (2, 3, 24, 20))
+tifffile.imwrite(path("ome_tc", True), t4, ome=True, metadata={"axes": "TCYX"}, compression="lzw", photometric="minisblack")
+got, axes = read_series(path("ome_tc", True))
+assert axes == "TCYX", axes
+add("ome_tc", got, flavour="OME-TIFF", axes=["t", "c", "y", "x"])
+orgb = data("uint8", (24, 20, 3))
+tifffile.imwrite(path("ome_rgb", True), orgb, ome=True, photometric="rgb", tile=(16, 16), compression="zlib")
+got, axes = read_series(path("ome_rgb", True))
+add("ome_rgb", ours(got, axes, True), colour=True, flavour="OME-TIFF", axes=["y", "x", "c"])
+# uint8 with 3 samples that are not RGB (MinIsBlack + extra samples): a `c` axis, not colour.
+g3 = data("uint8", (H, W, 3))
+tifffile.imwrite(path("u8x3_minisblack"), g3, photometric="minisblack", planarconfig="contig")
+got, axes = read_series(path("u8x3_minisblack"))
+add("u8x3_minisblack", ours(got, axes, False), axes=["c", "y", "x"])
+
 # 6. COG-like: one tiled image with reduced-resolution overview IFDs (NewSubfileType 1) in the main chain.
 g = data("int16", (96, 128))
 with tifffile.TiffWriter(path("cog")) as t:

@@ -333,3 +333,73 @@ fn unsupported_compression_is_named() {
     let o = vastview(&["info", p.to_str().unwrap()]);
     assert!(stderr(&o).contains("compression 34712 (JPEG 2000) is not supported"), "{}", stderr(&o));
 }
+
+#[test]
+fn imagej_with_one_ifd_reads_the_images_that_follow_it() {
+    // ImageJ's files above 4 GB: one IFD, `images=3`, the other planes contiguous after the first.
+    let d = std::env::temp_dir().join(format!("vastview-tiff-ij-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    let px: Vec<u8> = (0..192).map(|i| i as u8).collect();
+    let desc = b"ImageJ=1.11a\nimages=3\nslices=3\n\0";
+    let mut data = px.clone();
+    data.extend_from_slice(desc);
+    let tags = tags_8x8(1, 64, &[(270, 2, desc.len() as u32, data_at(10) + 192)]);
+    let p = d.join("ij_one_ifd.tif");
+    std::fs::write(&p, tiny_tiff(&tags, &data, 0)).unwrap();
+    let src = source::open(&OpenSpec { path: p.clone(), ..Default::default() }).unwrap();
+    let info = src.info();
+    assert_eq!(info.shape, [3, 8, 8]);
+    assert_eq!(info.axes[0].name, "z");
+    assert!(info.format.flavour.as_deref().unwrap_or("").contains("ImageJ"));
+    let mut b = RegionBuf::default();
+    for s in 0..3 {
+        src.read_region(s, info.image.rect(), &mut b).unwrap();
+        assert_eq!(b.bytes(), &px[s as usize * 64..(s as usize + 1) * 64], "slice {s}");
+    }
+    // One image more than the file holds is refused.
+    let desc = b"ImageJ=1.11a\nimages=4\nslices=4\n\0";
+    let mut data = px.clone();
+    data.extend_from_slice(desc);
+    let tags = tags_8x8(1, 64, &[(270, 2, desc.len() as u32, data_at(10) + 192)]);
+    std::fs::write(&p, tiny_tiff(&tags, &data, 0)).unwrap();
+    let o = vastview(&["info", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("ImageJ says 4 images"), "{}", stderr(&o));
+}
+
+#[test]
+fn bilevel_fill_order_2_is_read_bit_reversed() {
+    let d = std::env::temp_dir().join(format!("vastview-tiff-fill-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    let rows: Vec<u8> = vec![0b1000_0001, 0b0100_0000, 0xFF, 0, 0b1010_1010, 0b0000_1111, 0b1100_0000, 1];
+    let stored: Vec<u8> = rows.iter().map(|b| b.reverse_bits()).collect();
+    let tags = tags_8x8(1, 8, &[(258, 3, 1, 1), (266, 3, 1, 2)]);
+    let p = d.join("fill2.tif");
+    std::fs::write(&p, tiny_tiff(&tags, &stored, 0)).unwrap();
+    let src = source::open(&OpenSpec { path: p, ..Default::default() }).unwrap();
+    let mut b = RegionBuf::default();
+    src.read_region(0, src.info().image.rect(), &mut b).unwrap();
+    let want: Vec<u8> = rows.iter().flat_map(|&r| (0..8).map(move |x| (r >> (7 - x)) & 1)).collect();
+    assert_eq!(b.bytes(), &want[..]);
+}
+
+#[test]
+fn vastviews_own_tiff_output_reads_back() {
+    // `render -o x.tif` writes RGBA8 strips; reading it back gives the PNG's pixels.
+    let d = std::env::temp_dir().join(format!("vastview-tiff-own-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    let (dir, _) = oracle();
+    let input = dir.join("m_float32_zlib_floatingpoint_tile.tif");
+    let (png, tif) = (d.join("o.png"), d.join("o.tif"));
+    for out in [&png, &tif] {
+        let o = vastview(&["render", input.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let (w, h, want) = crate::common::read_png(&png);
+    let src = source::open(&OpenSpec { path: tif, ..Default::default() }).unwrap();
+    assert_eq!((src.info().image.width, src.info().image.height), (u64::from(w), u64::from(h)));
+    assert_eq!(src.info().image.channels, 4);
+    let mut b = RegionBuf::default();
+    src.read_region(0, src.info().image.rect(), &mut b).unwrap();
+    assert_eq!(b.bytes(), &want[..]);
+}

@@ -86,6 +86,7 @@ struct Page {
     predictor: u64,
     planar: u64,
     fill_order: u64,
+    photometric: u64,
     tiled: bool,
     chunk_w: u64,
     chunk_h: u64,
@@ -266,7 +267,10 @@ fn parse_page(b: &Bytes, ifd: &Ifd, first: bool) -> PResult<Page> {
         _ => None,
     };
     let x_res = ifd.get(tag::X_RES).and_then(|e| b.floats(e, 1).ok()).and_then(|v| v.first().copied());
-    let _ = one(tag::PHOTOMETRIC, Some(1))?;
+    let photometric = one(tag::PHOTOMETRIC, Some(1))?;
+    if photometric == 6 && compression != Compression::Jpeg {
+        return Err("YCbCr data without JPEG compression (subsampled samples) is not supported".into());
+    }
     Ok(Page {
         width,
         height,
@@ -277,6 +281,7 @@ fn parse_page(b: &Bytes, ifd: &Ifd, first: bool) -> PResult<Page> {
         predictor,
         planar,
         fill_order,
+        photometric,
         tiled,
         chunk_w,
         chunk_h,
@@ -547,7 +552,9 @@ fn build(ctx: &Arc<Ctx>, pages: Vec<Arc<Page>>, outer: Vec<Axis>, meta: Meta) ->
     if let Some(i) = pages.iter().position(|p| !p.same_layout(&p0)) {
         return Err(ctx.bad(format!("page {i} of the series differs in size or type from its first page")));
     }
-    let colour = p0.dtype == DType::U8 && !p0.bilevel && matches!(p0.spp, 3 | 4);
+    // uint8 RGB(A) (or JPEG's YCbCr, decoded to RGB) is colour; other samples (CMYK, extra samples of
+    // grey data, any wider type) are an axis of their own.
+    let colour = p0.dtype == DType::U8 && !p0.bilevel && matches!(p0.spp, 3 | 4) && matches!(p0.photometric, 2 | 6);
     let sax = if !colour && p0.spp > 1 { p0.spp } else { 1 };
     let n = pages.len() as u64;
     let mut axes = outer;
@@ -598,6 +605,7 @@ fn build(ctx: &Arc<Ctx>, pages: Vec<Arc<Page>>, outer: Vec<Axis>, meta: Meta) ->
         let plane = p0.width * p0.height * p0.spp / sax * p0.dtype.size() as u64;
         let regular = planes.windows(2).all(|w| w[1] == w[0].wrapping_add(plane));
         let m = if regular {
+            info.header_size = planes[0];
             MappedArray::new(&ctx.file, info, planes[0])?
         } else {
             MappedArray::with_planes(&ctx.file, info, &planes)?

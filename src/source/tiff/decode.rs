@@ -343,4 +343,45 @@ mod tests {
         assert!(Compression::from_code(34712).unwrap_err().contains("JPEG 2000"));
         assert!(decompress(Compression::Deflate, b"junk", 10).is_err());
     }
+
+    /// Splits a JPEG into a tables-only stream (SOI, DQT/DHT, EOI) and an abbreviated image stream, as
+    /// TIFF writers store them (JPEGTables + strips/tiles).
+    fn split_tables(full: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let (mut tables, mut image) = (vec![0xFF, 0xD8], vec![0xFF, 0xD8]);
+        let mut i = 2;
+        while i + 4 <= full.len() {
+            let m = full[i + 1];
+            let len = usize::from(u16::from_be_bytes([full[i + 2], full[i + 3]]));
+            if m == 0xDA {
+                image.extend_from_slice(&full[i..]);
+                break;
+            }
+            let seg = &full[i..i + 2 + len];
+            if m == 0xDB || m == 0xC4 {
+                tables.extend_from_slice(seg);
+            } else {
+                image.extend_from_slice(seg);
+            }
+            i += 2 + len;
+        }
+        tables.extend_from_slice(&[0xFF, 0xD9]);
+        (tables, image)
+    }
+
+    #[test]
+    fn jpeg_tables_are_merged_into_abbreviated_streams() {
+        let (w, h) = (24u16, 16u16);
+        let px: Vec<u8> = (0..usize::from(w) * usize::from(h) * 3).map(|i| (i * 7 % 251) as u8).collect();
+        let mut full = Vec::new();
+        jpeg_encoder::Encoder::new(&mut full, 90).encode(&px, w, h, jpeg_encoder::ColorType::Rgb).unwrap();
+        let (tables, image) = split_tables(&full);
+        assert!(decode_jpeg(&image, None, 64, 64).is_err(), "the abbreviated stream alone has no tables");
+        let a = decode_jpeg(&full, None, 64, 64).unwrap();
+        let b = decode_jpeg(&image, Some(&tables), 64, 64).unwrap();
+        assert_eq!((a.1, a.2, a.3), (24, 16, 3));
+        assert_eq!(a, b);
+        // Values are close to the encoded ones (lossy).
+        let worst = a.0.iter().zip(&px).map(|(x, y)| (i32::from(*x) - i32::from(*y)).abs()).max().unwrap();
+        assert!(worst < 40, "{worst}");
+    }
 }
