@@ -235,6 +235,11 @@ for tiled in (False, True):
     kw = dict(tile=(16, 16)) if tiled else dict(rowsperstrip=16)
     tifffile.imwrite(path(name), rgb, compression="jpeg", photometric="rgb", **kw)
     add(name, read_series(path(name))[0], colour=True, tol=3)
+# Photometric RGB JPEG (no YCbCr transform in the stream).
+tifffile.imwrite(path("jpeg_rgb_notransform"), rgb, compression="jpeg", photometric="rgb", tile=(16, 16), compressionargs={"outcolorspace": "RGB"})
+with tifffile.TiffFile(path("jpeg_rgb_notransform")) as t:
+    assert t.pages[0].photometric == 2
+add("jpeg_rgb_notransform", read_series(path("jpeg_rgb_notransform"))[0], colour=True, tol=3)
 gray = (np.add.outer(np.arange(40), np.arange(56)) * 3 % 256).astype(np.uint8)
 tifffile.imwrite(path("jpeg_gray"), gray, compression="jpeg", photometric="minisblack", tile=(16, 16))
 add("jpeg_gray", read_series(path("jpeg_gray"))[0], tol=3)

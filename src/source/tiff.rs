@@ -118,6 +118,7 @@ impl Page {
     fn same_layout(&self, o: &Page) -> bool {
         (self.width, self.height, self.spp, self.dtype, self.bilevel, self.planar)
             == (o.width, o.height, o.spp, o.dtype, o.bilevel, o.planar)
+            && (self.tiled, self.chunk_w, self.chunk_h) == (o.tiled, o.chunk_w, o.chunk_h)
     }
     fn layout_text(&self) -> String {
         if self.tiled {
@@ -558,7 +559,7 @@ fn build(ctx: &Arc<Ctx>, pages: Vec<Arc<Page>>, outer: Vec<Axis>, meta: Meta) ->
     let sax = if !colour && p0.spp > 1 { p0.spp } else { 1 };
     let n = pages.len() as u64;
     let mut axes = outer;
-    if axes.iter().map(|a| a.size).product::<u64>() != n {
+    if checked_product(axes.iter().map(|a| a.size)) != Some(n) {
         axes = if n > 1 { vec![Axis::new("page", n)] } else { Vec::new() };
     }
     let has_c = axes.iter().any(|a| a.name == "c");
@@ -624,6 +625,11 @@ fn build(ctx: &Arc<Ctx>, pages: Vec<Arc<Page>>, outer: Vec<Axis>, meta: Meta) ->
     let grid = Grid { width: p0.width, height: p0.height, chunk_w: p0.chunk_w, chunk_h: p0.chunk_h };
     let dec = TiffChunks { ctx: ctx.clone(), pages, sax, colour };
     Ok(Arc::new(ChunkedArray::new(info, grid, dec, DEFAULT_BUDGET)))
+}
+
+/// The product of `v`, or `None` when it overflows.
+fn checked_product(v: impl IntoIterator<Item = u64>) -> Option<u64> {
+    v.into_iter().try_fold(1u64, |a, d| a.checked_mul(d))
 }
 
 /// One series: its pages, outer axes and metadata.
@@ -780,7 +786,7 @@ fn generic_series(main: &[Arc<Page>]) -> Vec<Series> {
         }
         let (n, outer) = match lead {
             Some(l) => {
-                let n = l.iter().product::<u64>().max(1) as usize;
+                let n = checked_product(l.iter().copied()).unwrap_or(u64::MAX).max(1).min(usize::MAX as u64) as usize;
                 let named = l.iter().enumerate().map(|(k, &d)| Axis::new(format!("dim_{k}"), d)).collect();
                 (n, named)
             }
@@ -823,7 +829,8 @@ fn imagej_series(ctx: &Ctx, main: &[Arc<Page>], ij: &meta::ImageJ) -> PResult<Se
     let mut pages: Vec<Arc<Page>> = full.iter().take(images as usize).cloned().collect();
     if (pages.len() as u64) < images && pages.len() == 1 {
         // ImageJ's files of more than 4 GB: one IFD, the other images follow the first contiguously.
-        let plane = p0.width * p0.height * p0.spp * p0.dtype.size() as u64;
+        let plane =
+            checked_product([p0.width, p0.height, p0.spp, p0.dtype.size() as u64]).ok_or("the image size overflows")?;
         let ok = p0.compression == Compression::None && !p0.tiled && p0.offsets.len() == 1 && !p0.bilevel;
         let end = p0.offsets[0].checked_add(plane.checked_mul(images).ok_or("ImageJ image count overflows")?);
         if !ok || end.is_none_or(|e| e > ctx.len) {
@@ -851,7 +858,7 @@ fn imagej_series(ctx: &Ctx, main: &[Arc<Page>], ij: &meta::ImageJ) -> PResult<Se
             outer.push(a);
         }
     }
-    if outer.iter().map(|a| a.size).product::<u64>() != pages.len() as u64 {
+    if checked_product(outer.iter().map(|a| a.size)) != Some(pages.len() as u64) {
         outer = vec![Axis::new("page", pages.len() as u64)];
     }
     Ok(Series {
@@ -891,12 +898,18 @@ fn ome_series(main: &[Arc<Page>], omes: &[meta::OmeImage]) -> PResult<Vec<Series
                 outer.push(ax);
             }
         }
-        let planes: u64 = outer.iter().map(|a| a.size).product();
+        let planes = checked_product(outer.iter().map(|a| a.size)).filter(|&n| n <= main.len() as u64);
+        let planes = planes.ok_or_else(|| {
+            format!(
+                "OME image {k} has more planes than the file has IFDs ({}; multi-file OME datasets are not supported)",
+                main.len()
+            )
+        })?;
         let first = im.first_ifd as usize;
         let pages = main.get(first..first.saturating_add(planes as usize)).ok_or_else(|| {
             format!(
                 "OME image {k} needs IFDs {first} to {} but the file has {} (multi-file OME datasets are not supported)",
-                first as u64 + planes - 1,
+                (first as u64).saturating_add(planes - 1),
                 main.len()
             )
         })?;

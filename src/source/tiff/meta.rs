@@ -228,7 +228,7 @@ pub fn ome(xml: &str) -> Vec<OmeImage> {
                     let ifd = t.attr("IFD").and_then(|v| v.trim().parse().ok()).unwrap_or(0);
                     let n: Option<u64> = t.attr("PlaneCount").and_then(|v| v.trim().parse().ok());
                     im.first_ifd = if im.planes_listed.is_none() { ifd } else { im.first_ifd.min(ifd) };
-                    im.planes_listed = Some(im.planes_listed.unwrap_or(0) + n.unwrap_or(1));
+                    im.planes_listed = Some(im.planes_listed.unwrap_or(0).saturating_add(n.unwrap_or(1)));
                 }
             }
             _ => {}
