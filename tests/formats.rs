@@ -213,3 +213,69 @@ np.save(f"{d}/c3_want_1.npy", np.clip(np.floor(np.clip((a[1].astype(np.float64) 
         assert!(stderr(&o).contains(want), "{a:?}: {}", stderr(&o));
     }
 }
+
+/// A TIFF's own pyramid (OME-TIFF SubIFDs, written by tifffile) is what a shrunk render reads: `-v` names the
+/// native level and the exported values are the level's as tifffile reads them; OME channel names reach the
+/// composite; 16-bit RGB is drawn red, green, blue with one pair of limits, as numpy computes it.
+#[test]
+fn tiff_native_levels_channels_and_16_bit_rgb() {
+    let d = files();
+    let script = r#"
+import sys, numpy as np, tifffile
+d = sys.argv[1]
+a = np.random.default_rng(1).integers(0, 60000, (2, 1000, 1500)).astype(np.uint16)
+with tifffile.TiffWriter(f"{d}/pyr.ome.tif", bigtiff=True) as t:
+    t.write(a, subifds=2, tile=(256, 256), compression="zlib",
+            metadata={"axes": "CYX", "Channel": {"Name": ["DAPI", "GFP"]}})
+    for f in (2, 4):
+        t.write(a[:, ::f, ::f], subfiletype=1, tile=(256, 256), compression="zlib")
+with tifffile.TiffFile(f"{d}/pyr.ome.tif") as t:
+    for k, lv in enumerate(t.series[0].levels):
+        np.save(f"{d}/pyr_level{k}.npy", lv.asarray()[1])
+rgb = np.random.default_rng(2).integers(0, 4096, (20, 30, 3)).astype(np.uint16)
+tifffile.imwrite(f"{d}/rgb16.tif", rgb, photometric="rgb")
+lo, hi = 100.0, 4000.0
+i = np.clip(np.floor(np.clip((rgb.astype(np.float64) - lo) / (hi - lo), 0, 1) * 256), 0, 255).astype(np.uint8)
+out = np.full((20, 30, 4), 255, np.uint8)
+out[..., :3] = i
+np.save(f"{d}/rgb16_want.npy", out)
+"#;
+    let o = Command::new(python()).arg("-c").arg(script).arg(d).output().expect("python3");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for (size, level) in [("750x500", 1), ("375x250", 2)] {
+        let out = d.join(format!("pyr_got{level}.npy"));
+        let o = vastview(&[
+            "render",
+            &p("pyr.ome.tif"),
+            "--index",
+            "c=1",
+            "--size",
+            size,
+            "-v",
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stderr(&o).contains(&format!("native level {level} stored in the file")), "{}", stderr(&o));
+        let (_, want) = read_npy(&d.join(format!("pyr_level{level}.npy")));
+        let (_, got) = read_npy(&out);
+        assert_eq!(got, want, "level {level}, channel 1");
+    }
+    let o = vastview(&["info", &p("pyr.ome.tif"), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(v["channels"][1]["name"], "GFP", "{v}");
+    if crate::common::gpu_session().is_none() {
+        return;
+    }
+    let png = d.join("pyr.png");
+    let o = vastview(&["render", &p("pyr.ome.tif"), "--size", "375x250", "-v", "-o", png.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("channel c=1 (GFP): magenta"), "{}", stderr(&o));
+    let png = d.join("rgb16.png");
+    let o = vastview(&["render", &p("rgb16.tif"), "--limits", "100,4000", "-o", png.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (w, _, got) = crate::common::read_png(&png);
+    let (_, want) = read_npy(&d.join("rgb16_want.npy"));
+    let want: Vec<u8> = want.iter().map(|&v| v as u8).collect();
+    assert_eq!(crate::common::compare_rgba(&got, &want, w as usize, 0), None);
+}

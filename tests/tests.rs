@@ -19,4 +19,5 @@ mod points;
 mod points_index;
 mod pyramid;
 mod render;
+mod tiff;
 mod window;

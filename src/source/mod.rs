@@ -2,6 +2,7 @@
 
 pub mod axes;
 pub mod buf;
+pub mod chunked;
 pub mod demo;
 pub mod fits;
 pub mod guard;
@@ -12,6 +13,7 @@ pub mod points_text;
 pub mod raw;
 pub mod registry;
 pub mod scaled;
+pub mod tiff;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

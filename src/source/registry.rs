@@ -96,7 +96,7 @@ pub static NPY: FormatSpec = FormatSpec {
 };
 
 /// Every format vastview opens by detection, in the order they are tried and listed.
-pub static FORMATS: &[&FormatSpec] = &[&NPY, &super::fits::FITS];
+pub static FORMATS: &[&FormatSpec] = &[&NPY, &super::tiff::TIFF, &super::fits::FITS];
 
 /// The format named `name` (case-insensitive; `tif` is `tiff`).
 pub fn by_name(name: &str) -> Option<&'static FormatSpec> {

@@ -19,8 +19,8 @@ use vastview::source::{self, ArraySource, RegionBuf};
 use super::engine::{self, havoc, mutate_bytes, replace_digits_or_insert, Outcome, Rng, Target, INTERESTING};
 
 /// The names of all targets, in the order `all` runs them.
-pub const ALL: [&str; 9] =
-    ["npy", "npy_points", "raw", "text_points", "points_raw", "flags", "pyramid_cache", "index_cache", "fits"];
+pub const ALL: [&str; 10] =
+    ["npy", "npy_points", "raw", "text_points", "points_raw", "flags", "pyramid_cache", "index_cache", "fits", "tiff"];
 
 /// Makes the target called `name`, with its scratch files under `dir`.
 pub fn make(name: &str, dir: &Path) -> Option<Box<dyn Target>> {
@@ -36,6 +36,7 @@ pub fn make(name: &str, dir: &Path) -> Option<Box<dyn Target>> {
         "pyramid_cache" => Box::new(PyramidCache::new(&d)),
         "index_cache" => Box::new(IndexCache::new(&d)),
         "fits" => Box::new(Fits { file: d.join("in.fits") }),
+        "tiff" => Box::new(Tiff { file: d.join("in.tif") }),
         _ => return None,
     })
 }
@@ -1218,4 +1219,149 @@ impl Target for Fits {
             Err(last)
         }
     }
+}
+// TIFF: the IFD parser, series/axes metadata (ImageJ, OME-XML), levels and every decoder.
+
+/// A TIFF (seeds: `fuzz/corpus/tiff/`, tifffile-written by tests/corpus/make_tiff_seeds.py, plus the
+/// test writer's tiny files) opened with `source::open`, then `info`, corner reads, `probe`,
+/// `sample_grid` and a corner of every native level.
+struct Tiff {
+    file: PathBuf,
+}
+
+impl Target for Tiff {
+    fn name(&self) -> &'static str {
+        "tiff"
+    }
+    fn extra_seeds(&mut self) -> Vec<Vec<u8>> {
+        let px: Vec<u8> = (0..64).collect();
+        vec![
+            good_tiff(),
+            tiny_tiff(&tags_8x8(32773, 64, &[]), &[0x3F; 64], 0),
+            tiny_tiff(&tags_8x8(1, 64, &[(266, 3, 1, 2)]), &px, 0),
+        ]
+    }
+    fn mutate(&self, rng: &mut Rng, v: &mut Vec<u8>, corpus: &[Vec<u8>]) {
+        // Mostly byte havoc; sometimes an interesting number written over an IFD entry's value field.
+        if rng.below(3) == 0 && v.len() > 16 {
+            let at = 8 + 2 + 12 * rng.below(((v.len() - 10) / 12).max(1)) + 8;
+            let x = *rng.pick(&INTERESTING);
+            for (k, b) in (x as u32).to_le_bytes().iter().enumerate() {
+                if let Some(d) = v.get_mut(at + k) {
+                    *d = *b;
+                }
+            }
+        } else {
+            havoc(rng, v, corpus);
+        }
+    }
+    fn run(&mut self, input: &[u8]) -> Outcome {
+        write(&self.file, input)?;
+        let src = source::tiff::open_tiff(&self.file, None).map_err(err)?;
+        let mut r = exercise_chunked(&src)?;
+        for lv in src.levels().map_err(err)?.iter().skip(1) {
+            r.push_str(&exercise_chunked(lv.as_ref())?);
+        }
+        Ok(r)
+    }
+}
+
+/// Like [`exercise_image`], for sources whose stored bytes are compressed (no size-vs-file check).
+fn exercise_chunked(src: &dyn ArraySource) -> Outcome {
+    let info = src.info().clone();
+    let _ = vastview::headless::info_text(&info);
+    let _ = vastview::headless::info_json(&info);
+    let im = info.image;
+    let (w, h, n) = (im.width, im.height, im.slices);
+    let mut buf = RegionBuf::default();
+    src.read_region(0, Rect::new(0, 0, w.min(4), h.min(4)), &mut buf).map_err(err)?;
+    src.read_region(n - 1, Rect::new(w - 1, h - 1, w, h), &mut buf).map_err(err)?;
+    let v = vastview::headless::probe_text(src, n - 1, w - 1, h - 1).map_err(err)?;
+    if !im.is_color() {
+        let s = src.sample_grid(0, &[0, w / 2, w - 1], &[0, h / 2, h - 1]).map_err(err)?;
+        assert_eq!(s.len(), 9, "sample_grid returned {} values for 3x3", s.len());
+    }
+    assert!(src.read_region(0, Rect::new(w, 0, w + 1, 1), &mut buf).is_err(), "a read outside the image succeeded");
+    Ok(format!("opened {:?} {} {}", info.shape.len(), info.dtype, v.len().min(3)))
+}
+
+// ---------------------------------------------------------------------------------------------------
+// A tiny TIFF writer for the fuzz seeds and the malformed corpus (tests/tiff.rs).
+
+/// A little-endian classic TIFF with one IFD at byte 8 holding `tags` (tag, type, count, inline value
+/// or offset), then `data` (its offset is [`data_at`] of the tag count), and `next` as the next IFD.
+pub fn tiny_tiff(tags: &[(u16, u16, u32, u32)], data: &[u8], next: u32) -> Vec<u8> {
+    let mut v = b"II*\0\x08\0\0\0".to_vec();
+    let mut t = tags.to_vec();
+    t.sort_by_key(|e| e.0);
+    v.extend_from_slice(&(t.len() as u16).to_le_bytes());
+    for (tag, typ, count, val) in t {
+        v.extend_from_slice(&tag.to_le_bytes());
+        v.extend_from_slice(&typ.to_le_bytes());
+        v.extend_from_slice(&count.to_le_bytes());
+        if typ == 3 && count == 1 {
+            v.extend_from_slice(&(val as u16).to_le_bytes());
+            v.extend_from_slice(&[0, 0]);
+        } else {
+            v.extend_from_slice(&val.to_le_bytes());
+        }
+    }
+    v.extend_from_slice(&next.to_le_bytes());
+    v.extend_from_slice(data);
+    v
+}
+
+/// Where [`tiny_tiff`]'s data starts for `n` tags.
+pub fn data_at(n: usize) -> u32 {
+    (8 + 2 + 12 * n + 4) as u32
+}
+
+/// The tags of an 8 x 8 uint8 image in one strip of `count` bytes at `data_at(10)`, with `extra`
+/// replacing tags of the same number or added in place of the ones `remove` names (keep 10 tags in all,
+/// so the data offset holds).
+pub fn tags_8x8(compression: u32, count: u32, extra: &[(u16, u16, u32, u32)]) -> Vec<(u16, u16, u32, u32)> {
+    tags_8x8_without(compression, count, extra, &[])
+}
+
+pub fn tags_8x8_without(
+    compression: u32,
+    count: u32,
+    extra: &[(u16, u16, u32, u32)],
+    remove: &[u16],
+) -> Vec<(u16, u16, u32, u32)> {
+    let at = data_at(10);
+    let mut t = vec![
+        (256, 3, 1, 8),
+        (257, 3, 1, 8),
+        (258, 3, 1, 8),
+        (259, 3, 1, compression),
+        (262, 3, 1, 1),
+        (273, 4, 1, at),
+        (277, 3, 1, 1),
+        (278, 3, 1, 8),
+        (279, 4, 1, count),
+        (284, 3, 1, 1),
+    ];
+    t.retain(|x| !remove.contains(&x.0));
+    for e in extra {
+        if let Some(x) = t.iter_mut().find(|x| x.0 == e.0) {
+            *x = *e;
+        } else {
+            t.push(*e);
+        }
+    }
+    // Optional tags (defaults apply) make room for added ones.
+    for opt in [284u16, 262, 278] {
+        if t.len() > 10 && !extra.iter().any(|e| e.0 == opt) {
+            t.retain(|x| x.0 != opt);
+        }
+    }
+    assert_eq!(t.len(), 10, "tags_8x8 keeps 10 tags");
+    t
+}
+
+/// A good 8 x 8 uint8 TIFF (values 0..64).
+pub fn good_tiff() -> Vec<u8> {
+    let px: Vec<u8> = (0..64).collect();
+    tiny_tiff(&tags_8x8(1, 64, &[]), &px, 0)
 }

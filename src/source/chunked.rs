@@ -1,0 +1,293 @@
+//! Arrays stored as a grid of separately decoded chunks (compressed TIFF strips/tiles, later Zarr): the
+//! chunk grid, an LRU cache of decoded chunks under a byte budget, and `read_region`/`sample_grid`
+//! assembled from just the chunks a request overlaps, the missing ones decoded in parallel.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rayon::prelude::*;
+
+use super::{ArraySource, RegionBuf, SourceInfo};
+use crate::error::{Error, Result};
+use crate::geom::Rect;
+
+/// The decoded-chunk cache budget when the caller names none.
+pub const DEFAULT_BUDGET: u64 = 256 << 20;
+
+/// One decoded chunk: `rows` rows of `row_pixels` pixels of `samples` native-order elements each (edge
+/// chunks may be padded past the image, as TIFF tiles are).
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    pub bytes: Vec<u8>,
+    pub row_pixels: usize,
+    pub rows: usize,
+    pub samples: usize,
+}
+
+/// What a chunked format provides: where a slice's chunks are, and how to decode one.
+pub trait ChunkDecoder: Send + Sync {
+    /// The chunk group (e.g. a TIFF page or sample plane) holding `slice`, and the first sample of each
+    /// decoded pixel that the slice shows (the slice shows `info.image.channels` samples from there).
+    fn locate(&self, slice: u64) -> (u64, usize);
+    /// Decodes chunk (`cy`, `cx`) of `group`.
+    fn decode(&self, group: u64, cy: u64, cx: u64) -> Result<Chunk>;
+}
+
+/// How an image is cut into chunks: `chunk_w × chunk_h` pixels each, row-major from the top left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grid {
+    pub width: u64,
+    pub height: u64,
+    pub chunk_w: u64,
+    pub chunk_h: u64,
+}
+
+impl Grid {
+    pub fn across(&self) -> u64 {
+        self.width.div_ceil(self.chunk_w.max(1))
+    }
+    pub fn down(&self) -> u64 {
+        self.height.div_ceil(self.chunk_h.max(1))
+    }
+}
+
+type Key = (u64, u64, u64);
+
+/// An LRU map of decoded chunks holding at most `budget` bytes (always at least the newest chunk).
+struct Lru {
+    map: HashMap<Key, (Arc<Chunk>, u64)>,
+    order: BTreeMap<u64, Key>,
+    bytes: u64,
+    budget: u64,
+    tick: u64,
+}
+
+impl Lru {
+    fn get(&mut self, k: &Key) -> Option<Arc<Chunk>> {
+        self.tick += 1;
+        let t = self.tick;
+        let (c, old) = self.map.get_mut(k)?;
+        let c = c.clone();
+        self.order.remove(old);
+        *old = t;
+        self.order.insert(t, *k);
+        Some(c)
+    }
+    fn insert(&mut self, k: Key, c: Arc<Chunk>) {
+        if self.map.contains_key(&k) {
+            return;
+        }
+        self.tick += 1;
+        self.bytes += c.bytes.len() as u64;
+        self.map.insert(k, (c, self.tick));
+        self.order.insert(self.tick, k);
+        while self.bytes > self.budget && self.map.len() > 1 {
+            let Some((_, old)) = self.order.pop_first() else { break };
+            if let Some((c, _)) = self.map.remove(&old) {
+                self.bytes -= c.bytes.len() as u64;
+            }
+        }
+    }
+}
+
+/// An [`ArraySource`] over chunks a [`ChunkDecoder`] decodes on demand.
+pub struct ChunkedArray<D: ChunkDecoder> {
+    info: SourceInfo,
+    grid: Grid,
+    decoder: D,
+    cache: Mutex<Lru>,
+    decoded: AtomicU64,
+}
+
+impl<D: ChunkDecoder> ChunkedArray<D> {
+    /// A chunked array of `info`'s image cut as `grid`, with a decoded-chunk cache of `budget` bytes.
+    pub fn new(info: SourceInfo, grid: Grid, decoder: D, budget: u64) -> ChunkedArray<D> {
+        let cache = Lru { map: HashMap::new(), order: BTreeMap::new(), bytes: 0, budget, tick: 0 };
+        ChunkedArray { info, grid, decoder, cache: Mutex::new(cache), decoded: AtomicU64::new(0) }
+    }
+
+    pub fn grid(&self) -> Grid {
+        self.grid
+    }
+
+    pub fn decoder(&self) -> &D {
+        &self.decoder
+    }
+
+    /// How many chunks have been decoded so far (cache misses).
+    pub fn decoded_chunks(&self) -> u64 {
+        self.decoded.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of decoded chunks the cache holds now.
+    pub fn cached_bytes(&self) -> u64 {
+        self.cache.lock().map(|c| c.bytes).unwrap_or(0)
+    }
+
+    fn cached(&self, k: &Key) -> Option<Arc<Chunk>> {
+        self.cache.lock().ok()?.get(k)
+    }
+
+    fn decode_one(&self, k: Key) -> Result<Arc<Chunk>> {
+        let c = Arc::new(self.decoder.decode(k.0, k.1, k.2)?);
+        self.decoded.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(k, c.clone());
+        }
+        Ok(c)
+    }
+
+    /// The chunks `keys`, from the cache or decoded (the missing ones in parallel).
+    fn chunks(&self, keys: &[Key]) -> Result<Vec<Arc<Chunk>>> {
+        let mut got: Vec<Option<Arc<Chunk>>> = keys.iter().map(|k| self.cached(k)).collect();
+        let missing: Vec<usize> = (0..keys.len()).filter(|&i| got[i].is_none()).collect();
+        if missing.len() == 1 {
+            got[missing[0]] = Some(self.decode_one(keys[missing[0]])?);
+        } else if missing.len() > 1 {
+            let done: Vec<Result<Arc<Chunk>>> = missing.par_iter().map(|&i| self.decode_one(keys[i])).collect();
+            for (&i, c) in missing.iter().zip(done) {
+                got[i] = Some(c?);
+            }
+        }
+        Ok(got.into_iter().flatten().collect())
+    }
+
+    fn short(&self) -> Error {
+        Error::bad_input(&self.info.path, "a decoded chunk is smaller than the image layout says")
+    }
+}
+
+impl<D: ChunkDecoder> ArraySource for ChunkedArray<D> {
+    fn info(&self) -> &SourceInfo {
+        &self.info
+    }
+
+    fn read_region(&self, slice: u64, rect: Rect, out: &mut RegionBuf) -> Result<()> {
+        self.check_request(slice, &rect)?;
+        let (group, s0) = self.decoder.locate(slice);
+        let c = self.info.image.channels as usize;
+        let esz = self.info.dtype.size();
+        let (w, h) = (rect.width() as usize, rect.height() as usize);
+        let dst = out.reset(self.info.dtype, w, h, c);
+        let g = self.grid;
+        let (cw, ch) = (g.chunk_w, g.chunk_h);
+        for cy in rect.y0 / ch..=(rect.y1 - 1) / ch {
+            let cxs: Vec<u64> = (rect.x0 / cw..=(rect.x1 - 1) / cw).collect();
+            let keys: Vec<Key> = cxs.iter().map(|&cx| (group, cy, cx)).collect();
+            let chunks = self.chunks(&keys)?;
+            let ya = rect.y0.max(cy * ch);
+            let yb = rect.y1.min((cy + 1) * ch);
+            for (&cx, chunk) in cxs.iter().zip(&chunks) {
+                let xa = rect.x0.max(cx * cw);
+                let xb = rect.x1.min((cx + 1) * cw);
+                let n = (xb - xa) as usize;
+                let (cx0, cy0) = (cx * cw, cy * ch);
+                let sp = chunk.samples;
+                if s0 + c > sp || (xb - cx0) as usize > chunk.row_pixels || (yb - cy0) as usize > chunk.rows {
+                    return Err(self.short());
+                }
+                for y in ya..yb {
+                    let r = (y - cy0) as usize;
+                    let src0 = ((r * chunk.row_pixels + (xa - cx0) as usize) * sp + s0) * esz;
+                    let d0 = (((y - rect.y0) as usize * w + (xa - rect.x0) as usize) * c) * esz;
+                    let d = &mut dst[d0..d0 + n * c * esz];
+                    if sp == c {
+                        let s = chunk.bytes.get(src0..src0 + n * c * esz).ok_or_else(|| self.short())?;
+                        d.copy_from_slice(s);
+                    } else {
+                        let s = chunk.bytes.get(src0..src0 + ((n - 1) * sp + c) * esz).ok_or_else(|| self.short())?;
+                        for i in 0..n {
+                            d[i * c * esz..(i + 1) * c * esz].copy_from_slice(&s[i * sp * esz..(i * sp + c) * esz]);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn sample_grid(&self, slice: u64, xs: &[u64], ys: &[u64]) -> Result<Vec<f64>> {
+        let im = self.info.image;
+        if xs.iter().any(|&x| x >= im.width) || ys.iter().any(|&y| y >= im.height) || slice >= im.slices {
+            return Err(Error::request(&self.info.path, "sample outside the image"));
+        }
+        let (group, s0) = self.decoder.locate(slice);
+        let esz = self.info.dtype.size();
+        let g = self.grid;
+        let mut vals = Vec::with_capacity(xs.len() * ys.len());
+        let mut row = RegionBuf::default();
+        for &y in ys {
+            let cy = y / g.chunk_h;
+            let mut cxs: Vec<u64> = xs.iter().map(|&x| x / g.chunk_w).collect();
+            cxs.dedup();
+            let keys: Vec<Key> = cxs.iter().map(|&cx| (group, cy, cx)).collect();
+            let chunks = self.chunks(&keys)?;
+            let dst = row.reset(self.info.dtype, xs.len(), 1, 1);
+            let mut k = 0;
+            for (i, &x) in xs.iter().enumerate() {
+                let cx = x / g.chunk_w;
+                while k + 1 < cxs.len() && cxs[k] != cx {
+                    k += 1;
+                }
+                let chunk = match cxs.get(k) {
+                    Some(&c) if c == cx => &chunks[k],
+                    _ => &self.chunks(&[(group, cy, cx)])?[0],
+                };
+                let (r, px) = ((y - cy * g.chunk_h) as usize, (x - cx * g.chunk_w) as usize);
+                let at = ((r * chunk.row_pixels + px) * chunk.samples + s0) * esz;
+                let s = chunk.bytes.get(at..at + esz).ok_or_else(|| self.short())?;
+                dst[i * esz..(i + 1) * esz].copy_from_slice(s);
+            }
+            vals.extend(row.to_f64());
+        }
+        Ok(vals)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dtype::DType;
+    use crate::source::{Format, ImageShape};
+
+    /// A 10 x 7 u16 image, value y*100+x, in 4 x 3 chunks with 2 samples (the second = value + 1).
+    struct Fake;
+    impl ChunkDecoder for Fake {
+        fn locate(&self, slice: u64) -> (u64, usize) {
+            (0, slice as usize)
+        }
+        fn decode(&self, _g: u64, cy: u64, cx: u64) -> Result<Chunk> {
+            let mut v: Vec<u16> = Vec::new();
+            for r in 0..3 {
+                for i in 0..4 {
+                    let (x, y) = (cx * 4 + i, cy * 3 + r);
+                    v.push((y * 100 + x) as u16);
+                    v.push((y * 100 + x + 1) as u16);
+                }
+            }
+            Ok(Chunk { bytes: bytemuck::cast_slice(&v).to_vec(), row_pixels: 4, rows: 3, samples: 2 })
+        }
+    }
+
+    #[test]
+    fn regions_assemble_from_the_overlapping_chunks_only() {
+        let im = ImageShape { slices: 2, height: 7, width: 10, channels: 1 };
+        let info = SourceInfo::basic("f".into(), Format::RAW, vec![2, 7, 10], DType::U16, im);
+        let a = ChunkedArray::new(info, Grid { width: 10, height: 7, chunk_w: 4, chunk_h: 3 }, Fake, 1 << 20);
+        let mut b = RegionBuf::default();
+        a.read_region(1, Rect::new(3, 2, 9, 7), &mut b).unwrap();
+        let want: Vec<f64> = (2..7).flat_map(|y| (3..9).map(move |x| (y * 100 + x + 1) as f64)).collect();
+        assert_eq!(b.to_f64(), want);
+        assert_eq!(a.decoded_chunks(), 9);
+        a.read_region(0, Rect::new(0, 0, 2, 2), &mut b).unwrap();
+        assert_eq!(b.to_f64(), [0.0, 1.0, 100.0, 101.0]);
+        assert_eq!(a.decoded_chunks(), 9, "cached");
+        assert_eq!(a.sample_grid(0, &[1, 9], &[6]).unwrap(), [601.0, 609.0]);
+        // A budget of one chunk keeps only the newest.
+        let info = a.info().clone();
+        let small = ChunkedArray::new(info, a.grid(), Fake, 1);
+        small.read_region(0, Rect::new(0, 0, 10, 7), &mut b).unwrap();
+        assert_eq!(small.cache.lock().unwrap().map.len(), 1);
+    }
+}
