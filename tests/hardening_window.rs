@@ -204,9 +204,12 @@ fn rgb_images_ignore_display_flags_with_one_note_in_render_and_the_window() {
     // A flag typed at its default value is still a flag the image ignores.
     let mut typed = args[..4].to_vec();
     typed.extend(["--colormap", "viridis", "--gamma", "1"]);
-    let err = stderr(&vastview(&typed));
-    let notes = lines(&err, "vastview: note: ");
-    assert!(notes.len() == 1 && notes[0].contains("--colormap, --gamma are ignored for RGB(A)"), "{err}");
+    let typed_err = stderr(&vastview(&typed));
+    let typed_notes = lines(&typed_err, "vastview: note: ");
+    assert!(
+        typed_notes.len() == 1 && typed_notes[0].contains("--colormap, --gamma are ignored for RGB(A)"),
+        "{typed_err}"
+    );
     if gpu_session().is_none() {
         return;
     }
