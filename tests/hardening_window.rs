@@ -267,3 +267,68 @@ fn headless_commands_with_no_xdg_runtime_dir_say_nothing_about_it() {
     let tol = case["tol"].as_i64().unwrap_or(2) as i32;
     assert_eq!(compare_rgba(&got, &want, w as usize, tol), None);
 }
+
+/// An N-D array in the window: `--index` picks the slice at start, the status bar names it, and the data area
+/// shows that slice's values (gray, explicit limits) as numpy computes them.
+#[test]
+fn the_window_opens_an_nd_array_at_the_index_given() {
+    let d = dir("nd");
+    let script = r#"
+import sys, numpy as np
+d = sys.argv[1]
+a = np.random.default_rng(7).integers(-1000, 1000, (3, 2, 5, 7)).astype(np.int32)
+np.save(f"{d}/nd.npy", a)
+t = np.clip((a[2, 1].astype(np.float64) + 1000) / 2000, 0, 1)
+np.save(f"{d}/nd_want.npy", np.clip(np.floor(t * 256), 0, 255).astype(np.uint8))
+"#;
+    let o = Command::new(crate::common::python()).arg("-c").arg(script).arg(&d).output().expect("python3");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    if gpu_session().is_none() {
+        return;
+    }
+    let input = d.join("nd.npy");
+    let shot = d.join("nd.png");
+    let args = [
+        input.to_str().unwrap_or_default(),
+        "--index",
+        "dim_0=2,dim_1=1",
+        "--colormap",
+        "gray",
+        "--limits",
+        "-1000,1000",
+        "--zoom",
+        "40",
+        "--center",
+        "3.5,2.5",
+        "--window-size",
+        "700x500",
+        "--screenshot",
+        shot.to_str().unwrap_or_default(),
+    ];
+    let Some(out) = window(&args, &[]) else { return };
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let area_lines = lines(&err, "data area: ");
+    assert_eq!(area_lines.len(), 1, "{err}");
+    let [ox, oy, vw, vh] = area(area_lines[0]);
+    let (sw, _, px) = read_png(&shot);
+    let (_, want) = crate::common::read_npy(&d.join("nd_want.npy"));
+    let gray = vastview::palette::Colormap::by_name("gray").expect("gray");
+    let mut bad = Vec::new();
+    for (sx, sy) in [(0.5, 0.5), (3.5, 2.5), (6.5, 4.5), (5.5, 1.5)] {
+        let (x, y) = (((sx - 3.5) * 40.0 + vw / 2.0) as u32, ((sy - 2.5) * 40.0 + vh / 2.0) as u32);
+        let at = (((oy as u32 + y) * sw + ox as u32 + x) * 4) as usize;
+        let i = want[sy as usize * 7 + sx as usize] as usize;
+        if px[at..at + 3] != gray.table[i][..3] {
+            bad.push(format!("({sx},{sy}): window {:?}, want {:?}", &px[at..at + 3], &gray.table[i][..3]));
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("; "));
+    // A bad index is the error panel's one line (exit 2 with --screenshot).
+    let mut bad_args = args;
+    bad_args[2] = "dim_0=9";
+    let Some(out) = window(&bad_args, &[]) else { return };
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("dim_0=9 is out of range"), "{}", stderr(&out));
+    let _ = std::fs::remove_dir_all(&d);
+}
