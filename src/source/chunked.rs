@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rayon::prelude::*;
 
@@ -97,6 +97,9 @@ pub struct ChunkedArray<D: ChunkDecoder> {
     grid: Grid,
     decoder: D,
     cache: Mutex<Lru>,
+    /// Chunks being decoded now: a second reader of one waits for the first instead of decoding it again
+    /// (the pyramid builder's per-core row parts share every tile of a tile row).
+    in_flight: Mutex<HashMap<Key, Arc<OnceLock<std::result::Result<Arc<Chunk>, Arc<Error>>>>>>,
     decoded: AtomicU64,
 }
 
@@ -104,7 +107,14 @@ impl<D: ChunkDecoder> ChunkedArray<D> {
     /// A chunked array of `info`'s image cut as `grid`, with a decoded-chunk cache of `budget` bytes.
     pub fn new(info: SourceInfo, grid: Grid, decoder: D, budget: u64) -> ChunkedArray<D> {
         let cache = Lru { map: HashMap::new(), order: BTreeMap::new(), bytes: 0, budget, tick: 0 };
-        ChunkedArray { info, grid, decoder, cache: Mutex::new(cache), decoded: AtomicU64::new(0) }
+        ChunkedArray {
+            info,
+            grid,
+            decoder,
+            cache: Mutex::new(cache),
+            in_flight: Mutex::new(HashMap::new()),
+            decoded: AtomicU64::new(0),
+        }
     }
 
     pub fn grid(&self) -> Grid {
@@ -130,6 +140,27 @@ impl<D: ChunkDecoder> ChunkedArray<D> {
     }
 
     fn decode_one(&self, k: Key) -> Result<Arc<Chunk>> {
+        let slot = {
+            let Ok(mut f) = self.in_flight.lock() else { return self.decode_now(k) };
+            // Decoded while this reader waited for the lock: the cache has it.
+            if let Some(c) = self.cached(&k) {
+                return Ok(c);
+            }
+            f.entry(k).or_default().clone()
+        };
+        // The first reader decodes; the others block here until it is done, then share its result.
+        let r = slot.get_or_init(|| self.decode_now(k).map_err(Arc::new)).clone();
+        if let Ok(mut f) = self.in_flight.lock() {
+            f.remove(&k);
+        }
+        r.map_err(|e| match &*e {
+            Error::BadInput { path, msg } => Error::BadInput { path: path.clone(), msg: msg.clone() },
+            Error::FileShrank { path } => Error::FileShrank { path: path.clone() },
+            other => Error::bad_input(&self.info.path, format!("decoding a chunk failed: {other}")),
+        })
+    }
+
+    fn decode_now(&self, k: Key) -> Result<Arc<Chunk>> {
         let c = Arc::new(self.decoder.decode(k.0, k.1, k.2)?);
         self.decoded.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut cache) = self.cache.lock() {
@@ -289,5 +320,36 @@ mod tests {
         let small = ChunkedArray::new(info, a.grid(), Fake, 1);
         small.read_region(0, Rect::new(0, 0, 10, 7), &mut b).unwrap();
         assert_eq!(small.cache.lock().unwrap().map.len(), 1);
+    }
+
+    /// Decodes slowly, so that concurrent readers of one chunk overlap.
+    struct Slow;
+    impl ChunkDecoder for Slow {
+        fn locate(&self, slice: u64) -> (u64, usize) {
+            Fake.locate(slice)
+        }
+        fn decode(&self, g: u64, cy: u64, cx: u64) -> Result<Chunk> {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            Fake.decode(g, cy, cx)
+        }
+    }
+
+    #[test]
+    fn readers_of_one_chunk_at_once_decode_it_once() {
+        let im = ImageShape { slices: 2, height: 7, width: 10, channels: 1 };
+        let info = SourceInfo::basic("f".into(), Format::RAW, vec![2, 7, 10], DType::U16, im);
+        let a = ChunkedArray::new(info, Grid { width: 10, height: 7, chunk_w: 4, chunk_h: 3 }, Slow, 1 << 20);
+        // Rows 0 and 1 through four threads at once: the same three chunks.
+        std::thread::scope(|s| {
+            for y in [0u64, 1, 0, 1] {
+                let a = &a;
+                s.spawn(move || {
+                    let mut b = RegionBuf::default();
+                    a.read_region(0, Rect::new(0, y, 10, y + 1), &mut b).unwrap();
+                    assert_eq!(b.to_f64()[9], (y * 100 + 9) as f64);
+                });
+            }
+        });
+        assert_eq!(a.decoded_chunks(), 3);
     }
 }
