@@ -91,6 +91,9 @@ impl Lru {
     }
 }
 
+/// A chunk being decoded: the decoding reader fills it; readers arriving meanwhile wait on it.
+type Slot = OnceLock<std::result::Result<Arc<Chunk>, Arc<Error>>>;
+
 /// An [`ArraySource`] over chunks a [`ChunkDecoder`] decodes on demand.
 pub struct ChunkedArray<D: ChunkDecoder> {
     info: SourceInfo,
@@ -99,7 +102,7 @@ pub struct ChunkedArray<D: ChunkDecoder> {
     cache: Mutex<Lru>,
     /// Chunks being decoded now: a second reader of one waits for the first instead of decoding it again
     /// (the pyramid builder's per-core row parts share every tile of a tile row).
-    in_flight: Mutex<HashMap<Key, Arc<OnceLock<std::result::Result<Arc<Chunk>, Arc<Error>>>>>>,
+    in_flight: Mutex<HashMap<Key, Arc<Slot>>>,
     decoded: AtomicU64,
 }
 
