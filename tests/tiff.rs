@@ -121,6 +121,10 @@ fn every_case_reads_what_tifffile_reads() {
                 let path = dir.join(c["file"].as_str().unwrap());
                 let t = source::tiff::open_tiff(&path, c["member"].as_str()).map_err(|e| e.to_string())?;
                 let lv = t.levels().map_err(|e| e.to_string())?;
+                let through_trait = src.native_levels().map_err(|e| e.to_string())?;
+                if through_trait.len() != lv.len() {
+                    return Err(format!("native_levels gives {} levels, levels() {}", through_trait.len(), lv.len()));
+                }
                 if lv.len() != levels.len() + 1 {
                     return Err(format!("{} levels, tifffile has {}", lv.len(), levels.len() + 1));
                 }

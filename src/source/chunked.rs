@@ -207,6 +207,10 @@ impl<D: ChunkDecoder> ArraySource for ChunkedArray<D> {
         Ok(())
     }
 
+    fn chunk_shape(&self) -> Option<(u64, u64)> {
+        Some((self.grid.chunk_w, self.grid.chunk_h))
+    }
+
     fn sample_grid(&self, slice: u64, xs: &[u64], ys: &[u64]) -> Result<Vec<f64>> {
         let im = self.info.image;
         if xs.iter().any(|&x| x >= im.width) || ys.iter().any(|&y| y >= im.height) || slice >= im.slices {

@@ -502,6 +502,15 @@ impl ArraySource for TiffSource {
     fn sample_grid(&self, slice: u64, xs: &[u64], ys: &[u64]) -> Result<Vec<f64>> {
         self.inner.sample_grid(slice, xs, ys)
     }
+    fn native_levels(&self) -> Result<Vec<Arc<dyn ArraySource>>> {
+        if self.levels.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.levels()
+    }
+    fn chunk_shape(&self) -> Option<(u64, u64)> {
+        self.inner.chunk_shape()
+    }
 }
 
 /// What a series adds to the source it becomes.
