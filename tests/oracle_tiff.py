@@ -209,6 +209,17 @@ tifffile.imwrite(path("u8x3_minisblack"), g3, photometric="minisblack", planarco
 got, axes = read_series(path("u8x3_minisblack"))
 add("u8x3_minisblack", ours(got, axes, False), axes=["c", "y", "x"])
 
+# Two plain series of different sizes (tifffile's shaped series): FILE[1] opens the second.
+s_a, s_b = data("uint16", (2, 10, 12)), data("float64", (14, 9))
+with tifffile.TiffWriter(path("two_series")) as t:
+    t.write(s_a, photometric="minisblack", compression="zlib")
+    t.write(s_b, photometric="minisblack")
+with tifffile.TiffFile(path("two_series")) as t:
+    assert len(t.series) == 2
+add("two_series", s_a)
+c2 = add("two_series_1", s_b, member="1")
+c2["file"] = "two_series.tif"
+
 # 6. COG-like: one tiled image with reduced-resolution overview IFDs (NewSubfileType 1) in the main chain.
 g = data("int16", (96, 128))
 with tifffile.TiffWriter(path("cog")) as t:

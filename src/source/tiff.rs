@@ -940,3 +940,18 @@ fn ome_series(main: &[Arc<Page>], omes: &[meta::OmeImage]) -> PResult<Vec<Series
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::registry::detect;
+    use std::path::Path;
+
+    #[test]
+    fn the_registry_detects_every_tiff_magic() {
+        for head in [&b"II*\0\x08\0\0\0"[..], b"MM\0*\0\0\0\x08", b"II+\0\x08\0\0\0", b"MM\0+\0\x08\0\0"] {
+            assert_eq!(detect(Path::new("x.bin"), head).unwrap().name, "tiff");
+        }
+        assert_eq!(detect(Path::new("x.ome.tiff"), b"junk").unwrap().name, "tiff");
+        assert_eq!(detect(Path::new("x.btf"), b"junk").unwrap().name, "tiff");
+    }
+}
