@@ -240,6 +240,16 @@ add("bilevel_white", read_series(path("bilevel_white"))[0].astype(np.uint8))
 one = data("uint16", (300, 257))
 tifffile.imwrite(path("one_strip"), one, compression="zlib", rowsperstrip=300, photometric="minisblack")
 add("one_strip", one, extra={"one_strip": True})
+# One strip decoding to more than 8 MiB: streamed in row chunks (Deflate + horizontal predictor, LZW +
+# floating-point predictor on planar samples).
+big = (np.add.outer(np.arange(2100, dtype=np.uint32) * 3, np.arange(2048, dtype=np.uint32)) % 65536).astype(np.uint16)
+tifffile.imwrite(path("one_strip_stream"), big, compression="zlib", predictor=True, rowsperstrip=2100, photometric="minisblack")
+add("one_strip_stream", big, extra={"one_strip": True, "stream": True})
+bf = np.sin(np.add.outer(np.arange(1600), np.arange(1500)) / 50.0).astype(np.float32)
+bf = np.stack([bf, -bf])
+tifffile.imwrite(path("one_strip_stream_lzw"), bf, compression="lzw", predictor=True, rowsperstrip=1600, planarconfig="separate", photometric="minisblack")
+got, axes = read_series(path("one_strip_stream_lzw"))
+add("one_strip_stream_lzw", ours(got, axes, False), extra={"one_strip": True, "stream": True})
 rgb = (np.add.outer(np.arange(64), np.arange(48))[:, :, None] * [1, 2, 3] % 256).astype(np.uint8)
 for tiled in (False, True):
     name = f"jpeg_rgb_{'tile' if tiled else 'strip'}"
