@@ -504,6 +504,13 @@ impl TiffChunks {
             .ok_or_else(|| what("lies past the end of the file".into()))?;
         let (rowpx, sin) = (p.chunk_w as usize, p.samples_in() as usize);
         let rb = if p.bilevel { (rowpx * sin).div_ceil(8) } else { rowpx * sin * p.dtype.size() };
+        let total = p.height.saturating_mul(rb as u64);
+        if total > (cnt as u64).saturating_mul(p.compression.max_ratio()).saturating_add(4096) {
+            return Err(what(format!(
+                "{cnt} bytes of {} data cannot hold the {total} bytes it must",
+                p.compression.name()
+            )));
+        }
         let rows_of = |k: u64| vrows.min(p.height.saturating_sub(k * vrows)) as usize;
         let finished = |k: u64, buf: Vec<u8>| -> Arc<Chunk> {
             let rows = rows_of(k);
