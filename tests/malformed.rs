@@ -151,7 +151,7 @@ fn malformed_inputs_get_one_line_exit_2_and_stay_untouched() {
         let name = dst.file_name().unwrap().to_string_lossy().into_owned();
         cases.extend(cases_for(&dst, &out, !name.starts_with("points_"), name.starts_with("raw_"), true, None));
     }
-    assert!(names.len() >= 25, "the bad corpus is missing: {}", corpus.display());
+    assert!(names.len() >= 36, "the bad corpus is missing: {}", corpus.display());
     // A good file truncated at many offsets: inside the magic, the preamble, the header, the data.
     let good = good_npy();
     for at in [1, 3, 6, 7, 8, 9, 10, 11, 30, 64, 100, 127, 128, 129, 160, 255, good.len() - 1] {

@@ -209,6 +209,17 @@ tifffile.imwrite(path("u8x3_minisblack"), g3, photometric="minisblack", planarco
 got, axes = read_series(path("u8x3_minisblack"))
 add("u8x3_minisblack", ours(got, axes, False), axes=["c", "y", "x"])
 
+# Two plain series of different sizes (tifffile's shaped series): FILE[1] opens the second.
+s_a, s_b = data("uint16", (2, 10, 12)), data("float64", (14, 9))
+with tifffile.TiffWriter(path("two_series")) as t:
+    t.write(s_a, photometric="minisblack", compression="zlib")
+    t.write(s_b, photometric="minisblack")
+with tifffile.TiffFile(path("two_series")) as t:
+    assert len(t.series) == 2
+add("two_series", s_a)
+c2 = add("two_series_1", s_b, member="1")
+c2["file"] = "two_series.tif"
+
 # 6. COG-like: one tiled image with reduced-resolution overview IFDs (NewSubfileType 1) in the main chain.
 g = data("int16", (96, 128))
 with tifffile.TiffWriter(path("cog")) as t:
@@ -229,6 +240,16 @@ add("bilevel_white", read_series(path("bilevel_white"))[0].astype(np.uint8))
 one = data("uint16", (300, 257))
 tifffile.imwrite(path("one_strip"), one, compression="zlib", rowsperstrip=300, photometric="minisblack")
 add("one_strip", one, extra={"one_strip": True})
+# One strip decoding to more than 8 MiB: streamed in row chunks (Deflate + horizontal predictor, LZW +
+# floating-point predictor on planar samples).
+big = (np.add.outer(np.arange(2100, dtype=np.uint32) * 3, np.arange(2048, dtype=np.uint32)) % 65536).astype(np.uint16)
+tifffile.imwrite(path("one_strip_stream"), big, compression="zlib", predictor=True, rowsperstrip=2100, photometric="minisblack")
+add("one_strip_stream", big, extra={"one_strip": True, "stream": True})
+bf = np.sin(np.add.outer(np.arange(1600), np.arange(1500)) / 50.0).astype(np.float32)
+bf = np.stack([bf, -bf])
+tifffile.imwrite(path("one_strip_stream_lzw"), bf, compression="lzw", predictor=True, rowsperstrip=1600, planarconfig="separate", photometric="minisblack")
+got, axes = read_series(path("one_strip_stream_lzw"))
+add("one_strip_stream_lzw", ours(got, axes, False), extra={"one_strip": True, "stream": True})
 rgb = (np.add.outer(np.arange(64), np.arange(48))[:, :, None] * [1, 2, 3] % 256).astype(np.uint8)
 for tiled in (False, True):
     name = f"jpeg_rgb_{'tile' if tiled else 'strip'}"

@@ -32,6 +32,18 @@ pub trait ChunkDecoder: Send + Sync {
     fn locate(&self, slice: u64) -> (u64, usize);
     /// Decodes chunk (`cy`, `cx`) of `group`.
     fn decode(&self, group: u64, cy: u64, cx: u64) -> Result<Chunk>;
+
+    /// Decodes chunk (`cy`, `cx`) of `group` with access to the decoded-chunk cache: a decoder that
+    /// streams (one long compressed strip) looks there first and stores the chunks it passes on the way.
+    fn decode_cached(&self, group: u64, cy: u64, cx: u64, _cache: &dyn ChunkCache) -> Result<Arc<Chunk>> {
+        self.decode(group, cy, cx).map(Arc::new)
+    }
+}
+
+/// The decoded-chunk cache as a decoder sees it.
+pub trait ChunkCache {
+    fn get(&self, group: u64, cy: u64, cx: u64) -> Option<Arc<Chunk>>;
+    fn put(&self, group: u64, cy: u64, cx: u64, chunk: Arc<Chunk>);
 }
 
 /// How an image is cut into chunks: `chunk_w × chunk_h` pixels each, row-major from the top left.
@@ -164,7 +176,7 @@ impl<D: ChunkDecoder> ChunkedArray<D> {
     }
 
     fn decode_now(&self, k: Key) -> Result<Arc<Chunk>> {
-        let c = Arc::new(self.decoder.decode(k.0, k.1, k.2)?);
+        let c = self.decoder.decode_cached(k.0, k.1, k.2, self)?;
         self.decoded.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut cache) = self.cache.lock() {
             cache.insert(k, c.clone());
@@ -189,6 +201,17 @@ impl<D: ChunkDecoder> ChunkedArray<D> {
 
     fn short(&self) -> Error {
         Error::bad_input(&self.info.path, "a decoded chunk is smaller than the image layout says")
+    }
+}
+
+impl<D: ChunkDecoder> ChunkCache for ChunkedArray<D> {
+    fn get(&self, group: u64, cy: u64, cx: u64) -> Option<Arc<Chunk>> {
+        self.cached(&(group, cy, cx))
+    }
+    fn put(&self, group: u64, cy: u64, cx: u64, chunk: Arc<Chunk>) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert((group, cy, cx), chunk);
+        }
     }
 }
 
@@ -239,6 +262,10 @@ impl<D: ChunkDecoder> ArraySource for ChunkedArray<D> {
             }
         }
         Ok(())
+    }
+
+    fn chunk_shape(&self) -> Option<(u64, u64)> {
+        Some((self.grid.chunk_w, self.grid.chunk_h))
     }
 
     fn sample_grid(&self, slice: u64, xs: &[u64], ys: &[u64]) -> Result<Vec<f64>> {

@@ -235,6 +235,12 @@ pub trait ArraySource: Send + Sync {
     /// would otherwise take a page fault every few pages. Advice only.
     fn populate_rows(&self, _slice: u64, _y0: u64, _y1: u64) {}
 
+    /// The stored chunk size (width, height) when the data is decoded in chunks (compressed TIFF
+    /// strips/tiles): reads aligned with it decode each chunk once. `None` for in-place data.
+    fn chunk_shape(&self) -> Option<(u64, u64)> {
+        None
+    }
+
     /// An error if bytes lent by [`ArraySource::rows_in_place`] may not have been the file's (it
     /// shrank while they were read).
     fn check_lent(&self) -> Result<()> {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use self::decode::Compression;
 use self::ifd::{Bytes, Ifd, PResult};
-use super::chunked::{Chunk, ChunkDecoder, ChunkedArray, Grid, DEFAULT_BUDGET};
+use super::chunked::{Chunk, ChunkCache, ChunkDecoder, ChunkedArray, Grid, DEFAULT_BUDGET};
 use super::guard::GuardedMap;
 use super::mapped::MappedArray;
 use super::registry::{FormatSpec, Magic};
@@ -324,6 +324,10 @@ struct TiffChunks {
     /// Size of the sample axis `c` (1 when samples are interleaved colour or there is one).
     sax: u64,
     colour: bool,
+    /// Rows per chunk when one-strip pages are streamed in row chunks (else chunks are the strips/tiles).
+    vrows: Option<u64>,
+    streams: std::sync::Mutex<std::collections::HashMap<u64, Vec<Stream>>>,
+    tick: std::sync::atomic::AtomicU64,
 }
 
 impl TiffChunks {
@@ -383,23 +387,216 @@ impl TiffChunks {
                     p.compression.name()
                 )));
             }
-            let mut dec = decode::decompress(p.compression, raw, expected).map_err(what)?;
-            if p.bilevel {
-                decode::unpack_bits(&dec, rowpx * sin, rows)
-            } else if p.predictor == 3 {
-                decode::undo_float(&dec, esz, rowpx * sin, sin)
-            } else {
-                decode::to_native(&mut dec, esz, ctx.endian);
-                if p.predictor == 2 {
-                    decode::undo_horizontal(&mut dec, esz, rowpx * sin, sin);
-                }
-                dec
-            }
+            let dec = decode::decompress(p.compression, raw, expected).map_err(what)?;
+            finish(p, dec, rowpx, rows, ctx.endian)
         };
         if ctx.map.faulted() {
             return Err(Error::FileShrank { path: ctx.path.clone() });
         }
         Ok(Chunk { bytes, row_pixels: rowpx, rows, samples: sin })
+    }
+}
+
+/// Decoded bytes (file order, predictor applied) of `rows` rows of `rowpx` pixels to native values.
+fn finish(p: &Page, mut dec: Vec<u8>, rowpx: usize, rows: usize, endian: Endian) -> Vec<u8> {
+    let sin = p.samples_in() as usize;
+    let esz = p.dtype.size();
+    if p.bilevel {
+        decode::unpack_bits(&dec, rowpx * sin, rows)
+    } else if p.predictor == 3 {
+        decode::undo_float(&dec, esz, rowpx * sin, sin)
+    } else {
+        decode::to_native(&mut dec, esz, endian);
+        if p.predictor == 2 {
+            decode::undo_horizontal(&mut dec, esz, rowpx * sin, sin);
+        }
+        dec
+    }
+}
+
+/// Decoded bytes per streamed chunk of a one-strip image (its rows are read this many at a time).
+const STREAM_CHUNK_BYTES: u64 = 4 << 20;
+/// One-strip images decoding to more than this are streamed in row chunks instead of decoded whole.
+const STREAM_THRESHOLD: u64 = 8 << 20;
+/// Strips whose decoder states are kept (each state tens of KiB).
+const MAX_STREAMS: usize = 16;
+/// Decoders kept per streamed strip (readers walking down it at once).
+const STREAMS_PER_STRIP: usize = 4;
+
+/// Where the decoder of one streamed strip stands: the next row it gives and the input it has read.
+struct Stream {
+    next_row: u64,
+    /// When a reader last continued it (for replacing the least recently used).
+    used: u64,
+    in_pos: usize,
+    dec: StreamDec,
+}
+
+enum StreamDec {
+    Deflate(Box<flate2::Decompress>),
+    Lzw(Box<weezl::decode::Decoder>),
+}
+
+impl Stream {
+    fn new(c: Compression, raw: &[u8]) -> Option<Stream> {
+        let dec = match c {
+            Compression::Deflate => StreamDec::Deflate(Box::new(flate2::Decompress::new(true))),
+            Compression::Lzw => StreamDec::Lzw(Box::new(decode::lzw_decoder(raw))),
+            _ => return None,
+        };
+        Some(Stream { next_row: 0, used: 0, in_pos: 0, dec })
+    }
+
+    /// Fills `buf` with the next decoded bytes.
+    fn pull(&mut self, raw: &[u8], buf: &mut [u8]) -> PResult<()> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            let inp = raw.get(self.in_pos..).unwrap_or(&[]);
+            let (used, made, end) = match &mut self.dec {
+                StreamDec::Deflate(d) => {
+                    let (i0, o0) = (d.total_in(), d.total_out());
+                    let st = d
+                        .decompress(inp, &mut buf[filled..], flate2::FlushDecompress::None)
+                        .map_err(|e| format!("Deflate data is damaged ({e})"))?;
+                    ((d.total_in() - i0) as usize, (d.total_out() - o0) as usize, st == flate2::Status::StreamEnd)
+                }
+                StreamDec::Lzw(d) => {
+                    let r = d.decode_bytes(inp, &mut buf[filled..]);
+                    let end = match r.status {
+                        Ok(weezl::LzwStatus::Done) => true,
+                        Ok(_) => false,
+                        Err(e) => return Err(format!("LZW data is damaged ({e})")),
+                    };
+                    (r.consumed_in, r.consumed_out, end)
+                }
+            };
+            self.in_pos += used;
+            filled += made;
+            if filled < buf.len() && (end || (used == 0 && made == 0)) {
+                return Err("the strip decodes shorter than the image needs".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl TiffChunks {
+    /// Rows `cy * vrows ..` of the one strip of plane `plane` of page `p` (chunk group `group`), decoded
+    /// by continuing that strip's stream; the chunks passed on the way go to `cache`, and a chunk behind
+    /// the stream comes from `cache` or (evicted) from a restart at the top.
+    fn streamed(
+        &self,
+        group: u64,
+        p: &Page,
+        plane: u64,
+        cy: u64,
+        vrows: u64,
+        cache: &dyn ChunkCache,
+    ) -> Result<Arc<Chunk>> {
+        let ctx = &self.ctx;
+        let what = |m: String| ctx.bad(format!("strip {plane}: {m}"));
+        let (off, cnt) = match (p.offsets.get(plane as usize), p.counts.get(plane as usize)) {
+            (Some(&o), Some(&c)) => (o as usize, c as usize),
+            _ => return Err(what("does not exist".into())),
+        };
+        let raw = ctx
+            .map
+            .bytes()
+            .get(off..off.saturating_add(cnt))
+            .ok_or_else(|| what("lies past the end of the file".into()))?;
+        let (rowpx, sin) = (p.chunk_w as usize, p.samples_in() as usize);
+        let rb = if p.bilevel { (rowpx * sin).div_ceil(8) } else { rowpx * sin * p.dtype.size() };
+        let total = p.height.saturating_mul(rb as u64);
+        if total > (cnt as u64).saturating_mul(p.compression.max_ratio()).saturating_add(4096) {
+            return Err(what(format!(
+                "{cnt} bytes of {} data cannot hold the {total} bytes it must",
+                p.compression.name()
+            )));
+        }
+        let rows_of = |k: u64| vrows.min(p.height.saturating_sub(k * vrows)) as usize;
+        let finished = |k: u64, buf: Vec<u8>| -> Arc<Chunk> {
+            let rows = rows_of(k);
+            Arc::new(Chunk { bytes: finish(p, buf, rowpx, rows, ctx.endian), row_pixels: rowpx, rows, samples: sin })
+        };
+        if p.compression == Compression::None {
+            let at = (cy * vrows) as usize * rb;
+            let src =
+                raw.get(at..at + rows_of(cy) * rb).ok_or_else(|| what("is shorter than the image needs".into()))?;
+            return Ok(finished(cy, src.to_vec()));
+        }
+        // Planar chunks of one group share (group, cy, 0) in the cache: only single-plane groups store.
+        let store = p.planar == 1 || !self.colour;
+        let key = group * 64 + plane;
+        let mut streams = self.streams.lock().map_err(|_| ctx.bad("a decoder thread panicked"))?;
+        // Another thread may have decoded it while this one waited.
+        if store {
+            if let Some(c) = cache.get(group, cy, 0) {
+                return Ok(c);
+            }
+        }
+        // Several readers may walk down the strip at once (loader threads on bands): up to
+        // STREAMS_PER_STRIP decoders, each continued by the reader just below it; a reader above all of
+        // them replaces the least recently used one with a fresh decoder at the top.
+        if !streams.contains_key(&key) && streams.len() >= MAX_STREAMS {
+            streams.clear();
+        }
+        let tick = { self.tick.fetch_add(1, std::sync::atomic::Ordering::Relaxed) };
+        let list = streams.entry(key).or_default();
+        let row0 = cy * vrows;
+        let best = (0..list.len()).filter(|&i| list[i].next_row <= row0).max_by_key(|&i| list[i].next_row);
+        let i = match best {
+            Some(i) => i,
+            None => {
+                let s = Stream::new(p.compression, raw).ok_or_else(|| what("cannot be streamed".into()))?;
+                if list.len() < STREAMS_PER_STRIP {
+                    list.push(s);
+                    list.len() - 1
+                } else {
+                    let lru = (0..list.len()).min_by_key(|&i| list[i].used).unwrap_or(0);
+                    list[lru] = s;
+                    lru
+                }
+            }
+        };
+        let st = &mut list[i];
+        st.used = tick;
+        let r = (|| -> PResult<Arc<Chunk>> {
+            loop {
+                let k = st.next_row / vrows;
+                let mut buf = vec![0u8; rows_of(k) * rb];
+                st.pull(raw, &mut buf)?;
+                st.next_row += rows_of(k) as u64;
+                let c = finished(k, buf);
+                if k == cy {
+                    return Ok(c);
+                }
+                if store {
+                    cache.put(group, k, 0, c);
+                }
+            }
+        })();
+        match r {
+            Ok(c) => {
+                if ctx.map.faulted() {
+                    return Err(Error::FileShrank { path: ctx.path.clone() });
+                }
+                Ok(c)
+            }
+            Err(m) => {
+                if let Some(l) = streams.get_mut(&key) {
+                    l.remove(i);
+                }
+                Err(what(m))
+            }
+        }
+    }
+
+    /// A chunk of plane `plane` of page `p` (group `group`): streamed rows or a stored strip/tile.
+    fn chunk(&self, group: u64, p: &Page, plane: u64, cy: u64, cx: u64, cache: &dyn ChunkCache) -> Result<Arc<Chunk>> {
+        match self.vrows {
+            Some(v) => self.streamed(group, p, plane, cy, v, cache),
+            None => self.stored(p, plane, cy, cx).map(Arc::new),
+        }
     }
 }
 
@@ -417,13 +614,25 @@ impl ChunkDecoder for TiffChunks {
     }
 
     fn decode(&self, group: u64, cy: u64, cx: u64) -> Result<Chunk> {
+        struct NoCache;
+        impl ChunkCache for NoCache {
+            fn get(&self, _: u64, _: u64, _: u64) -> Option<Arc<Chunk>> {
+                None
+            }
+            fn put(&self, _: u64, _: u64, _: u64, _: Arc<Chunk>) {}
+        }
+        self.decode_cached(group, cy, cx, &NoCache).map(|c| (*c).clone())
+    }
+
+    fn decode_cached(&self, group: u64, cy: u64, cx: u64, cache: &dyn ChunkCache) -> Result<Arc<Chunk>> {
         let p0 = self.pages.first().ok_or_else(|| self.ctx.bad("no pages"))?;
         let page = |i: u64| self.pages.get(i as usize).ok_or_else(|| self.ctx.bad(format!("page {i} does not exist")));
         if p0.planar == 2 && !self.colour {
-            self.stored(page(group / self.sax)?, group % self.sax, cy, cx)
+            self.chunk(group, page(group / self.sax)?, group % self.sax, cy, cx, cache)
         } else if p0.planar == 2 {
             let p = page(group)?;
-            let planes: Vec<Chunk> = (0..p.spp).map(|s| self.stored(p, s, cy, cx)).collect::<Result<_>>()?;
+            let planes: Vec<Arc<Chunk>> =
+                (0..p.spp).map(|s| self.chunk(group, p, s, cy, cx, cache)).collect::<Result<_>>()?;
             let (rp, rows, s) = (planes[0].row_pixels, planes[0].rows, p.spp as usize);
             let esz = p.dtype.size();
             let mut bytes = vec![0u8; rp * rows * s * esz];
@@ -432,9 +641,9 @@ impl ChunkDecoder for TiffChunks {
                     bytes[(i * s + k) * esz..(i * s + k + 1) * esz].copy_from_slice(&pl.bytes[i * esz..(i + 1) * esz]);
                 }
             }
-            Ok(Chunk { bytes, row_pixels: rp, rows, samples: s })
+            Ok(Arc::new(Chunk { bytes, row_pixels: rp, rows, samples: s }))
         } else {
-            self.stored(page(group)?, 0, cy, cx)
+            self.chunk(group, page(group)?, 0, cy, cx, cache)
         }
     }
 }
@@ -527,6 +736,9 @@ impl ArraySource for TiffSource {
                     .collect()
             })
             .clone()
+    }
+    fn chunk_shape(&self) -> Option<(u64, u64)> {
+        self.inner.chunk_shape()
     }
 }
 
@@ -652,16 +864,29 @@ fn build(ctx: &Arc<Ctx>, pages: Vec<Arc<Page>>, outer: Vec<Axis>, meta: Meta) ->
         return Ok(Arc::new(m));
     }
     details.push(("read".into(), format!("decoded chunk by chunk (cache {} MiB)", DEFAULT_BUDGET >> 20)));
-    if !p0.tiled && p0.chunk_h >= p0.height && p0.compression != Compression::None {
-        details.push((
-            "note".into(),
-            "the image is stored as one compressed strip: the first read of a page decodes all of it (then it is cached)"
-                .into(),
-        ));
+    let one_strip = !p0.tiled && p0.chunk_h >= p0.height;
+    let row_bytes = p0.width * p0.samples_in() * if p0.bilevel { 1 } else { p0.dtype.size() as u64 };
+    let streamable = matches!(p0.compression, Compression::None | Compression::Deflate | Compression::Lzw)
+        && p0.fill_order == 1
+        && pages.iter().all(|p| p.compression == p0.compression && p.fill_order == 1);
+    let vrows = (one_strip && streamable && row_bytes.saturating_mul(p0.height) > STREAM_THRESHOLD)
+        .then(|| (STREAM_CHUNK_BYTES / row_bytes.max(1)).clamp(1, p0.height));
+    if one_strip && p0.compression != Compression::None {
+        let how = match vrows {
+            Some(v) => format!(
+                "decoded as a stream, {v} rows at a time: reading down the image is cheap, a read far below the \
+                 last one read decodes every row above it first"
+            ),
+            None => "the first read of a page decodes all of it (then it is cached)".into(),
+        };
+        details.push(("note".into(), format!("the image is stored as one compressed strip: {how}")));
     }
     info.details = details;
-    let grid = Grid { width: p0.width, height: p0.height, chunk_w: p0.chunk_w, chunk_h: p0.chunk_h };
-    let dec = TiffChunks { ctx: ctx.clone(), pages, sax, colour };
+    let chunk_h = vrows.unwrap_or(p0.chunk_h);
+    let grid = Grid { width: p0.width, height: p0.height, chunk_w: p0.chunk_w, chunk_h };
+    let streams = std::sync::Mutex::new(std::collections::HashMap::new());
+    let tick = std::sync::atomic::AtomicU64::new(0);
+    let dec = TiffChunks { ctx: ctx.clone(), pages, sax, colour, vrows, streams, tick };
     Ok(Arc::new(ChunkedArray::new(info, grid, dec, DEFAULT_BUDGET)))
 }
 
@@ -988,4 +1213,19 @@ fn hex_rgb(s: &str) -> Option<[u8; 3]> {
     let h = s.strip_prefix('#')?;
     let v = |i: usize| h.get(i..i + 2).and_then(|x| u8::from_str_radix(x, 16).ok());
     Some([v(0)?, v(2)?, v(4)?])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::registry::detect;
+    use std::path::Path;
+
+    #[test]
+    fn the_registry_detects_every_tiff_magic() {
+        for head in [&b"II*\0\x08\0\0\0"[..], b"MM\0*\0\0\0\x08", b"II+\0\x08\0\0\0", b"MM\0+\0\x08\0\0"] {
+            assert_eq!(detect(Path::new("x.bin"), head).unwrap().name, "tiff");
+        }
+        assert_eq!(detect(Path::new("x.ome.tiff"), b"junk").unwrap().name, "tiff");
+        assert_eq!(detect(Path::new("x.btf"), b"junk").unwrap().name, "tiff");
+    }
 }

@@ -58,6 +58,42 @@ files = {
     "raw_short.bin": b"\x00" * 60,
 }
 
+
+
+def tiff(tags, data=b"", nxt=0):
+    """A little-endian classic TIFF: one IFD at byte 8 of (tag, type, count, value) entries, then `data`."""
+    t = sorted(tags)
+    b = b"II*\0" + struct.pack("<IH", 8, len(t))
+    for tag, typ, count, val in t:
+        v = struct.pack("<HH", val, 0) if typ == 3 and count == 1 else struct.pack("<I", val)
+        b += struct.pack("<HHI", tag, typ, count) + v
+    return b + struct.pack("<I", nxt) + data
+
+
+def tags_8x8(compression=1, count=64, **repl):
+    at = 8 + 2 + 12 * 10 + 4
+    t = {256: (3, 1, 8), 257: (3, 1, 8), 258: (3, 1, 8), 259: (3, 1, compression), 262: (3, 1, 1),
+         273: (4, 1, at), 277: (3, 1, 1), 278: (3, 1, 8), 279: (4, 1, count), 284: (3, 1, 1)}
+    for k, v in repl.items():
+        t[int(k[1:])] = v
+    return [(k,) + v for k, v in t.items()]
+
+
+px = bytes(range(64))
+files.update({
+    "tiff_ifd_loop.tif": tiff(tags_8x8(), px, nxt=8),
+    "tiff_first_ifd_past_end.tif": b"II*\0\xff\xff\0\0",
+    "tiff_strip_past_end.tif": tiff(tags_8x8(t273=(4, 1, 100000)), px),
+    "tiff_count_past_end.tif": tiff(tags_8x8(count=1000000), px),
+    "tiff_jpeg2000.tif": tiff(tags_8x8(compression=34712), px),
+    "tiff_complex.tif": tiff(tags_8x8(t258=(3, 1, 32), t284=(3, 1, 1))[:9] + [(339, 3, 1, 6)], px),
+    "tiff_zero_width.tif": tiff(tags_8x8(t256=(3, 1, 0)), px),
+    "tiff_too_few_strips.tif": tiff(tags_8x8(t278=(3, 1, 1)), px),
+    "tiff_entries_past_end.tif": b"II*\0\x08\0\0\0\xff\xff" + b"\0" * 40,
+    "tiff_bigtiff_bad_offset_size.tif": b"II+\0\x04\0\0\0\x10\0\0\0\0\0\0\0",
+    "tiff_truncated.tif": tiff(tags_8x8(), px)[:150],
+})
+
 for name, data in files.items():
     with open(os.path.join(out, name), "wb") as f:
         f.write(data)

@@ -107,11 +107,20 @@ pub fn decompress(c: Compression, data: &[u8], expected: usize) -> PResult<Vec<u
 
 /// TIFF LZW (MSB-first codes, early code-size change), and the old-style LSB-first variant that
 /// libtiff recognises by the first bytes (`0x00`, then an odd byte).
-fn lzw(data: &[u8], expected: usize, out: &mut Vec<u8>) -> PResult<()> {
-    use weezl::{decode::Decoder, BitOrder, LzwStatus};
+/// The LZW decoder for `data`: TIFF's (MSB-first, early change) or the old-style LSB-first one.
+pub fn lzw_decoder(data: &[u8]) -> weezl::decode::Decoder {
+    use weezl::{decode::Decoder, BitOrder};
     let old_style = data.len() >= 2 && data[0] == 0 && data[1] & 1 == 1;
-    let mut dec =
-        if old_style { Decoder::new(BitOrder::Lsb, 8) } else { Decoder::with_tiff_size_switch(BitOrder::Msb, 8) };
+    if old_style {
+        Decoder::new(BitOrder::Lsb, 8)
+    } else {
+        Decoder::with_tiff_size_switch(BitOrder::Msb, 8)
+    }
+}
+
+fn lzw(data: &[u8], expected: usize, out: &mut Vec<u8>) -> PResult<()> {
+    use weezl::LzwStatus;
+    let mut dec = lzw_decoder(data);
     let mut inp = data;
     let step = (expected / 4).clamp(1 << 12, 1 << 22);
     while out.len() < expected {
