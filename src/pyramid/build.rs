@@ -292,7 +292,10 @@ impl<'a> Builder<'a> {
     /// Reads rows `y0..y1` as one buffer per core (the copies run in parallel).
     fn read_band(&self, slice: u64, y0: u64, y1: u64, bufs: &mut Vec<RegionBuf>) -> Result<()> {
         let w = self.src.info().image.width;
-        let parts = rayon::current_num_threads().clamp(1, (y1 - y0) as usize) as u64;
+        // A chunked (compressed) source decodes a band's chunks in parallel itself; row parts per core would
+        // only wait on each other's chunks (every part of a band shares its tile row).
+        let cores = if self.src.chunk_shape().is_some() { 1 } else { rayon::current_num_threads() };
+        let parts = cores.clamp(1, (y1 - y0) as usize) as u64;
         let per = (y1 - y0).div_ceil(parts);
         bufs.resize_with(parts as usize, RegionBuf::default);
         bufs.par_iter_mut().enumerate().try_for_each(|(i, b)| {
