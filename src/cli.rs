@@ -969,8 +969,15 @@ fn run_command(command: Command, out: &mut dyn Write) -> Result<()> {
                 }
             }
             if plan.reduce == Reduce::Preview {
+                let rows = match src.cheap_head_rows() {
+                    Some(ch) => format!(
+                        "one data row per output row, taken from the top rows of each {ch}-row band of \
+                         compressed tiles (only their first rows are decoded)"
+                    ),
+                    None => "one data row per output row".to_string(),
+                };
                 eprintln!(
-                    "vastview: note: PREVIEW of {}: one data row per output row (no pyramid cached); \
+                    "vastview: note: PREVIEW of {}: {rows} (no pyramid cached); \
                      run `vastview pyramid` on it for exact block values, or render with --exact",
                     src.info().path.display()
                 );
@@ -982,6 +989,9 @@ fn run_command(command: Command, out: &mut dyn Write) -> Result<()> {
                     _ if !plan.is_reduced() => "data pixels".to_string(),
                     Reduce::Data => format!("block {} of the data", plural(plan.method)),
                     Reduce::Level(l) => format!("block {} of pyramid level {l}", plural(plan.method)),
+                    Reduce::Preview if src.cheap_head_rows().is_some() => {
+                        "preview: a strided sample of rows, near the top of each tile row".to_string()
+                    }
                     Reduce::Preview => "preview: a strided sample of rows".to_string(),
                 };
                 // With a native level the region is in that level's pixels; say which level was read.

@@ -221,7 +221,7 @@ pub fn plan(src: &dyn ArraySource, spec: &RenderSpec) -> Result<Plan> {
                 }
             }
             (_, Reduce::Preview) => {
-                let rows = preview_rows(&region, out_h);
+                let rows = preview_rows(src, &region, out_h);
                 let rows: Vec<u64> = rows.iter().step_by(rows.len().div_ceil(512).max(1)).map(|r| r.0).collect();
                 let nx = pyramid::stats::SAMPLE_BUDGET / rows.len().max(1) as u64;
                 let l = pyramid::sample_percentiles(src, spec.slice, &rows, nx, p_lo, p_hi)?;
@@ -253,9 +253,9 @@ pub fn plan(src: &dyn ArraySource, spec: &RenderSpec) -> Result<Plan> {
     })
 }
 
-/// The data row at the centre of each output row's block (one-row bins): what a preview reads.
-pub fn preview_rows(region: &Rect, out_h: u64) -> Vec<(u64, u64)> {
-    pyramid::centre_rows(&bins(region.y0, region.height(), out_h))
+/// One data row per output row's block (one-row bins): what a preview reads ([`pyramid::preview_rows`]).
+pub fn preview_rows(src: &dyn ArraySource, region: &Rect, out_h: u64) -> Vec<(u64, u64)> {
+    pyramid::preview_rows(src, &bins(region.y0, region.height(), out_h))
 }
 
 /// Percentile limits of a region from the pyramid's tile histograms: the tiles over the region at the
@@ -451,7 +451,7 @@ impl LevelPlan {
                     level_src = Some(ls);
                     (to_level(&xb, l, w), to_level(&yb, l, hh))
                 }
-                (Reduce::Preview, _) => (xb, preview_rows(&plan.region, plan.out_h)),
+                (Reduce::Preview, _) => (xb, preview_rows(src, &plan.region, plan.out_h)),
                 _ => (xb, yb),
             }
         } else {

@@ -427,3 +427,48 @@ fn vastviews_own_tiff_output_reads_back() {
     src.read_region(0, src.info().image.rect(), &mut b).unwrap();
     assert_eq!(b.bytes(), &want[..]);
 }
+
+/// A compressed tiled TIFF with no pyramid: the preview reads rows from the top of each tile row (only
+/// the tiles' first rows are decoded), in order: block k of a tile row reads its k-th row. Its values are
+/// numpy's means of those rows of what tifffile wrote, for Deflate, Zstandard and LZW with the predictor.
+#[test]
+fn a_compressed_tiled_preview_reads_the_tile_heads_and_equals_numpy() {
+    let dir = std::env::temp_dir().join(format!("vastview-tiffheads-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = r#"
+import sys, numpy as np, tifffile
+d = sys.argv[1]
+rng = np.random.default_rng(7)
+a = (rng.integers(0, 60000, size=(768, 1024))).astype(np.uint16)
+for name, kw in [("deflate", dict(compression="zlib")), ("zstd", dict(compression="zstd")),
+                 ("lzw", dict(compression="lzw", predictor=True))]:
+    tifffile.imwrite(f"{d}/{name}.tif", a, tile=(256, 256), **kw)
+# 768 rows -> 12 output rows: 4 blocks per 256-row tile row, which read that tile row's rows 0..3.
+rows = [t * 256 + k for t in range(3) for k in range(4)]
+want = a[rows].astype(np.float64).reshape(12, 16, 64).mean(axis=2).astype(np.float32)
+np.save(f"{d}/want.npy", want)
+"#;
+    let out = Command::new(python()).arg("-c").arg(script).arg(&dir).output().expect("run python3");
+    assert!(out.status.success(), "tifffile: {}", stderr(&out));
+    let (_, want) = crate::common::read_npy(&dir.join("want.npy"));
+    for name in ["deflate", "zstd", "lzw"] {
+        let f = dir.join(format!("{name}.tif"));
+        let o = dir.join(format!("{name}_preview.npy"));
+        let out =
+            vastview(&["render", f.to_str().unwrap(), "--size", "16x12", "--preview", "-v", "-o", o.to_str().unwrap()]);
+        let err = stderr(&out);
+        assert!(out.status.success(), "{name}: {err}");
+        assert!(err.contains("near the top of each tile row") && err.contains("256-row band"), "{name}: {err}");
+        let (shape, got) = crate::common::read_npy(&o);
+        assert_eq!(shape, [12, 16], "{name}");
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!((g - w).abs() <= 1e-6 * w.abs().max(1.0), "{name}: output pixel {i}: {g} vs numpy {w}");
+        }
+        // The exact image is still the data's block means (whole tiles decoded, replacing the heads).
+        let e = dir.join(format!("{name}_exact.npy"));
+        let out = vastview(&["render", f.to_str().unwrap(), "--size", "16x12", "--exact", "-o", e.to_str().unwrap()]);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

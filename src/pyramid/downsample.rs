@@ -38,6 +38,32 @@ pub fn centre_rows(bins: &[(u64, u64)]) -> Vec<(u64, u64)> {
     bins.iter().map(|&(a, b)| ((a + b) / 2, (a + b) / 2 + 1)).collect()
 }
 
+/// The one-row bins a preview of `src` reads for the row blocks `bins`: the row at the centre of each
+/// block ([`centre_rows`]), except where `src` reads the first rows of its chunks for a fraction of the
+/// whole ([`ArraySource::cheap_head_rows`]: compressed tiles): there the blocks whose centres fall in one
+/// chunk row read consecutive rows from the top of that chunk row (from the region's top if it starts
+/// lower), in order, when that stops each chunk's decoding after a few rows. A staircase of the image
+/// (each chunk row shown by its top rows), but a first frame that decodes a few percent of the data.
+pub fn preview_rows(src: &dyn ArraySource, bins: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut rows = centre_rows(bins);
+    let Some(ch) = src.cheap_head_rows().filter(|&c| c > 0) else { return rows };
+    let mut i = 0;
+    while i < rows.len() {
+        let t = rows[i].0 / ch;
+        let n = rows[i..].iter().take_while(|r| r.0 / ch == t).count();
+        let top = (t * ch).max(bins[i].0);
+        if crate::source::chunked::head_decoded(top - t * ch + n as u64, ch) {
+            // The k-th block gets row top + k: never below its centre (the centres are distinct and
+            // at least `top`), so the rows stay in order and inside the chunk row.
+            for (k, r) in rows[i..i + n].iter_mut().enumerate() {
+                *r = (top + k as u64, top + k as u64 + 1);
+            }
+        }
+        i += n;
+    }
+    rows
+}
+
 /// Means of `src` over the blocks `x_bins × y_bins` (each a half-open pixel range), row by row, with
 /// the channels of each block interleaved (`c` values per block for a `c`-channel source).
 /// NaN pixels are left out of a block's mean; a block of only NaN is NaN. Multi-threaded; holds at most

@@ -7,7 +7,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::pyramid::store::{Method, Store};
 use crate::pyramid::texels::TileData;
-use crate::pyramid::{block_reduce, centre_rows};
+use crate::pyramid::{block_reduce, preview_rows};
 use crate::source::{ArraySource, RegionBuf};
 
 /// The levels of an image of `width × height` data pixels cut into `tile × tile` tiles.
@@ -134,11 +134,12 @@ impl TileSource {
         if self.exact_available(slice, level, tx, ty) {
             return tile_texels_by(self.src.as_ref(), slice, &self.levels, level, tx, ty, self.method);
         }
-        // Preview: the data row at the centre of each level row's block, reduced along the row.
+        // Preview: one data row per level row's block (its centre, or near a compressed tile's top), reduced
+        // along the row.
         let r = self.levels.grid(level).tile_rect(tx, ty);
         let f = factor(level);
         let x_bins = level_bins(r.x0, r.x1, f, self.levels.width);
-        let rows = centre_rows(&level_bins(r.y0, r.y1, f, self.levels.height));
+        let rows = preview_rows(self.src.as_ref(), &level_bins(r.y0, r.y1, f, self.levels.height));
         let vals = block_reduce(self.src.as_ref(), slice, &x_bins, &rows, self.method)?;
         let mut t = texels_of(self.src.info(), &vals, r.width() as u32, r.height() as u32);
         t.preview = true;

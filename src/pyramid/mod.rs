@@ -12,7 +12,7 @@ pub mod texels;
 pub mod tilestats;
 
 pub use build::Progress;
-pub use downsample::{bins, block_means, block_reduce, centre_rows};
+pub use downsample::{bins, block_means, block_reduce, centre_rows, preview_rows};
 pub use stats::{percentile_limits, sample_percentiles, Limits};
 pub use store::{Method, Store};
 

@@ -38,6 +38,33 @@ pub trait ChunkDecoder: Send + Sync {
     fn decode_cached(&self, group: u64, cy: u64, cx: u64, _cache: &dyn ChunkCache) -> Result<Arc<Chunk>> {
         self.decode(group, cy, cx).map(Arc::new)
     }
+
+    /// Whether [`ChunkDecoder::decode_head`] gives the first rows of a chunk for a fraction of the cost of
+    /// the whole (a compressed stream stopped early), so that a preview should read rows near the top of
+    /// each chunk row rather than at the centre of each block.
+    fn cheap_heads(&self) -> bool {
+        false
+    }
+
+    /// Decodes only the first `rows` rows of chunk (`cy`, `cx`) of `group` (fewer if the chunk has fewer);
+    /// `None` when this decoder cannot stop early (then the whole chunk is decoded).
+    fn decode_head(&self, _group: u64, _cy: u64, _cx: u64, _rows: usize) -> Result<Option<Chunk>> {
+        Ok(None)
+    }
+
+    /// Announces that chunk (`cy`, `cx`) of `group` (its first `head` rows, or all of it) is decoded
+    /// soon, so that its bytes are read from disk while other chunks decode. Advice only.
+    fn will_need(&self, _group: u64, _cy: u64, _cx: u64, _head: Option<usize>) {}
+}
+
+/// The fewest rows a head decode asks for (later, deeper reads of the chunk then rarely decode it again).
+const MIN_HEAD_ROWS: usize = 16;
+
+/// Whether a read that needs the first `need` rows of chunks `chunk_h` rows tall decodes just a head of
+/// them (at most a quarter of the chunk, after rounding up) rather than whole chunks, where the decoder
+/// can stop early.
+pub fn head_decoded(need: u64, chunk_h: u64) -> bool {
+    need.next_power_of_two().max(MIN_HEAD_ROWS as u64) * 4 <= chunk_h
 }
 
 /// The decoded-chunk cache as a decoder sees it.
@@ -86,9 +113,16 @@ impl Lru {
         self.order.insert(t, *k);
         Some(c)
     }
+    /// Caches `c` under `k`, replacing a cached head of the chunk with fewer rows.
     fn insert(&mut self, k: Key, c: Arc<Chunk>) {
-        if self.map.contains_key(&k) {
-            return;
+        if let Some((old, t)) = self.map.get(&k) {
+            if old.rows >= c.rows {
+                return;
+            }
+            let (n, t) = (old.bytes.len() as u64, *t);
+            self.bytes -= n;
+            self.order.remove(&t);
+            self.map.remove(&k);
         }
         self.tick += 1;
         self.bytes += c.bytes.len() as u64;
@@ -116,6 +150,7 @@ pub struct ChunkedArray<D: ChunkDecoder> {
     /// (the pyramid builder's per-core row parts share every tile of a tile row).
     in_flight: Mutex<HashMap<Key, Arc<Slot>>>,
     decoded: AtomicU64,
+    heads: AtomicU64,
 }
 
 impl<D: ChunkDecoder> ChunkedArray<D> {
@@ -129,6 +164,7 @@ impl<D: ChunkDecoder> ChunkedArray<D> {
             cache: Mutex::new(cache),
             in_flight: Mutex::new(HashMap::new()),
             decoded: AtomicU64::new(0),
+            heads: AtomicU64::new(0),
         }
     }
 
@@ -145,29 +181,48 @@ impl<D: ChunkDecoder> ChunkedArray<D> {
         self.decoded.load(Ordering::Relaxed)
     }
 
+    /// How many of those decodes stopped after the first rows of the chunk (heads, for previews).
+    pub fn head_decodes(&self) -> u64 {
+        self.heads.load(Ordering::Relaxed)
+    }
+
     /// Bytes of decoded chunks the cache holds now.
     pub fn cached_bytes(&self) -> u64 {
         self.cache.lock().map(|c| c.bytes).unwrap_or(0)
     }
 
-    fn cached(&self, k: &Key) -> Option<Arc<Chunk>> {
-        self.cache.lock().ok()?.get(k)
+    /// The cached chunk `k` if it holds at least `need` rows.
+    fn cached(&self, k: &Key, need: usize) -> Option<Arc<Chunk>> {
+        self.cache.lock().ok()?.get(k).filter(|c| c.rows >= need)
     }
 
-    fn decode_one(&self, k: Key) -> Result<Arc<Chunk>> {
+    /// How many rows to decode when a read needs the first `need` rows of a chunk: a head (rounded up, so
+    /// that the next rows down find it cached) when the decoder stops early cheaply and the head is at most
+    /// a quarter of the chunk, else `None`: the whole chunk.
+    fn head_rows(&self, need: usize) -> Option<usize> {
+        let h = need.next_power_of_two().max(MIN_HEAD_ROWS);
+        (self.decoder.cheap_heads() && head_decoded(need as u64, self.grid.chunk_h)).then_some(h)
+    }
+
+    fn decode_one(&self, k: Key, need: usize) -> Result<Arc<Chunk>> {
         let slot = {
-            let Ok(mut f) = self.in_flight.lock() else { return self.decode_now(k) };
+            let Ok(mut f) = self.in_flight.lock() else { return self.decode_now(k, need) };
             // Decoded while this reader waited for the lock: the cache has it.
-            if let Some(c) = self.cached(&k) {
+            if let Some(c) = self.cached(&k, need) {
                 return Ok(c);
             }
             f.entry(k).or_default().clone()
         };
         // The first reader decodes; the others block here until it is done, then share its result.
-        let r = slot.get_or_init(|| self.decode_now(k).map_err(Arc::new)).clone();
+        let r = slot.get_or_init(|| self.decode_now(k, need).map_err(Arc::new)).clone();
         if let Ok(mut f) = self.in_flight.lock() {
             f.remove(&k);
         }
+        // The first reader decoded a head too short for this one: decode deeper.
+        let r = match r {
+            Ok(c) if c.rows < need => return self.decode_now(k, need),
+            r => r,
+        };
         r.map_err(|e| match &*e {
             Error::BadInput { path, msg } => Error::BadInput { path: path.clone(), msg: msg.clone() },
             Error::FileShrank { path } => Error::FileShrank { path: path.clone() },
@@ -175,8 +230,18 @@ impl<D: ChunkDecoder> ChunkedArray<D> {
         })
     }
 
-    fn decode_now(&self, k: Key) -> Result<Arc<Chunk>> {
-        let c = self.decoder.decode_cached(k.0, k.1, k.2, self)?;
+    fn decode_now(&self, k: Key, need: usize) -> Result<Arc<Chunk>> {
+        let head = match self.head_rows(need) {
+            Some(h) => self.decoder.decode_head(k.0, k.1, k.2, h)?.map(Arc::new),
+            None => None,
+        };
+        let c = match head {
+            Some(c) => {
+                self.heads.fetch_add(1, Ordering::Relaxed);
+                c
+            }
+            None => self.decoder.decode_cached(k.0, k.1, k.2, self)?,
+        };
         self.decoded.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut cache) = self.cache.lock() {
             cache.insert(k, c.clone());
@@ -184,14 +249,22 @@ impl<D: ChunkDecoder> ChunkedArray<D> {
         Ok(c)
     }
 
-    /// The chunks `keys`, from the cache or decoded (the missing ones in parallel).
-    fn chunks(&self, keys: &[Key]) -> Result<Vec<Arc<Chunk>>> {
-        let mut got: Vec<Option<Arc<Chunk>>> = keys.iter().map(|k| self.cached(k)).collect();
+    /// The chunks `keys` with at least their first `need` rows, from the cache or decoded (the missing
+    /// ones in parallel).
+    fn chunks(&self, keys: &[Key], need: usize) -> Result<Vec<Arc<Chunk>>> {
+        let mut got: Vec<Option<Arc<Chunk>>> = keys.iter().map(|k| self.cached(k, need)).collect();
         let missing: Vec<usize> = (0..keys.len()).filter(|&i| got[i].is_none()).collect();
+        if missing.len() > 1 {
+            let head = self.head_rows(need);
+            for &i in &missing {
+                let k = keys[i];
+                self.decoder.will_need(k.0, k.1, k.2, head);
+            }
+        }
         if missing.len() == 1 {
-            got[missing[0]] = Some(self.decode_one(keys[missing[0]])?);
+            got[missing[0]] = Some(self.decode_one(keys[missing[0]], need)?);
         } else if missing.len() > 1 {
-            let done: Vec<Result<Arc<Chunk>>> = missing.par_iter().map(|&i| self.decode_one(keys[i])).collect();
+            let done: Vec<Result<Arc<Chunk>>> = missing.par_iter().map(|&i| self.decode_one(keys[i], need)).collect();
             for (&i, c) in missing.iter().zip(done) {
                 got[i] = Some(c?);
             }
@@ -206,7 +279,7 @@ impl<D: ChunkDecoder> ChunkedArray<D> {
 
 impl<D: ChunkDecoder> ChunkCache for ChunkedArray<D> {
     fn get(&self, group: u64, cy: u64, cx: u64) -> Option<Arc<Chunk>> {
-        self.cached(&(group, cy, cx))
+        self.cache.lock().ok()?.get(&(group, cy, cx))
     }
     fn put(&self, group: u64, cy: u64, cx: u64, chunk: Arc<Chunk>) {
         if let Ok(mut cache) = self.cache.lock() {
@@ -232,9 +305,9 @@ impl<D: ChunkDecoder> ArraySource for ChunkedArray<D> {
         for cy in rect.y0 / ch..=(rect.y1 - 1) / ch {
             let cxs: Vec<u64> = (rect.x0 / cw..=(rect.x1 - 1) / cw).collect();
             let keys: Vec<Key> = cxs.iter().map(|&cx| (group, cy, cx)).collect();
-            let chunks = self.chunks(&keys)?;
             let ya = rect.y0.max(cy * ch);
             let yb = rect.y1.min((cy + 1) * ch);
+            let chunks = self.chunks(&keys, (yb - cy * ch) as usize)?;
             for (&cx, chunk) in cxs.iter().zip(&chunks) {
                 let xa = rect.x0.max(cx * cw);
                 let xb = rect.x1.min((cx + 1) * cw);
@@ -268,6 +341,11 @@ impl<D: ChunkDecoder> ArraySource for ChunkedArray<D> {
         Some((self.grid.chunk_w, self.grid.chunk_h))
     }
 
+    fn cheap_head_rows(&self) -> Option<u64> {
+        let ch = self.grid.chunk_h;
+        (self.decoder.cheap_heads() && ch >= 4 * MIN_HEAD_ROWS as u64).then_some(ch)
+    }
+
     fn sample_grid(&self, slice: u64, xs: &[u64], ys: &[u64]) -> Result<Vec<f64>> {
         let im = self.info.image;
         if xs.iter().any(|&x| x >= im.width) || ys.iter().any(|&y| y >= im.height) || slice >= im.slices {
@@ -283,7 +361,8 @@ impl<D: ChunkDecoder> ArraySource for ChunkedArray<D> {
             let mut cxs: Vec<u64> = xs.iter().map(|&x| x / g.chunk_w).collect();
             cxs.dedup();
             let keys: Vec<Key> = cxs.iter().map(|&cx| (group, cy, cx)).collect();
-            let chunks = self.chunks(&keys)?;
+            let need = (y - cy * g.chunk_h) as usize + 1;
+            let chunks = self.chunks(&keys, need)?;
             let dst = row.reset(self.info.dtype, xs.len(), 1, 1);
             let mut k = 0;
             for (i, &x) in xs.iter().enumerate() {
@@ -293,7 +372,7 @@ impl<D: ChunkDecoder> ArraySource for ChunkedArray<D> {
                 }
                 let chunk = match cxs.get(k) {
                     Some(&c) if c == cx => &chunks[k],
-                    _ => &self.chunks(&[(group, cy, cx)])?[0],
+                    _ => &self.chunks(&[(group, cy, cx)], need)?[0],
                 };
                 let (r, px) = ((y - cy * g.chunk_h) as usize, (x - cx * g.chunk_w) as usize);
                 let at = ((r * chunk.row_pixels + px) * chunk.samples + s0) * esz;
@@ -381,5 +460,48 @@ mod tests {
             }
         });
         assert_eq!(a.decoded_chunks(), 3);
+    }
+
+    /// 256-row chunks whose heads decode cheaply: value y*10+x.
+    struct Heads;
+    impl ChunkDecoder for Heads {
+        fn locate(&self, _slice: u64) -> (u64, usize) {
+            (0, 0)
+        }
+        fn decode(&self, g: u64, cy: u64, cx: u64) -> Result<Chunk> {
+            Ok(self.decode_head(g, cy, cx, 256)?.unwrap())
+        }
+        fn cheap_heads(&self) -> bool {
+            true
+        }
+        fn decode_head(&self, _g: u64, cy: u64, cx: u64, rows: usize) -> Result<Option<Chunk>> {
+            let v: Vec<u16> =
+                (0..rows as u64).flat_map(|r| (0..4).map(move |i| ((cy * 256 + r) * 10 + cx * 4 + i) as u16)).collect();
+            Ok(Some(Chunk { bytes: bytemuck::cast_slice(&v).to_vec(), row_pixels: 4, rows, samples: 1 }))
+        }
+    }
+
+    #[test]
+    fn heads_are_decoded_for_top_rows_and_replaced_by_whole_chunks_for_deeper_ones() {
+        let im = ImageShape { slices: 1, height: 512, width: 8, channels: 1 };
+        let info = SourceInfo::basic("f".into(), Format::RAW, vec![512, 8], DType::U16, im);
+        let a = ChunkedArray::new(info, Grid { width: 8, height: 512, chunk_w: 4, chunk_h: 256 }, Heads, 1 << 20);
+        assert_eq!(a.cheap_head_rows(), Some(256));
+        assert_eq!(a.sample_grid(0, &[1, 5], &[2, 258]).unwrap(), [21.0, 25.0, 2581.0, 2585.0]);
+        // Four chunks, each decoded to a 16-row head.
+        assert_eq!((a.decoded_chunks(), a.head_decodes()), (4, 4));
+        a.sample_grid(0, &[1], &[15]).unwrap();
+        assert_eq!(a.decoded_chunks(), 4, "row 15 is in the cached head");
+        // Row 40 needs 41 rows: a 64-row head (a quarter of the chunk) replaces the 16-row one.
+        assert_eq!(a.sample_grid(0, &[1], &[40]).unwrap(), [401.0]);
+        assert_eq!((a.decoded_chunks(), a.head_decodes()), (5, 5));
+        // Deeper than a quarter: the whole chunk, which then serves every row.
+        let mut b = RegionBuf::default();
+        a.read_region(0, Rect::new(0, 100, 8, 200), &mut b).unwrap();
+        assert_eq!(b.to_f64()[0], 1000.0);
+        assert_eq!((a.decoded_chunks(), a.head_decodes()), (7, 5));
+        a.read_region(0, Rect::new(0, 0, 4, 256), &mut b).unwrap();
+        assert_eq!(a.decoded_chunks(), 7);
+        assert_eq!(a.cache.lock().unwrap().map.len(), 4);
     }
 }

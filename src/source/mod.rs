@@ -241,6 +241,13 @@ pub trait ArraySource: Send + Sync {
         None
     }
 
+    /// The chunk height when the first rows of each chunk cost a fraction of the whole chunk to read
+    /// (compressed tiles decode as a stream from their top): a preview then reads rows near the top of
+    /// each chunk row ([`crate::pyramid::preview_rows`]). `None` when every row costs the same.
+    fn cheap_head_rows(&self) -> Option<u64> {
+        None
+    }
+
     /// An error if bytes lent by [`ArraySource::rows_in_place`] may not have been the file's (it
     /// shrank while they were read).
     fn check_lent(&self) -> Result<()> {

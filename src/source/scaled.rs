@@ -79,6 +79,10 @@ impl ArraySource for PhysicalFloat {
         Ok(())
     }
 
+    fn cheap_head_rows(&self) -> Option<u64> {
+        self.inner.cheap_head_rows()
+    }
+
     fn prefetch(&self, slice: u64, rect: Rect) {
         self.inner.prefetch(slice, rect);
     }

@@ -332,14 +332,16 @@ struct TiffChunks {
 
 impl TiffChunks {
     /// Decodes stored chunk (`cy`, `cx`) of sample plane `plane` of page `p`.
-    fn stored(&self, p: &Page, plane: u64, cy: u64, cx: u64) -> Result<Chunk> {
+    /// With `head` = Some(n): only its first n rows (the stream stopped there).
+    fn stored(&self, p: &Page, plane: u64, cy: u64, cx: u64, head: Option<usize>) -> Result<Chunk> {
         let ctx = &self.ctx;
         let idx = plane * p.across() * p.down() + cy * p.across() + cx;
         let (off, cnt) = match (p.offsets.get(idx as usize), p.counts.get(idx as usize)) {
             (Some(&o), Some(&c)) => (o, c),
             _ => return Err(ctx.bad(format!("chunk {idx} does not exist"))),
         };
-        let rows = if p.tiled { p.chunk_h } else { p.chunk_h.min(p.height - cy * p.chunk_h) } as usize;
+        let full = if p.tiled { p.chunk_h } else { p.chunk_h.min(p.height - cy * p.chunk_h) } as usize;
+        let rows = head.map_or(full, |h| h.min(full));
         let rowpx = p.chunk_w as usize;
         let sin = p.samples_in() as usize;
         let esz = p.dtype.size();
@@ -357,6 +359,9 @@ impl TiffChunks {
             .ok()
             .and_then(|o| ctx.map.bytes().get(o..o.checked_add(cnt as usize)?))
             .ok_or_else(|| what("lies past the end of the file".into()))?;
+        let want = head_bytes(p, cnt, rows, full);
+        ctx.map.will_need(off as usize, want);
+        ctx.map.populate(off as usize, want);
         let bytes = if p.compression == Compression::Jpeg {
             let tables =
                 p.jpeg_tables.and_then(|(a, n)| ctx.map.bytes().get(a as usize..(a as usize).checked_add(n as usize)?));
@@ -395,6 +400,23 @@ impl TiffChunks {
         }
         Ok(Chunk { bytes, row_pixels: rowpx, rows, samples: sin })
     }
+}
+
+/// How many of a stored chunk's `cnt` compressed bytes decoding its first `rows` of `full` rows reads: the
+/// map reads only what it is told (random advice), so this is announced before decoding. A head takes its
+/// share of the stream, whole Zstandard blocks (128 KiB of output each), and the decoders' read-ahead as
+/// slack; a decoder reading further faults the rest in a page at a time.
+fn head_bytes(p: &Page, cnt: u64, rows: usize, full: usize) -> usize {
+    if rows >= full {
+        return cnt as usize;
+    }
+    let row_bytes = (p.chunk_w * p.samples_in()) as usize * p.dtype.size();
+    let out = match p.compression {
+        Compression::Zstd => (rows * row_bytes).div_ceil(128 << 10) * (128 << 10),
+        _ => rows * row_bytes,
+    };
+    let share = (cnt as f64 * out as f64 / (full * row_bytes).max(1) as f64 * 1.25) as usize;
+    share.saturating_add(48 << 10).min(cnt as usize)
 }
 
 /// Decoded bytes (file order, predictor applied) of `rows` rows of `rowpx` pixels to native values.
@@ -591,13 +613,68 @@ impl TiffChunks {
         }
     }
 
-    /// A chunk of plane `plane` of page `p` (group `group`): streamed rows or a stored strip/tile.
-    fn chunk(&self, group: u64, p: &Page, plane: u64, cy: u64, cx: u64, cache: &dyn ChunkCache) -> Result<Arc<Chunk>> {
+    /// A chunk of plane `plane` of page `p` (group `group`): streamed rows or a stored strip/tile (with
+    /// `head`, its first rows only).
+    #[allow(clippy::too_many_arguments)]
+    fn chunk(
+        &self,
+        group: u64,
+        p: &Page,
+        plane: u64,
+        cy: u64,
+        cx: u64,
+        head: Option<usize>,
+        cache: &dyn ChunkCache,
+    ) -> Result<Arc<Chunk>> {
         match self.vrows {
             Some(v) => self.streamed(group, p, plane, cy, v, cache),
-            None => self.stored(p, plane, cy, cx).map(Arc::new),
+            None => self.stored(p, plane, cy, cx, head).map(Arc::new),
         }
     }
+
+    /// Chunk (`cy`, `cx`) of `group`, or its first `head` rows: one plane's chunk, or the planes of a
+    /// planar colour page interleaved.
+    fn decode_rows(
+        &self,
+        group: u64,
+        cy: u64,
+        cx: u64,
+        head: Option<usize>,
+        cache: &dyn ChunkCache,
+    ) -> Result<Arc<Chunk>> {
+        let p0 = self.pages.first().ok_or_else(|| self.ctx.bad("no pages"))?;
+        let page = |i: u64| self.pages.get(i as usize).ok_or_else(|| self.ctx.bad(format!("page {i} does not exist")));
+        if p0.planar == 2 && !self.colour {
+            self.chunk(group, page(group / self.sax)?, group % self.sax, cy, cx, head, cache)
+        } else if p0.planar == 2 {
+            let p = page(group)?;
+            let planes: Vec<Arc<Chunk>> =
+                (0..p.spp).map(|s| self.chunk(group, p, s, cy, cx, head, cache)).collect::<Result<_>>()?;
+            let (rp, rows, s) = (planes[0].row_pixels, planes[0].rows, p.spp as usize);
+            if planes.iter().any(|pl| pl.rows != rows || pl.row_pixels != rp) {
+                return Err(self.ctx.bad("the sample planes of a chunk decode to different sizes"));
+            }
+            let esz = p.dtype.size();
+            let mut bytes = vec![0u8; rp * rows * s * esz];
+            for (k, pl) in planes.iter().enumerate() {
+                for i in 0..rp * rows {
+                    bytes[(i * s + k) * esz..(i * s + k + 1) * esz].copy_from_slice(&pl.bytes[i * esz..(i + 1) * esz]);
+                }
+            }
+            Ok(Arc::new(Chunk { bytes, row_pixels: rp, rows, samples: s }))
+        } else {
+            self.chunk(group, page(group)?, 0, cy, cx, head, cache)
+        }
+    }
+}
+
+/// No decoded-chunk cache (a decode that stores nothing on the way).
+struct NoCache;
+impl ChunkCache for NoCache {
+    fn get(&self, _: u64, _: u64, _: u64) -> Option<Arc<Chunk>> {
+        None
+    }
+    fn put(&self, _: u64, _: u64, _: u64, _: Arc<Chunk>) {}
 }
 
 impl ChunkDecoder for TiffChunks {
@@ -614,37 +691,47 @@ impl ChunkDecoder for TiffChunks {
     }
 
     fn decode(&self, group: u64, cy: u64, cx: u64) -> Result<Chunk> {
-        struct NoCache;
-        impl ChunkCache for NoCache {
-            fn get(&self, _: u64, _: u64, _: u64) -> Option<Arc<Chunk>> {
-                None
-            }
-            fn put(&self, _: u64, _: u64, _: u64, _: Arc<Chunk>) {}
-        }
-        self.decode_cached(group, cy, cx, &NoCache).map(|c| (*c).clone())
+        self.decode_cached(group, cy, cx, &NoCache).map(Arc::unwrap_or_clone)
     }
 
     fn decode_cached(&self, group: u64, cy: u64, cx: u64, cache: &dyn ChunkCache) -> Result<Arc<Chunk>> {
-        let p0 = self.pages.first().ok_or_else(|| self.ctx.bad("no pages"))?;
-        let page = |i: u64| self.pages.get(i as usize).ok_or_else(|| self.ctx.bad(format!("page {i} does not exist")));
-        if p0.planar == 2 && !self.colour {
-            self.chunk(group, page(group / self.sax)?, group % self.sax, cy, cx, cache)
-        } else if p0.planar == 2 {
-            let p = page(group)?;
-            let planes: Vec<Arc<Chunk>> =
-                (0..p.spp).map(|s| self.chunk(group, p, s, cy, cx, cache)).collect::<Result<_>>()?;
-            let (rp, rows, s) = (planes[0].row_pixels, planes[0].rows, p.spp as usize);
-            let esz = p.dtype.size();
-            let mut bytes = vec![0u8; rp * rows * s * esz];
-            for (k, pl) in planes.iter().enumerate() {
-                for i in 0..rp * rows {
-                    bytes[(i * s + k) * esz..(i * s + k + 1) * esz].copy_from_slice(&pl.bytes[i * esz..(i + 1) * esz]);
-                }
-            }
-            Ok(Arc::new(Chunk { bytes, row_pixels: rp, rows, samples: s }))
-        } else {
-            self.chunk(group, page(group)?, 0, cy, cx, cache)
+        self.decode_rows(group, cy, cx, None, cache)
+    }
+
+    /// Stored strips/tiles compressed as a stream (all but JPEG) stop decoding after the rows asked for.
+    fn cheap_heads(&self) -> bool {
+        self.vrows.is_none() && self.pages.first().is_some_and(|p| p.compression != Compression::Jpeg)
+    }
+
+    fn will_need(&self, group: u64, cy: u64, cx: u64, head: Option<usize>) {
+        if self.vrows.is_some() {
+            return;
         }
+        let Some(p0) = self.pages.first() else { return };
+        let (pages, planes) = match (p0.planar == 2, self.colour) {
+            (true, false) => (group / self.sax, group % self.sax..group % self.sax + 1),
+            (true, true) => (group, 0..p0.spp),
+            _ => (group, 0..1),
+        };
+        let Some(p) = self.pages.get(pages as usize) else { return };
+        if cy >= p.down() || cx >= p.across() {
+            return;
+        }
+        let full = if p.tiled { p.chunk_h } else { p.chunk_h.min(p.height - cy * p.chunk_h) } as usize;
+        for plane in planes {
+            let idx = (plane * p.across() * p.down() + cy * p.across() + cx) as usize;
+            if let (Some(&off), Some(&cnt)) = (p.offsets.get(idx), p.counts.get(idx)) {
+                let rows = head.map_or(full, |h| h.min(full));
+                self.ctx.map.will_need(off as usize, head_bytes(p, cnt, rows, full));
+            }
+        }
+    }
+
+    fn decode_head(&self, group: u64, cy: u64, cx: u64, rows: usize) -> Result<Option<Chunk>> {
+        if !self.cheap_heads() {
+            return Ok(None);
+        }
+        self.decode_rows(group, cy, cx, Some(rows), &NoCache).map(|c| Some(Arc::unwrap_or_clone(c)))
     }
 }
 
@@ -698,6 +785,10 @@ impl ArraySource for TiffSource {
     fn read_region(&self, slice: u64, rect: Rect, out: &mut RegionBuf) -> Result<()> {
         self.inner.read_region(slice, rect, out)
     }
+    fn cheap_head_rows(&self) -> Option<u64> {
+        self.inner.cheap_head_rows()
+    }
+
     fn prefetch(&self, slice: u64, rect: Rect) {
         self.inner.prefetch(slice, rect)
     }
@@ -886,6 +977,11 @@ fn build(ctx: &Arc<Ctx>, pages: Vec<Arc<Page>>, outer: Vec<Axis>, meta: Meta) ->
     let grid = Grid { width: p0.width, height: p0.height, chunk_w: p0.chunk_w, chunk_h };
     let streams = std::sync::Mutex::new(std::collections::HashMap::new());
     let tick = std::sync::atomic::AtomicU64::new(0);
+    if vrows.is_none() {
+        // Stored chunks are read one at a time, each announced with its exact byte range (`stored`): no
+        // read-around on faults, which would pull megabytes for the few KiB of a tile's head.
+        ctx.map.advise_random();
+    }
     let dec = TiffChunks { ctx: ctx.clone(), pages, sax, colour, vrows, streams, tick };
     Ok(Arc::new(ChunkedArray::new(info, grid, dec, DEFAULT_BUDGET)))
 }

@@ -89,8 +89,8 @@ pub fn decompress(c: Compression, data: &[u8], expected: usize) -> PResult<Vec<u
                 .map_err(|e| format!("Deflate data is damaged ({e})"))?;
         }
         Compression::Zstd => {
-            let mut src = data;
-            let dec = ruzstd::decoding::StreamingDecoder::new(&mut src)
+            // libzstd's streaming decoder gives output as it decodes, so a head stops after its blocks.
+            let dec = zstd::stream::read::Decoder::with_buffer(data)
                 .map_err(|e| format!("Zstandard data is damaged ({e})"))?;
             dec.take(lim).read_to_end(&mut out).map_err(|e| format!("Zstandard data is damaged ({e})"))?;
         }
