@@ -174,3 +174,33 @@ fn window_composite_limit_and_colormap_changes_upload_no_tiles() {
     assert!(max > 1024 && max <= 3 * (1024 + 48 + 4 * 48) + 16, "{pal}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn window_composite_bad_channel_flags_show_the_error_panel_with_the_render_line() {
+    if gpu_session().is_none() {
+        return;
+    }
+    let dir = files("bad");
+    let (file, shot) = (dir.join("c3.npy"), dir.join("shot.png"));
+    let (f, s) = (file.to_str().unwrap_or_default(), shot.to_str().unwrap_or_default());
+    let args = [f, "--screenshot", s, "--channel-axis", "dim_0", "--channel-colormaps", "green,red"];
+    let Some(out) = under_xvfb(&args) else { return };
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("names 2 colormaps for 3 channels"), "{err}");
+    // The same line as `render` gives (one parser).
+    let png = dir.join("r.png");
+    let r = vastview(&[
+        "render",
+        f,
+        "--channel-axis",
+        "dim_0",
+        "--channel-colormaps",
+        "green,red",
+        "-o",
+        png.to_str().unwrap_or_default(),
+    ]);
+    let line = err.lines().find(|l| l.starts_with("vastview: ")).unwrap_or_default();
+    assert_eq!(stderr(&r).trim(), line);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -84,6 +84,8 @@ impl CallbackTrait for TileCallback {
 /// One frame's channel composite: each shown channel's draw list (origin at the layer's corner) and display.
 pub struct CompositeCallback {
     pub layers: Vec<(usize, Vec<TileDraw>, Display)>,
+    /// The composite's channels (shown or not): one layer each.
+    pub channels: usize,
     /// The data area's origin and size in physical pixels.
     pub origin_px: [f32; 2],
     pub size_px: [u32; 2],
@@ -100,7 +102,7 @@ impl CallbackTrait for CompositeCallback {
     ) -> Vec<wgpu::CommandBuffer> {
         let Some(v) = resources.get_mut::<ViewerGpu>() else { return Vec::new() };
         let ViewerGpu { gpu, channels, composite, .. } = v;
-        composite.ensure_layers(gpu, self.size_px);
+        composite.ensure_layers(gpu, self.size_px, self.channels);
         let mut mask = 0u32;
         for (c, draws, display) in &self.layers {
             let (Some(r), Some(target)) = (channels.get_mut(*c), composite.layer(*c)) else { continue };
@@ -122,7 +124,7 @@ impl CallbackTrait for CompositeCallback {
             r.paint(&mut pass);
             mask |= 1 << c;
         }
-        composite.set_globals(gpu, self.origin_px, MAX_CHANNELS as u32, mask);
+        composite.set_globals(gpu, self.origin_px, mask);
         Vec::new()
     }
 

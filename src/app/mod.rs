@@ -922,7 +922,7 @@ impl Viewer {
                         (c, draws, display)
                     })
                     .collect();
-                let cb = gpu::CompositeCallback { layers, origin_px, size_px: size };
+                let cb = gpu::CompositeCallback { layers, channels: cp.looks.len(), origin_px, size_px: size };
                 ui.painter().add(gpu::Callback::new_paint_callback(rect, cb));
             }
             (_, Some((_, draws))) => {

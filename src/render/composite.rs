@@ -110,12 +110,12 @@ impl CompositeRenderer {
         }
     }
 
-    /// Makes sure there are `MAX_CHANNELS` layers of `size` (a new size remakes them).
-    pub fn ensure_layers(&mut self, gpu: &GpuContext, size: [u32; 2]) {
-        if self.layers.as_ref().is_some_and(|l| l.size == size) {
+    /// Makes sure there are `count` layers (at most `MAX_CHANNELS`) of `size` (another size or count remakes them).
+    pub fn ensure_layers(&mut self, gpu: &GpuContext, size: [u32; 2], count: usize) {
+        let n = count.clamp(1, crate::palette::composite::MAX_CHANNELS) as u32;
+        if self.layers.as_ref().is_some_and(|l| l.size == size && l.views.len() == n as usize) {
             return;
         }
-        let n = crate::palette::composite::MAX_CHANNELS as u32;
         let max = gpu.max_texture_side();
         let size = [size[0].clamp(1, max), size[1].clamp(1, max)];
         let texture = gpu.device.create_texture(&wgpu::TextureDescriptor {
@@ -160,9 +160,10 @@ impl CompositeRenderer {
         self.layers.as_ref().and_then(|l| l.views.get(i))
     }
 
-    /// Sets the data area's origin (framebuffer pixels), the layer count and which layers are added: 16 bytes,
-    /// written only when they change.
-    pub fn set_globals(&mut self, gpu: &GpuContext, origin: [f32; 2], count: u32, mask: u32) {
+    /// Sets the data area's origin (framebuffer pixels) and which layers are added: 16 bytes, written only when
+    /// they change.
+    pub fn set_globals(&mut self, gpu: &GpuContext, origin: [f32; 2], mask: u32) {
+        let count = self.layers.as_ref().map_or(0, |l| l.views.len() as u32);
         let g = GpuCompositeGlobals { origin, count, mask };
         if self.globals != Some(g) {
             gpu.queue.write_buffer(&self.globals_buf, 0, bytemuck::bytes_of(&g));
