@@ -204,3 +204,82 @@ fn window_composite_bad_channel_flags_show_the_error_panel_with_the_render_line(
     assert_eq!(stderr(&r).trim(), line);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Several tiles per channel (700 × 500, 256-pixel tiles) at 1:1: the window's data area equals `render` of the
+/// same composite (itself equal to numpy above) over the whole image.
+#[test]
+fn window_composite_of_many_tiles_equals_the_headless_render() {
+    if gpu_session().is_none() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("vastview-composite-tiles-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (w, h) = (700u32, 500u32);
+    let file = dir.join("c.npy");
+    let mut bytes = vastview::headless::npy_header("<u2", &[3, u64::from(h), u64::from(w)]);
+    for c in 0..3u32 {
+        for y in 0..h {
+            for x in 0..w {
+                let v = [(x * 3) % 1000, (y * 2) % 1000, (x + y + c) % 1000][c as usize] as u16;
+                bytes.extend(v.to_le_bytes());
+            }
+        }
+    }
+    std::fs::write(&file, &bytes).expect("write");
+    let (f, shot) = (file.to_str().unwrap_or_default(), dir.join("shot.png"));
+    let lim = "0,1000;0,1000;0,1000";
+    let args = [
+        f,
+        "--channel-axis",
+        "dim_0",
+        "--channel-limits",
+        lim,
+        "--zoom",
+        "1",
+        "--center",
+        "350,250",
+        "--window-size",
+        "1000x700",
+        "--screenshot",
+        shot.to_str().unwrap_or_default(),
+    ];
+    let Some(out) = under_xvfb(&args) else { return };
+    let err = stderr(&out);
+    assert!(out.status.success(), "window exited {:?}: {err}", out.status.code());
+    let png = dir.join("r.png");
+    let r = vastview(&[
+        "render",
+        f,
+        "--channel-axis",
+        "dim_0",
+        "--channel-limits",
+        lim,
+        "-o",
+        png.to_str().unwrap_or_default(),
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let (_, _, want) = read_png(&png);
+    let [ox, oy, vw, vh] = data_area(&err).unwrap_or_else(|| panic!("no data area line in: {err}"));
+    let (sw, _, px) = read_png(&shot);
+    let (mut compared, mut bad) = (0, Vec::new());
+    for sy in 0..vh as i64 {
+        for sx in 0..vw as i64 {
+            // Zoom 1: data pixel = screen pixel − half the area + the centre.
+            let x = (sx as f64 + 0.5 - vw / 2.0 + 350.0).floor() as i64;
+            let y = (sy as f64 + 0.5 - vh / 2.0 + 250.0).floor() as i64;
+            if x < 0 || y < 0 || x >= i64::from(w) || y >= i64::from(h) {
+                continue;
+            }
+            let k = ((y * i64::from(w) + x) * 4) as usize;
+            let at = (((oy as i64 + sy) * i64::from(sw) + ox as i64 + sx) * 4) as usize;
+            compared += 1;
+            let (g, e) = (&px[at..at + 3], &want[k..k + 3]);
+            if g.iter().zip(e).any(|(a, b)| (i32::from(*a) - i32::from(*b)).abs() > 2) && bad.len() < 5 {
+                bad.push(format!("data ({x},{y}): window {g:?}, render {e:?}"));
+            }
+        }
+    }
+    assert_eq!(compared, (w * h) as usize, "the whole image should be in view");
+    assert!(bad.is_empty(), "window differs from render: {}", bad.join("; "));
+    let _ = std::fs::remove_dir_all(&dir);
+}
