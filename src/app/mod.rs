@@ -605,7 +605,7 @@ impl Viewer {
         use crate::headless::{ChannelArgs, LimitsSpec, RenderSpec};
         let info = src.info();
         let first = self.doc.is_none();
-        let args = if first { self.opts.channels.clone() } else { ChannelArgs::default() };
+        let mut args = if first { self.opts.channels.clone() } else { ChannelArgs::default() };
         let base = RenderSpec {
             slice,
             region: None,
@@ -621,7 +621,6 @@ impl Viewer {
             method: self.opts.method,
             quality: crate::headless::Quality::Auto,
         };
-        let mut args = args;
         args.limits_given = first && self.opts.limits.is_some();
         let Some(specs) = crate::headless::composite_specs(info, &args, &base, true)? else { return Ok(None) };
         let Some(axis) =
