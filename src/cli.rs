@@ -601,12 +601,6 @@ pub fn launch_options(a: &ViewArgs) -> Result<crate::app::LaunchOptions> {
         if a.demo || a.input.is_some() { Some(open_spec(a.input.clone(), a.demo, &a.input_args)?) } else { None };
     let DisplaySettings { limits, scale, gamma, nan_color } = display_settings(&p, &a.display)?;
     let d = &a.display;
-    if d.channel_axis.is_some() || d.channel_colormaps.is_some() || d.channel_limits.is_some() {
-        eprintln!(
-            "vastview: note: the window shows one channel at a time (its slider steps the channel axis); \
-             `vastview render` draws channel composites"
-        );
-    }
     let (w, h) = parse_wxh(&p, "--window-size", &a.window_size)?;
     if let Some(z) = a.zoom {
         if !(z.is_finite() && z > 0.0) {
@@ -634,6 +628,7 @@ pub fn launch_options(a: &ViewArgs) -> Result<crate::app::LaunchOptions> {
         method: parse_method(&p, &a.downsample)?,
         build_min_bytes: if a.no_pyramid { u64::MAX } else { crate::app::BUILD_MIN_BYTES },
         points: None,
+        channels: channel_args(d),
         display_flags: display_flags_given(&a.display, &[]),
     })
 }
@@ -894,7 +889,7 @@ fn run_command(command: Command, out: &mut dyn Write) -> Result<()> {
             // A channel axis: one spec per channel, blended (an export holds the one slice's values).
             let composite = match format {
                 crate::output::Format::Npy => None,
-                _ => composite_specs(src.info(), &a.display, &spec)?,
+                _ => headless::composite_specs(src.info(), &channel_args(&a.display), &spec, false)?,
             };
             let mut specs =
                 composite.clone().map_or_else(|| vec![spec.clone()], |c| c.into_iter().map(|(_, s)| s).collect());
@@ -1144,83 +1139,15 @@ fn write_out(out: &mut dyn Write, s: &str) -> Result<()> {
 }
 
 /// True for an array `info` should offer as points: (N, 2) or (N, 3) float with N much larger than 3.
-/// The per-channel specs of a composite render (channel label, spec), or `None` when the image has no channel
-/// axis of 2 to 8 entries (or `--index` names it, or it is RGB).
-fn composite_specs(
-    info: &source::SourceInfo,
-    d: &DisplayArgs,
-    base: &RenderSpec,
-) -> Result<Option<Vec<(String, RenderSpec)>>> {
-    let p = &info.path;
-    let given = d.channel_axis.as_deref();
-    let Some(k) = source::axes::channel_axis(p, &info.axes, info.image.channels, given)? else {
-        if d.channel_colormaps.is_some() || d.channel_limits.is_some() {
-            return Err(Error::request(p, "--channel-colormaps/--channel-limits need a channel axis (--channel-axis)"));
-        }
-        return Ok(None);
-    };
-    let outer = info.outer_axes();
-    let axis = &outer[k];
-    let n = axis.size as usize;
-    if info.image.is_color() || source::axes::index_names(&info.axes, k, d.index.as_deref()) {
-        return Ok(None);
+/// The channel flags, as `headless::composite_specs` takes them.
+fn channel_args(d: &DisplayArgs) -> headless::ChannelArgs {
+    headless::ChannelArgs {
+        axis: d.channel_axis.clone(),
+        colormaps: d.channel_colormaps.clone(),
+        limits: d.channel_limits.clone(),
+        index: d.index.clone(),
+        limits_given: d.limits.is_some(),
     }
-    if !(2..=crate::palette::composite::MAX_CHANNELS).contains(&n) {
-        if given.is_some() {
-            return Err(Error::request(
-                p,
-                format!("--channel-axis {}: a composite takes 2 to 8 channels, the axis has {n}", axis.name),
-            ));
-        }
-        return Ok(None);
-    }
-    let cmaps: Vec<String> = match &d.channel_colormaps {
-        Some(s) => {
-            let v: Vec<String> = s.split(',').map(|c| c.trim().to_string()).collect();
-            if v.len() != n {
-                return Err(Error::request(
-                    p,
-                    format!("--channel-colormaps names {} colormaps for {n} channels", v.len()),
-                ));
-            }
-            v
-        }
-        // The file's channel colours where it has them (OME colours, RGB samples), else the default sequence.
-        None => (0..n)
-            .map(|c| match info.channels.get(c).and_then(|ch| ch.color) {
-                Some([r, g, b]) => format!("#{r:02x}{g:02x}{b:02x}"),
-                None => crate::palette::composite::DEFAULT_COLORS[c].0.to_string(),
-            })
-            .collect(),
-    };
-    let limits: Option<Vec<(f64, f64)>> = match &d.channel_limits {
-        Some(s) => {
-            let v = s.split(';').map(|pair| finite_pair(p, "--channel-limits", pair)).collect::<Result<Vec<_>>>()?;
-            if v.len() != n {
-                return Err(Error::request(p, format!("--channel-limits gives {} pairs for {n} channels", v.len())));
-            }
-            Some(v)
-        }
-        None => None,
-    };
-    let mut out = Vec::with_capacity(n);
-    for (c, cmap) in cmaps.iter().enumerate() {
-        crate::palette::Colormap::named(p, cmap)?;
-        let mut s = base.clone();
-        s.slice = source::axes::with_entry(outer, base.slice, k, c as u64);
-        s.colormap = cmap.clone();
-        if let Some(l) = &limits {
-            s.limits = LimitsSpec::Explicit(l[c].0, l[c].1);
-        } else if let (Some((lo, hi)), false) = (info.channels.get(c).and_then(|ch| ch.window), d.limits.is_some()) {
-            s.limits = LimitsSpec::Explicit(lo, hi);
-        }
-        let label = match info.channels.get(c).and_then(|ch| ch.name.as_deref()) {
-            Some(name) => format!("{}={c} ({name})", axis.name),
-            None => format!("{}={c}", axis.name),
-        };
-        out.push((label, s));
-    }
-    Ok(Some(out))
 }
 
 /// The flat slice number `--index`/`--slice` name on `info`'s outer axes.

@@ -519,6 +519,108 @@ pub fn render_composite(session: &mut Session, src: &dyn ArraySource, plans: &[P
     })
 }
 
+/// The channel flags of `render` and the window (`--channel-axis`, `--channel-colormaps`, `--channel-limits`), with
+/// the `--index` text and whether `--limits` was given: parsed in one place, [`composite_specs`].
+#[derive(Debug, Clone, Default)]
+pub struct ChannelArgs {
+    pub axis: Option<String>,
+    pub colormaps: Option<String>,
+    pub limits: Option<String>,
+    pub index: Option<String>,
+    pub limits_given: bool,
+}
+
+fn finite_pair(p: &Path, flag: &str, s: &str) -> Result<(f64, f64)> {
+    let v: Option<Vec<f64>> = s.split(',').map(|x| x.trim().parse::<f64>().ok()).collect();
+    match v.as_deref() {
+        Some([a, b]) if a.is_finite() && b.is_finite() => Ok((*a, *b)),
+        Some([_, _]) => Err(Error::request(p, format!("{flag} must be finite numbers"))),
+        _ => Err(Error::request(p, format!("{flag} '{s}' must be 2 comma-separated numbers"))),
+    }
+}
+
+/// The per-channel specs of a composite (channel label, spec), or `None` when the image has no channel
+/// axis of 2 to 8 entries (or it is RGB, or `--index` names it and `keep_indexed` is false: `render` then shows
+/// that channel alone; the window keeps the channels and starts showing the indexed one).
+pub fn composite_specs(
+    info: &SourceInfo,
+    d: &ChannelArgs,
+    base: &RenderSpec,
+    keep_indexed: bool,
+) -> Result<Option<Vec<(String, RenderSpec)>>> {
+    use crate::source;
+    let p = &info.path;
+    let given = d.axis.as_deref();
+    let Some(k) = source::axes::channel_axis(p, &info.axes, info.image.channels, given)? else {
+        if d.colormaps.is_some() || d.limits.is_some() {
+            return Err(Error::request(p, "--channel-colormaps/--channel-limits need a channel axis (--channel-axis)"));
+        }
+        return Ok(None);
+    };
+    let outer = info.outer_axes();
+    let axis = &outer[k];
+    let n = axis.size as usize;
+    if info.image.is_color() || (!keep_indexed && source::axes::index_names(&info.axes, k, d.index.as_deref())) {
+        return Ok(None);
+    }
+    if !(2..=crate::palette::composite::MAX_CHANNELS).contains(&n) {
+        if given.is_some() {
+            return Err(Error::request(
+                p,
+                format!("--channel-axis {}: a composite takes 2 to 8 channels, the axis has {n}", axis.name),
+            ));
+        }
+        return Ok(None);
+    }
+    let cmaps: Vec<String> = match &d.colormaps {
+        Some(s) => {
+            let v: Vec<String> = s.split(',').map(|c| c.trim().to_string()).collect();
+            if v.len() != n {
+                return Err(Error::request(
+                    p,
+                    format!("--channel-colormaps names {} colormaps for {n} channels", v.len()),
+                ));
+            }
+            v
+        }
+        // The file's channel colours where it has them (OME colours, RGB samples), else the default sequence.
+        None => (0..n)
+            .map(|c| match info.channels.get(c).and_then(|ch| ch.color) {
+                Some([r, g, b]) => format!("#{r:02x}{g:02x}{b:02x}"),
+                None => crate::palette::composite::DEFAULT_COLORS[c].0.to_string(),
+            })
+            .collect(),
+    };
+    let limits: Option<Vec<(f64, f64)>> = match &d.limits {
+        Some(s) => {
+            let v = s.split(';').map(|pair| finite_pair(p, "--channel-limits", pair)).collect::<Result<Vec<_>>>()?;
+            if v.len() != n {
+                return Err(Error::request(p, format!("--channel-limits gives {} pairs for {n} channels", v.len())));
+            }
+            Some(v)
+        }
+        None => None,
+    };
+    let mut out = Vec::with_capacity(n);
+    for (c, cmap) in cmaps.iter().enumerate() {
+        crate::palette::Colormap::named(p, cmap)?;
+        let mut s = base.clone();
+        s.slice = source::axes::with_entry(outer, base.slice, k, c as u64);
+        s.colormap = cmap.clone();
+        if let Some(l) = &limits {
+            s.limits = LimitsSpec::Explicit(l[c].0, l[c].1);
+        } else if let (Some((lo, hi)), false) = (info.channels.get(c).and_then(|ch| ch.window), d.limits_given) {
+            s.limits = LimitsSpec::Explicit(lo, hi);
+        }
+        let label = match info.channels.get(c).and_then(|ch| ch.name.as_deref()) {
+            Some(name) => format!("{}={c} ({name})", axis.name),
+            None => format!("{}={c}", axis.name),
+        };
+        out.push((label, s));
+    }
+    Ok(Some(out))
+}
+
 /// [`render_image`] (PNG for a `.png` path).
 pub fn render_png(session: &mut Session, src: &dyn ArraySource, plan: &Plan, out: &Path) -> Result<()> {
     render_image(session, src, plan, out)

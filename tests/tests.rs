@@ -21,3 +21,4 @@ mod pyramid;
 mod render;
 mod tiff;
 mod window;
+mod window_composite;

@@ -11,7 +11,7 @@ use crate::common::*;
 pub(crate) static XVFB: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Runs vastview under `xvfb-run -a`; None (or a failure under CI) when Xvfb is missing.
-fn under_xvfb(args: &[&str]) -> Option<std::process::Output> {
+pub(crate) fn under_xvfb(args: &[&str]) -> Option<std::process::Output> {
     let _one = XVFB.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let have = Command::new("xvfb-run").arg("--help").output().is_ok();
     if !have {
@@ -36,7 +36,7 @@ fn under_xvfb(args: &[&str]) -> Option<std::process::Output> {
 }
 
 /// The last "data area: x,y,w,h px" line the window printed.
-fn data_area(stderr: &str) -> Option<[f64; 4]> {
+pub(crate) fn data_area(stderr: &str) -> Option<[f64; 4]> {
     let line = stderr.lines().rev().find(|l| l.starts_with("data area: "))?;
     let nums: Vec<f64> =
         line["data area: ".len()..].split(" px").next()?.split(',').filter_map(|v| v.trim().parse().ok()).collect();

@@ -59,6 +59,8 @@ pub struct LaunchOptions {
     pub points: Option<PointOptions>,
     /// The display flags given on the command line (an RGB(A) image ignores them: one note says so).
     pub display_flags: Vec<&'static str>,
+    /// `--channel-axis`, `--channel-colormaps`, `--channel-limits` (for the file opened at start).
+    pub channels: crate::headless::ChannelArgs,
 }
 
 /// Images smaller than this are quick to reduce on the fly: no pyramid file is written for them.
@@ -86,6 +88,7 @@ impl Default for LaunchOptions {
             build_min_bytes: BUILD_MIN_BYTES,
             points: None,
             display_flags: Vec::new(),
+            channels: crate::headless::ChannelArgs::default(),
         }
     }
 }
@@ -193,6 +196,8 @@ struct Doc {
     preview_tiles: HashSet<TileId>,
     /// Visible tiles that failed to load (and their error) until they are drawn.
     failed_seen: HashMap<TileId, String>,
+    /// The channel composite, when the image has a channel axis of 2 to 8 entries.
+    composite: Option<Composite>,
 }
 
 impl Doc {
@@ -208,6 +213,39 @@ impl Doc {
         idx[k] = idx[k].saturating_add_signed(by).min(outer[k].size - 1);
         self.slice = crate::source::axes::slice_of(outer, &idx);
     }
+}
+
+/// The layer index of the single-image renderer (channel layers are 0..MAX_CHANNELS).
+const MAIN: usize = usize::MAX;
+
+/// One channel of a composite: its name, palette, limits (stored values) and whether it is shown. The active
+/// channel's colormap and limits live in `Viewer::display` while it is active (the side panel edits them there).
+struct ChannelLook {
+    label: String,
+    colormap: Colormap,
+    cmap_base: String,
+    reversed: bool,
+    lo: f64,
+    hi: f64,
+    visible: bool,
+}
+
+impl ChannelLook {
+    /// The channel's display: its colormap and limits, the scale, gamma and NaN colour of `shared`.
+    fn display(&self, shared: &Display) -> Display {
+        Display { colormap: self.colormap.clone(), lo: self.lo, hi: self.hi, ..shared.clone() }
+    }
+}
+
+/// A channel axis shown as an additive composite (2 to 8 channels), or one channel at a time (`c` toggles).
+struct Composite {
+    /// The channel axis among the outer axes.
+    axis: usize,
+    looks: Vec<ChannelLook>,
+    /// All shown channels added (else the one the slider picks).
+    on: bool,
+    /// The channel whose colormap and limits are in `Viewer::display`: the channel-axis index of `Doc::slice`.
+    active: usize,
 }
 
 /// The tiles at the level the view wants, and how many of them were drawn at that level.
@@ -253,6 +291,8 @@ struct Bench {
     pan_ui: Vec<f64>,
     pan_start: Option<Instant>,
     palette_bytes: Vec<u64>,
+    /// Tile bytes uploaded during the palette (and, for composites, limit) changes: none.
+    palette_tile_bytes: u64,
     last_upload: (u64, u64),
     rss_anon_peak_kb: u64,
     /// Peak CPU-cache and GPU tile bytes seen at the start of a frame, while panning.
@@ -356,6 +396,7 @@ impl Viewer {
                 pan_ui: Vec::new(),
                 pan_start: None,
                 palette_bytes: Vec::new(),
+                palette_tile_bytes: 0,
                 last_upload: (0, 0),
                 rss_anon_peak_kb: 0,
                 peak_cpu: 0,
@@ -459,6 +500,10 @@ impl Viewer {
                 } else {
                     0
                 };
+                let composite = match self.channel_composite(&src, &store, slice) {
+                    Ok(c) => c,
+                    Err(e) => return self.fail(e.to_string()),
+                };
                 self.next_salt += 1;
                 if !spec.demo {
                     panels::push_recent(&mut self.recent, &spec.path);
@@ -482,7 +527,13 @@ impl Viewer {
                     previews_drawn: 0,
                     preview_tiles: HashSet::new(),
                     failed_seen: HashMap::new(),
+                    composite,
                 });
+                if let Some(cp) = self.doc.as_ref().and_then(|d| d.composite.as_ref()) {
+                    let l = &cp.looks[cp.active];
+                    (self.display.colormap, self.display.lo, self.display.hi) = (l.colormap.clone(), l.lo, l.hi);
+                    (self.cmap_base, self.reversed) = (l.cmap_base.clone(), l.reversed);
+                }
                 self.points = None;
                 self.error = None;
             }
@@ -541,6 +592,94 @@ impl Viewer {
         })
     }
 
+    /// The composite of a newly opened image: each channel's colormap and limits as `render` takes them from the
+    /// channel flags (those of the command line for the first file), `--limits`, the file's channel names,
+    /// colours and windows, else the channel's own 0.5 and 99.5 percentiles. Starts as one channel when `--index`
+    /// names the channel axis.
+    fn channel_composite(
+        &self,
+        src: &Arc<dyn ArraySource>,
+        store: &Option<Arc<crate::pyramid::Store>>,
+        slice: u64,
+    ) -> crate::Result<Option<Composite>> {
+        use crate::headless::{ChannelArgs, LimitsSpec, RenderSpec};
+        let info = src.info();
+        let first = self.doc.is_none();
+        let mut args = if first { self.opts.channels.clone() } else { ChannelArgs::default() };
+        let base = RenderSpec {
+            slice,
+            region: None,
+            size: None,
+            colormap: self.opts.colormap.clone(),
+            limits: match self.opts.limits {
+                Some((lo, hi)) if first => LimitsSpec::Explicit(lo, hi),
+                _ => LimitsSpec::Percentiles(0.5, 99.5),
+            },
+            scale: self.display.scale,
+            gamma: self.display.gamma,
+            nan_color: self.display.nan_color,
+            method: self.opts.method,
+            quality: crate::headless::Quality::Auto,
+        };
+        args.limits_given = first && self.opts.limits.is_some();
+        let Some(specs) = crate::headless::composite_specs(info, &args, &base, true)? else { return Ok(None) };
+        let Some(axis) =
+            crate::source::axes::channel_axis(&info.path, &info.axes, info.image.channels, args.axis.as_deref())?
+        else {
+            return Ok(None);
+        };
+        let outer = info.outer_axes();
+        let im = info.image;
+        let big = im.width * im.height > crate::pyramid::stats::SAMPLE_BUDGET;
+        let mut looks = Vec::with_capacity(specs.len());
+        for (label, spec) in specs {
+            let (lo, hi) = match spec.limits {
+                LimitsSpec::Explicit(lo, hi) => match info.scaling {
+                    Some(s) => (s.invert(lo), s.invert(hi)),
+                    None => (lo, hi),
+                },
+                _ => {
+                    let l = match store {
+                        Some(st) if big => crate::headless::region_percentiles(st, spec.slice, &im.rect(), 0.5, 99.5)?,
+                        _ => crate::pyramid::percentile_limits(src.as_ref(), spec.slice, 0.5, 99.5, 1 << 16)?,
+                    };
+                    if l.lo.is_finite() && l.hi.is_finite() {
+                        (l.lo, l.hi)
+                    } else {
+                        (0.0, 1.0)
+                    }
+                }
+            };
+            let colormap = crate::palette::Colormap::named(&info.path, &spec.colormap)?;
+            let (cmap_base, reversed) = match spec.colormap.strip_suffix("_r") {
+                Some(b) if Colormap::by_name(b).is_some() => (b.to_string(), true),
+                _ => (spec.colormap.clone(), false),
+            };
+            looks.push(ChannelLook { label, colormap, cmap_base, reversed, lo, hi, visible: true });
+        }
+        let active = (crate::source::axes::index_of(outer, slice)[axis] as usize).min(looks.len() - 1);
+        let on = !(first && crate::source::axes::index_names(&info.axes, axis, args.index.as_deref()));
+        Ok(Some(Composite { axis, looks, on, active }))
+    }
+
+    /// Keeps `display` on the active channel: when the slider (or `[`/`]`) picked another channel, the old one's
+    /// colormap and limits are stored and the new one's loaded.
+    pub(crate) fn sync_channel(&mut self) {
+        let Some(doc) = self.doc.as_mut() else { return };
+        let Some(cp) = doc.composite.as_mut() else { return };
+        let now = crate::source::axes::index_of(doc.src.info().outer_axes(), doc.slice)[cp.axis] as usize;
+        if now == cp.active || now >= cp.looks.len() {
+            return;
+        }
+        let old = &mut cp.looks[cp.active];
+        (old.colormap, old.lo, old.hi) = (self.display.colormap.clone(), self.display.lo, self.display.hi);
+        (old.cmap_base, old.reversed) = (self.cmap_base.clone(), self.reversed);
+        let new = &cp.looks[now];
+        (self.display.colormap, self.display.lo, self.display.hi) = (new.colormap.clone(), new.lo, new.hi);
+        (self.cmap_base, self.reversed) = (new.cmap_base.clone(), new.reversed);
+        cp.active = now;
+    }
+
     fn fail(&mut self, msg: String) {
         eprintln!("vastview: {msg}");
         self.error = Some(msg);
@@ -585,6 +724,13 @@ impl Viewer {
                     let n = doc.src.info().outer_axes().len().max(1);
                     doc.axis = (doc.axis + 1) % n;
                 }
+                // Composite ↔ one channel (the slider picks it).
+                egui::Key::C => {
+                    if let Some(cp) = doc.composite.as_mut() {
+                        cp.on = !cp.on;
+                        doc.axis = cp.axis;
+                    }
+                }
                 _ => {}
             }
         }
@@ -617,6 +763,7 @@ impl Viewer {
             view.vh = vh;
         }
         self.handle_input(&resp, rect.min, ppp);
+        self.sync_channel();
         let Some(doc) = self.doc.as_mut() else { return Completion::Pending };
         let Some(view) = doc.view.as_mut() else { return Completion::Pending };
         // Far-off centres (`--center 1e308,…`, endless panning) are kept where the view math stays finite.
@@ -625,21 +772,37 @@ impl Viewer {
         let levels = doc.levels;
         let level = view.level(levels.count);
         let slice = doc.slice;
-        let id = |level: u32, (tx, ty): (u64, u64)| TileId { slice, level, tx, ty };
+        // What is drawn: the one slice, or each shown channel of a composite (its index among the channels and
+        // its slice; `MAIN` marks the single-image renderer).
+        let layers: Vec<(usize, u64)> = match &doc.composite {
+            Some(cp) if cp.on => {
+                let outer = doc.src.info().outer_axes();
+                (0..cp.looks.len())
+                    .filter(|c| cp.looks[*c].visible)
+                    .map(|c| (c, crate::source::axes::with_entry(outer, slice, cp.axis, c as u64)))
+                    .collect()
+            }
+            _ => vec![(MAIN, slice)],
+        };
+        let id = |slice: u64, level: u32, (tx, ty): (u64, u64)| TileId { slice, level, tx, ty };
         // Wanted: the coarsest level (always there to fall back on), the visible tiles at `level`
-        // nearest the centre first, then a prefetch ring.
+        // nearest the centre first, then a prefetch ring, for each layer.
         let top = levels.count - 1;
         let mut wanted = Vec::new();
-        for t in view.tiles(&levels.grid(top), top, 0) {
-            wanted.push(TileRequest { id: id(top, t), tier: Tier::Visible, priority: -1.0 });
-        }
         let visible = view.tiles(&levels.grid(level), level, 0);
-        for (i, t) in visible.iter().enumerate() {
-            wanted.push(TileRequest { id: id(level, *t), tier: Tier::Visible, priority: i as f64 });
-        }
         let seen: HashSet<(u64, u64)> = visible.iter().copied().collect();
-        for (i, t) in view.tiles(&levels.grid(level), level, 1).into_iter().filter(|t| !seen.contains(t)).enumerate() {
-            wanted.push(TileRequest { id: id(level, t), tier: Tier::Prefetch, priority: i as f64 });
+        let ring: Vec<(u64, u64)> =
+            view.tiles(&levels.grid(level), level, 1).into_iter().filter(|t| !seen.contains(t)).collect();
+        for &(_, s) in &layers {
+            for t in view.tiles(&levels.grid(top), top, 0) {
+                wanted.push(TileRequest { id: id(s, top, t), tier: Tier::Visible, priority: -1.0 });
+            }
+            for (i, t) in visible.iter().enumerate() {
+                wanted.push(TileRequest { id: id(s, level, *t), tier: Tier::Visible, priority: i as f64 });
+            }
+            for (i, t) in ring.iter().enumerate() {
+                wanted.push(TileRequest { id: id(s, level, *t), tier: Tier::Prefetch, priority: i as f64 });
+            }
         }
         if let Some(b) = doc.build.as_mut() {
             let epoch = b.progress.epoch.load(Ordering::Acquire);
@@ -658,76 +821,119 @@ impl Viewer {
         let Some(rs) = frame.wgpu_render_state() else { return Completion::Pending };
         let mut renderer = rs.renderer.write();
         let Some(vg) = renderer.callback_resources.get_mut::<ViewerGpu>() else { return Completion::Pending };
-        vg.tiles.begin_frame();
+        for &(c, _) in &layers {
+            vg.renderer(c).begin_frame();
+        }
+        // Renderers this frame does not draw with (the single image's in a composite, or the channels') give
+        // their tiles back, so all of them together stay within the GPU budget.
+        for c in std::iter::once(MAIN).chain(0..crate::palette::composite::MAX_CHANNELS) {
+            if !layers.iter().any(|(l, _)| *l == c) && vg.renderer(c).resident_tiles() > 0 {
+                vg.renderer(c).begin_frame();
+                vg.renderer(c).evict_to(0);
+            }
+        }
         // Whether each texture uploaded this frame is a preview (recorded once, at upload).
         let mut uploaded: Vec<(TileId, bool)> = Vec::new();
         // A tile loaded again (an exact tile replacing its preview) replaces the resident texture.
         for tid in &fresh {
+            let Some(&(c, _)) = layers.iter().find(|(_, s)| *s == tid.slice) else { continue };
             let key = Self::key(doc, tid);
-            if vg.tiles.has_tile(&key) {
+            if vg.renderer(c).has_tile(&key) {
                 if let Some(data) = doc.cache.get(tid) {
-                    let _ = vg.tiles.upload(&vg.gpu, key, &data);
+                    let (gpu, r) = vg.split(c);
+                    let _ = r.upload(gpu, key, &data);
                     uploaded.push((*tid, data.preview));
                 }
             }
         }
         let mut uploads = 0;
-        let resident = |vg: &mut ViewerGpu, tid: &TileId, uploads: &mut u32, uploaded: &mut Vec<(TileId, bool)>| {
-            let key = Self::key(doc, tid);
-            if vg.tiles.has_tile(&key) {
-                return true;
-            }
-            if *uploads >= 64 {
-                return false; // spread big uploads over frames
-            }
-            match doc.cache.get(tid) {
-                Some(data) => {
-                    *uploads += 1;
-                    uploaded.push((*tid, data.preview));
-                    vg.tiles.upload(&vg.gpu, key, &data).is_ok()
+        let resident =
+            |vg: &mut ViewerGpu, c: usize, tid: &TileId, uploads: &mut u32, uploaded: &mut Vec<(TileId, bool)>| {
+                let key = Self::key(doc, tid);
+                if vg.renderer(c).has_tile(&key) {
+                    return true;
                 }
-                None => false,
-            }
-        };
-        let mut fine = Vec::new();
-        let mut stand_ins: Vec<TileId> = Vec::new();
-        for t in &visible {
-            let tid = id(level, *t);
-            if resident(vg, &tid, &mut uploads, &mut uploaded) {
-                fine.push(tid);
-                continue;
-            }
-            let mut a = tid;
-            while a.level < top {
-                a = a.parent();
-                if resident(vg, &a, &mut uploads, &mut uploaded) {
-                    if !stand_ins.contains(&a) {
-                        stand_ins.push(a);
+                if *uploads >= 64 {
+                    return false; // spread big uploads over frames
+                }
+                match doc.cache.get(tid) {
+                    Some(data) => {
+                        *uploads += 1;
+                        uploaded.push((*tid, data.preview));
+                        let (gpu, r) = vg.split(c);
+                        r.upload(gpu, key, &data).is_ok()
                     }
-                    break;
+                    None => false,
+                }
+            };
+        // Visible tiles (of every layer) and those drawn exact at `level`.
+        let mut visible_ids: Vec<TileId> = Vec::new();
+        let mut fine_all: Vec<TileId> = Vec::new();
+        let mut layer_draws: Vec<(usize, Vec<TileDraw>)> = Vec::new();
+        for &(c, s) in &layers {
+            let mut fine = Vec::new();
+            let mut stand_ins: Vec<TileId> = Vec::new();
+            for t in &visible {
+                let tid = id(s, level, *t);
+                visible_ids.push(tid);
+                if resident(vg, c, &tid, &mut uploads, &mut uploaded) {
+                    fine.push(tid);
+                    continue;
+                }
+                let mut a = tid;
+                while a.level < top {
+                    a = a.parent();
+                    if resident(vg, c, &a, &mut uploads, &mut uploaded) {
+                        if !stand_ins.contains(&a) {
+                            stand_ins.push(a);
+                        }
+                        break;
+                    }
                 }
             }
+            stand_ins.sort_by_key(|a| std::cmp::Reverse(a.level));
+            // The shader sees framebuffer pixels: the mapping is relative to the data area's origin, or to the
+            // layer's corner for a composite's channel layer.
+            let (ox, oy) = if c == MAIN { (f64::from(origin_px[0]), f64::from(origin_px[1])) } else { (0.0, 0.0) };
+            let draws: Vec<TileDraw> = stand_ins
+                .iter()
+                .chain(fine.iter())
+                .map(|tid| {
+                    let g = levels.grid(tid.level);
+                    let r = g.tile_rect(tid.tx, tid.ty);
+                    let p = view.place(tid.level, tid.tx, tid.ty, TILE, (r.width(), r.height()));
+                    let [mx, bx, my, by] = p.texel_map;
+                    TileDraw { key: Self::key(doc, tid), rect: p.rect, texel_map: [mx, bx - ox * mx, my, by - oy * my] }
+                })
+                .collect();
+            fine_all.extend(fine);
+            layer_draws.push((c, draws));
         }
-        stand_ins.sort_by_key(|a| std::cmp::Reverse(a.level));
-        let draws: Vec<TileDraw> = stand_ins
-            .iter()
-            .chain(fine.iter())
-            .map(|tid| {
-                let g = levels.grid(tid.level);
-                let r = g.tile_rect(tid.tx, tid.ty);
-                let p = view.place(tid.level, tid.tx, tid.ty, TILE, (r.width(), r.height()));
-                // The shader sees framebuffer pixels; the mapping is relative to the data area's origin.
-                let [mx, bx, my, by] = p.texel_map;
-                let (ox, oy) = (f64::from(origin_px[0]), f64::from(origin_px[1]));
-                TileDraw { key: Self::key(doc, tid), rect: p.rect, texel_map: [mx, bx - ox * mx, my, by - oy * my] }
-            })
-            .collect();
         drop(renderer);
-        let cb = TileCallback { draws, display: self.display.clone(), size_px: [size_px[0] as u32, size_px[1] as u32] };
-        ui.painter().add(gpu::Callback::new_paint_callback(rect, cb));
+        let size = [size_px[0] as u32, size_px[1] as u32];
+        match (&doc.composite, layer_draws.first()) {
+            (Some(cp), _) if cp.on => {
+                let layers = layer_draws
+                    .into_iter()
+                    .map(|(c, draws)| {
+                        let display =
+                            if c == cp.active { self.display.clone() } else { cp.looks[c].display(&self.display) };
+                        (c, draws, display)
+                    })
+                    .collect();
+                let cb = gpu::CompositeCallback { layers, channels: cp.looks.len(), origin_px, size_px: size };
+                ui.painter().add(gpu::Callback::new_paint_callback(rect, cb));
+            }
+            (_, Some((_, draws))) => {
+                let cb = TileCallback { draws: draws.clone(), display: self.display.clone(), size_px: size };
+                ui.painter().add(gpu::Callback::new_paint_callback(rect, cb));
+            }
+            _ => {}
+        }
         // Failed tiles are outlined and retried by the cache.
-        for t in &visible {
-            if let TileState::Failed(msg) = doc.cache.state(&id(level, *t)) {
+        for tid in &visible_ids {
+            if let TileState::Failed(msg) = doc.cache.state(tid) {
+                let t = (tid.tx, tid.ty);
                 let g = levels.grid(level);
                 let r = g.tile_rect(t.0, t.1);
                 let p = view.place(level, t.0, t.1, TILE, (r.width(), r.height()));
@@ -757,8 +963,26 @@ impl Viewer {
                 match &doc.hover {
                     Some((hx, hy, s)) if *hx == x && *hy == y => Some((x, y, s.clone())),
                     _ => {
-                        let s = crate::headless::probe_text(doc.src.as_ref(), slice, x, y)
-                            .unwrap_or_else(|e| e.to_string());
+                        let probe = |s: u64| {
+                            crate::headless::probe_text(doc.src.as_ref(), s, x, y).unwrap_or_else(|e| e.to_string())
+                        };
+                        // A composite: every channel's value, by its name.
+                        let s = match &doc.composite {
+                            Some(cp) if cp.on => {
+                                let outer = doc.src.info().outer_axes();
+                                let each: Vec<String> = cp
+                                    .looks
+                                    .iter()
+                                    .enumerate()
+                                    .map(|(c, l)| {
+                                        let s = crate::source::axes::with_entry(outer, slice, cp.axis, c as u64);
+                                        format!("{}: {}", l.label, probe(s))
+                                    })
+                                    .collect();
+                                each.join("  ")
+                            }
+                            _ => probe(slice),
+                        };
                         Some((x, y, s))
                     }
                 }
@@ -773,20 +997,18 @@ impl Viewer {
                 doc.preview_tiles.remove(&tid);
             }
         }
-        let previews = fine.iter().filter(|t| doc.preview_tiles.contains(t)).count();
+        let previews = fine_all.iter().filter(|t| doc.preview_tiles.contains(t)).count();
         doc.previews_drawn = previews;
         // Visible tiles that failed stay failed for the screenshot until they are drawn (a retry in flight
         // does not make the view pending again).
-        for t in &visible {
-            let tid = id(level, *t);
-            if fine.contains(&tid) {
+        for &tid in &visible_ids {
+            if fine_all.contains(&tid) {
                 doc.failed_seen.remove(&tid);
             } else if let TileState::Failed(msg) = doc.cache.state(&tid) {
                 doc.failed_seen.insert(tid, msg);
             }
         }
-        let failed: Vec<&str> =
-            visible.iter().filter_map(|t| doc.failed_seen.get(&id(level, *t)).map(String::as_str)).collect();
+        let failed: Vec<&str> = visible_ids.iter().filter_map(|t| doc.failed_seen.get(t).map(String::as_str)).collect();
         // Previews stay until a pyramid replaces them: one is being built, or was (wait), or none will be (why).
         let previews_stay = match Self::build_status(doc) {
             Some((_, true)) => None,
@@ -806,7 +1028,7 @@ impl Viewer {
                 crate::numfmt::format_f64(view.zoom)
             ))
         } else {
-            completion(visible.len(), fine.len(), &failed, previews, previews_stay)
+            completion(visible_ids.len(), fine_all.len(), &failed, previews, previews_stay)
         };
         if completion == Completion::Pending {
             ui.ctx().request_repaint();
@@ -820,20 +1042,21 @@ impl Viewer {
                 origin_px[1],
                 size_px[0],
                 size_px[1],
-                fine.len(),
-                visible.len()
+                fine_all.len(),
+                visible_ids.len()
             ));
             let sig = {
                 use std::hash::{Hash, Hasher};
                 let mut h = std::collections::hash_map::DefaultHasher::new();
-                (s.loaded_total, s.failed, s.ready, fine.len(), previews, build_done).hash(&mut h);
+                (s.loaded_total, s.failed, s.ready, fine_all.len(), previews, build_done).hash(&mut h);
                 h.finish()
             };
             if sig != self.shot_progress.0 {
                 self.shot_progress = (sig, Instant::now());
             }
         }
-        doc.shown = Shown { level, drawn: fine.len(), tiles: visible };
+        let drawn = fine_all.iter().filter(|t| t.slice == slice).count();
+        doc.shown = Shown { level, drawn, tiles: visible };
         completion
     }
 
@@ -917,8 +1140,10 @@ impl Viewer {
             .wgpu_render_state()
             .and_then(|rs| {
                 rs.renderer.read().callback_resources.get::<ViewerGpu>().map(|v| {
-                    let (u, b) = v.tiles.resident_bytes();
-                    (u, b, v.tiles.stats.tile_bytes)
+                    let all = || std::iter::once(&v.tiles).chain(&v.channels);
+                    // The single image's budget is the whole budget; the channels share it.
+                    let u = all().map(|r| r.resident_bytes().0).sum();
+                    (u, v.tiles.resident_bytes().1, all().map(|r| r.stats.tile_bytes).sum())
                 })
             })
             .unwrap_or((0, 0, 0))
@@ -994,6 +1219,7 @@ impl eframe::App for Viewer {
         if let Some(p) = dropped.into_iter().next() {
             self.open(&OpenSpec { path: p, ..Default::default() });
         }
+        self.sync_channel();
         let gpu_mem = Self::gpu_memory(frame);
         egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));
         egui::Panel::bottom("status").show(ui, |ui| {
@@ -1047,11 +1273,10 @@ impl Viewer {
         let lut_uniform = frame
             .wgpu_render_state()
             .and_then(|rs| {
-                rs.renderer
-                    .read()
-                    .callback_resources
-                    .get::<ViewerGpu>()
-                    .map(|v| v.tiles.stats.lut_bytes + v.tiles.stats.uniform_bytes)
+                rs.renderer.read().callback_resources.get::<ViewerGpu>().map(|v| {
+                    let all = std::iter::once(&v.tiles).chain(&v.channels);
+                    all.map(|r| r.stats.lut_bytes + r.stats.uniform_bytes).sum::<u64>() + v.composite.uniform_bytes
+                })
             })
             .unwrap_or(0);
         b.frames += 1;
@@ -1087,8 +1312,19 @@ impl Viewer {
                 b.palette_bytes.push(lut_uniform - b.last_upload.1 + (uploaded - b.last_upload.0));
                 b.last_upload = (uploaded, lut_uniform);
                 let names = ["magma", "gray", "turbo", "cividis", "viridis"];
+                b.palette_tile_bytes += uploaded - b.last_upload.0;
                 self.cmap_base = names[b.frames as usize % names.len()].to_string();
                 self.set_colormap();
+                // A composite: every other channel's colormap and every channel's limits change too.
+                if let Some(cp) = self.doc.as_mut().and_then(|d| d.composite.as_mut()) {
+                    for (c, l) in cp.looks.iter_mut().enumerate().filter(|(c, _)| *c != cp.active) {
+                        if let Ok(m) = Colormap::resolve(names[(b.frames as usize + c) % names.len()]) {
+                            l.colormap = m;
+                        }
+                        (l.lo, l.hi) = (l.lo + 1.0, l.hi + 2.0);
+                    }
+                    (self.display.lo, self.display.hi) = (self.display.lo + 1.0, self.display.hi + 2.0);
+                }
                 if b.frames >= 11 {
                     let (sm, sp) = mean_p95_ms(&b.still_ui);
                     let (pm, pp) = mean_p95_ms(&b.pan_ui);
@@ -1108,6 +1344,7 @@ impl Viewer {
                         pal.iter().max().copied().unwrap_or(0),
                         b.rss_anon_peak_kb as f64 / 1024.0
                     );
+                    eprintln!("bench: palette and limit changes uploaded {} tile bytes", b.palette_tile_bytes);
                     ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
                 }
             }

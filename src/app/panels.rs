@@ -1,6 +1,6 @@
 //! The window's panels: menu (open, export view), the side panel (colormap with previews, limits with a
-//! histogram and draggable handles, auto-contrast, scale, gamma, NaN color, slice; a note in their place for
-//! RGB(A) images), welcome and error screens.
+//! histogram and draggable handles, auto-contrast, scale, gamma, NaN color, slice; a composite's channels; a note
+//! in their place for RGB(A) images), welcome and error screens.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -225,6 +225,7 @@ impl Viewer {
                 ui.heading("RGB(A) image");
                 ui.label(RGB_NOTE);
             } else {
+                self.channels_ui(ui);
                 ui.heading("Colormap");
                 self.colormap_picker(ui);
                 if ui.checkbox(&mut self.reversed, "reversed").changed() {
@@ -279,6 +280,50 @@ impl Viewer {
             ui.separator();
             self.export_size_ui(ui);
         });
+    }
+
+    /// A composite's channels: composite on/off (`c`), and per channel whether it is shown, its colour and name;
+    /// clicking a name selects it (the colormap and limits editors below then edit that channel), as the slider
+    /// does. A colour-ramp menu for the selected channel.
+    fn channels_ui(&mut self, ui: &mut egui::Ui) {
+        let active_color = self.display.colormap.table[255];
+        let Some(doc) = self.doc.as_mut() else { return };
+        let Some(cp) = doc.composite.as_mut() else { return };
+        ui.heading("Channels");
+        ui.checkbox(&mut cp.on, "composite (c)")
+            .on_hover_text("every shown channel added; off: the channel the slider picks, alone");
+        let mut pick = None;
+        for c in 0..cp.looks.len() {
+            let [r, g, b, _] = if c == cp.active { active_color } else { cp.looks[c].colormap.table[255] };
+            ui.horizontal(|ui| {
+                ui.checkbox(&mut cp.looks[c].visible, "").on_hover_text("shown in the composite");
+                ui.colored_label(egui::Color32::from_rgb(r, g, b), "■");
+                if ui.selectable_label(c == cp.active, cp.looks[c].label.as_str()).clicked() {
+                    pick = Some(c as u64);
+                }
+            });
+        }
+        if let Some(c) = pick {
+            doc.slice = crate::source::axes::with_entry(doc.src.info().outer_axes(), doc.slice, cp.axis, c);
+            doc.axis = cp.axis;
+        }
+        let mut ramp = None;
+        egui::ComboBox::from_id_salt("ramp").selected_text("colour ramp").show_ui(ui, |ui| {
+            for (name, _) in crate::palette::composite::DEFAULT_COLORS {
+                if ui.selectable_label(false, name).clicked() {
+                    ramp = Some(name);
+                }
+            }
+        });
+        ui.small("The colormap and limits below are the selected channel's.");
+        ui.separator();
+        if pick.is_some() {
+            self.sync_channel();
+        }
+        if let Some(name) = ramp {
+            (self.cmap_base, self.reversed) = (name.to_string(), false);
+            self.set_colormap();
+        }
     }
 
     pub(super) fn colormap_picker(&mut self, ui: &mut egui::Ui) {

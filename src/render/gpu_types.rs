@@ -1,4 +1,5 @@
-//! `#[repr(C)]` mirrors of the uniform and instance structs in `shaders/tile.wgsl` and `shaders/points.wgsl`.
+//! `#[repr(C)]` mirrors of the uniform and instance structs in `shaders/tile.wgsl`, `shaders/points.wgsl` and
+//! `shaders/composite.wgsl`.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -48,6 +49,15 @@ pub struct GpuPointGlobals {
     pub _pad2: [u32; 4],
 }
 
+/// `Globals` in composite.wgsl (16 bytes).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, PartialEq)]
+pub struct GpuCompositeGlobals {
+    pub origin: [f32; 2],
+    pub count: u32,
+    pub mask: u32,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +67,6 @@ mod tests {
         assert_eq!(std::mem::size_of::<GpuGlobals>(), 48);
         assert_eq!(std::mem::size_of::<GpuTileInstance>(), 48);
         assert_eq!(std::mem::size_of::<GpuPointGlobals>(), 64);
+        assert_eq!(std::mem::size_of::<GpuCompositeGlobals>(), 16);
     }
 }
