@@ -106,22 +106,7 @@ impl CallbackTrait for CompositeCallback {
         let mut mask = 0u32;
         for (c, draws, display) in &self.layers {
             let (Some(r), Some(target)) = (channels.get_mut(*c), composite.layer(*c)) else { continue };
-            r.set_display(gpu, display, self.size_px);
-            r.prepare(gpu, draws, display.lo);
-            let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
-                label: Some("channel layer"),
-                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
-                    view: target,
-                    depth_slice: None,
-                    resolve_target: None,
-                    ops: wgpu::Operations {
-                        load: wgpu::LoadOp::Clear(wgpu::Color::TRANSPARENT),
-                        store: wgpu::StoreOp::Store,
-                    },
-                })],
-                ..Default::default()
-            });
-            r.paint(&mut pass);
+            r.draw_into(gpu, encoder, target, "channel layer", draws, display, self.size_px);
             mask |= 1 << c;
         }
         composite.set_globals(gpu, self.origin_px, mask);

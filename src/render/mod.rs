@@ -4,6 +4,7 @@
 pub mod composite;
 pub mod gpu;
 pub mod gpu_types;
+pub mod layouts;
 pub mod offscreen;
 pub mod points;
 pub mod tiles;

@@ -53,25 +53,8 @@ impl Offscreen {
         display: &Display,
         draws: &[TileDraw],
     ) -> Result<Vec<u8>> {
-        renderer.set_display(gpu, display, [self.width, self.height]);
-        renderer.prepare(gpu, draws, display.lo);
         let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("offscreen") });
-        {
-            let mut pass = enc.begin_render_pass(&wgpu::RenderPassDescriptor {
-                label: Some("tiles"),
-                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
-                    view: &self.view,
-                    depth_slice: None,
-                    resolve_target: None,
-                    ops: wgpu::Operations {
-                        load: wgpu::LoadOp::Clear(wgpu::Color::TRANSPARENT),
-                        store: wgpu::StoreOp::Store,
-                    },
-                })],
-                ..Default::default()
-            });
-            renderer.paint(&mut pass);
-        }
+        renderer.draw_into(gpu, &mut enc, &self.view, "tiles", draws, display, [self.width, self.height]);
         enc.copy_texture_to_buffer(
             wgpu::TexelCopyTextureInfo {
                 texture: &self.texture,

@@ -4,6 +4,7 @@
 
 use super::gpu::GpuContext;
 use super::gpu_types::GpuPointGlobals;
+use super::layouts::{fullscreen_pipeline, texture_entry, uniform_entry};
 use crate::error::{Error, Result};
 use crate::palette::Colormap;
 
@@ -52,19 +53,6 @@ pub struct PointRenderer {
     pub stats: PointUploads,
 }
 
-fn tex_entry(binding: u32) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::FRAGMENT,
-        ty: wgpu::BindingType::Texture {
-            sample_type: wgpu::TextureSampleType::Float { filterable: false },
-            view_dimension: wgpu::TextureViewDimension::D2,
-            multisampled: false,
-        },
-        count: None,
-    }
-}
-
 impl PointRenderer {
     /// Builds the pipeline for `target` (the window's surface format), blending over what is below.
     pub fn new(gpu: &GpuContext, target: wgpu::TextureFormat) -> PointRenderer {
@@ -73,54 +61,13 @@ impl PointRenderer {
             label: Some("points.wgsl"),
             source: wgpu::ShaderSource::Wgsl(POINTS_WGSL.into()),
         });
+        let tex = |b| texture_entry(b, wgpu::TextureViewDimension::D2);
         let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("points"),
-            entries: &[
-                wgpu::BindGroupLayoutEntry {
-                    binding: 0,
-                    visibility: wgpu::ShaderStages::FRAGMENT,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
-                    count: None,
-                },
-                tex_entry(1),
-                tex_entry(2),
-                tex_entry(3),
-            ],
+            entries: &[uniform_entry(0, wgpu::ShaderStages::FRAGMENT), tex(1), tex(2), tex(3)],
         });
-        let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("points"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-            label: Some("points"),
-            layout: Some(&pl),
-            vertex: wgpu::VertexState {
-                module: &module,
-                entry_point: Some("vs_main"),
-                compilation_options: Default::default(),
-                buffers: &[],
-            },
-            primitive: wgpu::PrimitiveState::default(),
-            depth_stencil: None,
-            multisample: wgpu::MultisampleState::default(),
-            fragment: Some(wgpu::FragmentState {
-                module: &module,
-                entry_point: Some("fs_main"),
-                compilation_options: Default::default(),
-                targets: &[Some(wgpu::ColorTargetState {
-                    format: target,
-                    blend: Some(wgpu::BlendState::ALPHA_BLENDING),
-                    write_mask: wgpu::ColorWrites::ALL,
-                })],
-            }),
-            multiview_mask: None,
-            cache: None,
-        });
+        let pipeline =
+            fullscreen_pipeline(device, "points", &module, &layout, target, Some(wgpu::BlendState::ALPHA_BLENDING));
         let globals_buf = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("point globals"),
             size: std::mem::size_of::<GpuPointGlobals>() as u64,

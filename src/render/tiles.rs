@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use super::gpu::GpuContext;
 use super::gpu_types::{GpuGlobals, GpuTileInstance};
+use super::layouts::{texture_entry, uniform_entry};
 use crate::error::{Error, Result};
 use crate::palette::Display;
 pub use crate::pyramid::texels::{TexelFormat, TexelKind, TileData};
@@ -119,26 +120,8 @@ impl TileRenderer {
         let globals_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("tile globals"),
             entries: &[
-                wgpu::BindGroupLayoutEntry {
-                    binding: 0,
-                    visibility: wgpu::ShaderStages::VERTEX_FRAGMENT,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
-                    count: None,
-                },
-                wgpu::BindGroupLayoutEntry {
-                    binding: 1,
-                    visibility: wgpu::ShaderStages::FRAGMENT,
-                    ty: wgpu::BindingType::Texture {
-                        sample_type: wgpu::TextureSampleType::Float { filterable: false },
-                        view_dimension: wgpu::TextureViewDimension::D2,
-                        multisampled: false,
-                    },
-                    count: None,
-                },
+                uniform_entry(0, wgpu::ShaderStages::VERTEX_FRAGMENT),
+                texture_entry(1, wgpu::TextureViewDimension::D2),
             ],
         });
         let tile_layouts: Vec<wgpu::BindGroupLayout> = KINDS
@@ -438,6 +421,37 @@ impl TileRenderer {
             self.stats.uniform_bytes += bytes.len() as u64;
             self.written.clone_from(&self.instances);
         }
+    }
+
+    /// Draws `draws` with `display` into `view` (`size` pixels, cleared to transparent first) as one
+    /// render pass of `encoder`: an offscreen render, or one channel's layer of a composite.
+    #[allow(clippy::too_many_arguments)]
+    pub fn draw_into(
+        &mut self,
+        gpu: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        view: &wgpu::TextureView,
+        label: &str,
+        draws: &[TileDraw],
+        display: &Display,
+        size: [u32; 2],
+    ) {
+        self.set_display(gpu, display, size);
+        self.prepare(gpu, draws, display.lo);
+        let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+            label: Some(label),
+            color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                view,
+                depth_slice: None,
+                resolve_target: None,
+                ops: wgpu::Operations {
+                    load: wgpu::LoadOp::Clear(wgpu::Color::TRANSPARENT),
+                    store: wgpu::StoreOp::Store,
+                },
+            })],
+            ..Default::default()
+        });
+        self.paint(&mut pass);
     }
 
     /// Records the draws prepared by `prepare` into `pass`.

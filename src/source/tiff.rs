@@ -102,6 +102,18 @@ struct Page {
 }
 
 impl Page {
+    /// The index of stored chunk (`cy`, `cx`) of sample plane `plane` in the offset/count arrays.
+    fn chunk_index(&self, plane: u64, cy: u64, cx: u64) -> u64 {
+        plane * self.across() * self.down() + cy * self.across() + cx
+    }
+
+    /// The rows stored chunk row `cy` decodes to (a tile is always whole; the last strip may be short).
+    fn chunk_rows(&self, cy: u64) -> usize {
+        if self.tiled { self.chunk_h } else { self.chunk_h.min(self.height.saturating_sub(cy * self.chunk_h)) }
+            .try_into()
+            .unwrap_or(usize::MAX)
+    }
+
     fn across(&self) -> u64 {
         self.width.div_ceil(self.chunk_w)
     }
@@ -335,12 +347,12 @@ impl TiffChunks {
     /// With `head` = Some(n): only its first n rows (the stream stopped there).
     fn stored(&self, p: &Page, plane: u64, cy: u64, cx: u64, head: Option<usize>) -> Result<Chunk> {
         let ctx = &self.ctx;
-        let idx = plane * p.across() * p.down() + cy * p.across() + cx;
+        let idx = p.chunk_index(plane, cy, cx);
         let (off, cnt) = match (p.offsets.get(idx as usize), p.counts.get(idx as usize)) {
             (Some(&o), Some(&c)) => (o, c),
             _ => return Err(ctx.bad(format!("chunk {idx} does not exist"))),
         };
-        let full = if p.tiled { p.chunk_h } else { p.chunk_h.min(p.height - cy * p.chunk_h) } as usize;
+        let full = p.chunk_rows(cy);
         let rows = head.map_or(full, |h| h.min(full));
         let rowpx = p.chunk_w as usize;
         let sin = p.samples_in() as usize;
@@ -632,6 +644,19 @@ impl TiffChunks {
         }
     }
 
+    /// The page and the sample planes that chunk group `group` is made of: one plane of a page, or all the
+    /// planes of a planar colour page (interleaved into one chunk).
+    fn planes_of(&self, group: u64) -> Result<(&Page, std::ops::Range<u64>)> {
+        let p0 = self.pages.first().ok_or_else(|| self.ctx.bad("no pages"))?;
+        let (page, planes) = match (p0.planar == 2, self.colour) {
+            (true, false) => (group / self.sax, group % self.sax..group % self.sax + 1),
+            (true, true) => (group, 0..p0.spp),
+            _ => (group, 0..1),
+        };
+        let p = self.pages.get(page as usize).ok_or_else(|| self.ctx.bad(format!("page {page} does not exist")))?;
+        Ok((p, planes))
+    }
+
     /// Chunk (`cy`, `cx`) of `group`, or its first `head` rows: one plane's chunk, or the planes of a
     /// planar colour page interleaved.
     fn decode_rows(
@@ -642,29 +667,24 @@ impl TiffChunks {
         head: Option<usize>,
         cache: &dyn ChunkCache,
     ) -> Result<Arc<Chunk>> {
-        let p0 = self.pages.first().ok_or_else(|| self.ctx.bad("no pages"))?;
-        let page = |i: u64| self.pages.get(i as usize).ok_or_else(|| self.ctx.bad(format!("page {i} does not exist")));
-        if p0.planar == 2 && !self.colour {
-            self.chunk(group, page(group / self.sax)?, group % self.sax, cy, cx, head, cache)
-        } else if p0.planar == 2 {
-            let p = page(group)?;
-            let planes: Vec<Arc<Chunk>> =
-                (0..p.spp).map(|s| self.chunk(group, p, s, cy, cx, head, cache)).collect::<Result<_>>()?;
-            let (rp, rows, s) = (planes[0].row_pixels, planes[0].rows, p.spp as usize);
-            if planes.iter().any(|pl| pl.rows != rows || pl.row_pixels != rp) {
-                return Err(self.ctx.bad("the sample planes of a chunk decode to different sizes"));
-            }
-            let esz = p.dtype.size();
-            let mut bytes = vec![0u8; rp * rows * s * esz];
-            for (k, pl) in planes.iter().enumerate() {
-                for i in 0..rp * rows {
-                    bytes[(i * s + k) * esz..(i * s + k + 1) * esz].copy_from_slice(&pl.bytes[i * esz..(i + 1) * esz]);
-                }
-            }
-            Ok(Arc::new(Chunk { bytes, row_pixels: rp, rows, samples: s }))
-        } else {
-            self.chunk(group, page(group)?, 0, cy, cx, head, cache)
+        let (p, planes) = self.planes_of(group)?;
+        if planes.end - planes.start == 1 {
+            return self.chunk(group, p, planes.start, cy, cx, head, cache);
         }
+        let planes: Vec<Arc<Chunk>> =
+            planes.map(|s| self.chunk(group, p, s, cy, cx, head, cache)).collect::<Result<_>>()?;
+        let (rp, rows, s) = (planes[0].row_pixels, planes[0].rows, planes.len());
+        if planes.iter().any(|pl| pl.rows != rows || pl.row_pixels != rp) {
+            return Err(self.ctx.bad("the sample planes of a chunk decode to different sizes"));
+        }
+        let esz = p.dtype.size();
+        let mut bytes = vec![0u8; rp * rows * s * esz];
+        for (k, pl) in planes.iter().enumerate() {
+            for i in 0..rp * rows {
+                bytes[(i * s + k) * esz..(i * s + k + 1) * esz].copy_from_slice(&pl.bytes[i * esz..(i + 1) * esz]);
+            }
+        }
+        Ok(Arc::new(Chunk { bytes, row_pixels: rp, rows, samples: s }))
     }
 }
 
@@ -707,21 +727,15 @@ impl ChunkDecoder for TiffChunks {
         if self.vrows.is_some() {
             return;
         }
-        let Some(p0) = self.pages.first() else { return };
-        let (pages, planes) = match (p0.planar == 2, self.colour) {
-            (true, false) => (group / self.sax, group % self.sax..group % self.sax + 1),
-            (true, true) => (group, 0..p0.spp),
-            _ => (group, 0..1),
-        };
-        let Some(p) = self.pages.get(pages as usize) else { return };
+        let Ok((p, planes)) = self.planes_of(group) else { return };
         if cy >= p.down() || cx >= p.across() {
             return;
         }
-        let full = if p.tiled { p.chunk_h } else { p.chunk_h.min(p.height - cy * p.chunk_h) } as usize;
+        let full = p.chunk_rows(cy);
+        let rows = head.map_or(full, |h| h.min(full));
         for plane in planes {
-            let idx = (plane * p.across() * p.down() + cy * p.across() + cx) as usize;
+            let idx = p.chunk_index(plane, cy, cx) as usize;
             if let (Some(&off), Some(&cnt)) = (p.offsets.get(idx), p.counts.get(idx)) {
-                let rows = head.map_or(full, |h| h.min(full));
                 self.ctx.map.will_need(off as usize, head_bytes(p, cnt, rows, full));
             }
         }
