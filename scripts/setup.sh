@@ -16,7 +16,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq "${missing[@]}"
 fi
 PY="${VASTVIEW_PYTHON:-python3}"
-if ! "$PY" -c "import numpy, matplotlib, PIL, tifffile, imagecodecs, colorcet, astropy" >/dev/null 2>&1; then
-  "$PY" -m pip install -q numpy matplotlib pillow tifffile imagecodecs colorcet astropy  # pillow, tifffile: JPEG/TIFF output tests; imagecodecs: tifffile's LZW/Zstandard/JPEG for the TIFF reader tests; colorcet: colormap tables; astropy: the FITS oracle
+if ! "$PY" -c "import numpy, matplotlib, PIL, tifffile, imagecodecs, colorcet, astropy, zarr" >/dev/null 2>&1; then
+  "$PY" -m pip install -q numpy matplotlib pillow tifffile imagecodecs colorcet astropy zarr  # zarr: the Zarr reader oracle; pillow, tifffile: JPEG/TIFF output tests; imagecodecs: tifffile's LZW/Zstandard/JPEG for the TIFF reader tests; colorcet: colormap tables; astropy: the FITS oracle
 fi
 mkdir -p -m 700 "${XDG_RUNTIME_DIR:-/tmp/vastview-xdg}"

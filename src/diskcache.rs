@@ -106,6 +106,38 @@ mod os_path {
 }
 
 /// The content hash of [`Identity`]: FNV-1a over the CRC-32 of each piece read.
+/// Most entries [`tree_hash`] looks at (a store with more is identified by its first ones).
+const TREE_ENTRIES: usize = 1 << 20;
+
+/// The identity of a directory store (Zarr): every file's path, size and modification time below it,
+/// in name order, so rewriting a chunk or the metadata makes cached results stale.
+fn tree_hash(root: &Path) -> u64 {
+    let mut h = 0;
+    let mut seen = 0;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        let mut entries: Vec<_> = rd.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            seen += 1;
+            if seen > TREE_ENTRIES {
+                return h;
+            }
+            let Ok(m) = e.metadata() else { continue };
+            h = fnv1a(e.file_name().as_encoded_bytes(), h);
+            if m.is_dir() {
+                stack.push(e.path());
+                continue;
+            }
+            let mtime = m.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+            h = fnv1a(&m.len().to_le_bytes(), h);
+            h = fnv1a(&mtime.to_le_bytes(), h);
+        }
+    }
+    h
+}
+
 fn content_hash(file: &File, size: u64) -> std::io::Result<u64> {
     let mut h = fnv1a(&size.to_le_bytes(), 0);
     let mut buf = vec![0u8; EDGE_BYTES as usize];
@@ -141,8 +173,13 @@ impl Identity {
         let meta = file.metadata().map_err(|e| Error::io(path, e))?;
         let mtime_ns = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
         let ctime_ns = i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec());
-        let content_hash =
-            if meta.is_file() { content_hash(&file, meta.len()).map_err(|e| Error::io(path, e))? } else { 0 };
+        let content_hash = if meta.is_file() {
+            content_hash(&file, meta.len()).map_err(|e| Error::io(path, e))?
+        } else if meta.is_dir() {
+            tree_hash(&canon)
+        } else {
+            0
+        };
         Ok(Identity { path: canon, size: meta.len(), mtime_ns, inode: meta.ino(), ctime_ns, content_hash })
     }
 

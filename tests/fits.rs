@@ -18,19 +18,7 @@ use crate::common::*;
 /// Runs tests/oracle_fits.py once per test process: (dir, manifest).
 fn oracle_fits() -> &'static (PathBuf, Value) {
     static ORACLE: OnceLock<(PathBuf, Value)> = OnceLock::new();
-    ORACLE.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("vastview-oracle-fits-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle_fits.py");
-        let out = std::process::Command::new(python())
-            .arg(&script)
-            .arg(&dir)
-            .output()
-            .expect("run python3 (numpy and astropy are needed)");
-        assert!(out.status.success(), "oracle_fits.py failed: {}", String::from_utf8_lossy(&out.stderr));
-        let text = std::fs::read_to_string(dir.join("manifest.json")).expect("manifest");
-        (dir, serde_json::from_str(&text).expect("manifest json"))
-    })
+    ORACLE.get_or_init(|| run_oracle("oracle_fits.py", "vastview-oracle-fits", "numpy and astropy"))
 }
 
 fn cases() -> Vec<&'static Value> {

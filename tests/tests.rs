@@ -22,3 +22,4 @@ mod render;
 mod tiff;
 mod window;
 mod window_composite;
+mod zarr;

@@ -27,6 +27,7 @@ pub static FITS: FormatSpec = FormatSpec {
     magic: &[Magic { offset: 0, bytes: b"SIMPLE  =" }],
     default_app: true,
     confirm: Some(confirm),
+    dir: None,
     open: open_fits_source,
 };
 

@@ -14,6 +14,7 @@ pub mod raw;
 pub mod registry;
 pub mod scaled;
 pub mod tiff;
+pub mod zarr;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -60,6 +60,8 @@ pub struct FormatSpec {
     /// A stricter content check after a magic number matched (e.g. FITS's `SIMPLE  =` card with `T`);
     /// `None`: the magic number alone decides.
     pub confirm: Option<fn(&Probe) -> bool>,
+    /// Recognises a directory as this format (Zarr stores); `None`: the format is files only.
+    pub dir: Option<fn(&Path) -> bool>,
     /// Opens the file (`spec.member` selects a part of it, if the format has parts).
     pub open: fn(&OpenSpec) -> Result<Arc<dyn ArraySource>>,
 }
@@ -92,11 +94,12 @@ pub static NPY: FormatSpec = FormatSpec {
     magic: &[Magic { offset: 0, bytes: b"\x93NUMPY" }],
     default_app: true,
     confirm: None,
+    dir: None,
     open: open_npy,
 };
 
 /// Every format vastview opens by detection, in the order they are tried and listed.
-pub static FORMATS: &[&FormatSpec] = &[&NPY, &super::tiff::TIFF, &super::fits::FITS];
+pub static FORMATS: &[&FormatSpec] = &[&NPY, &super::tiff::TIFF, &super::fits::FITS, &super::zarr::ZARR];
 
 /// The format named `name` (case-insensitive; `tif` is `tiff`).
 pub fn by_name(name: &str) -> Option<&'static FormatSpec> {
@@ -220,7 +223,10 @@ pub fn open(spec: &OpenSpec) -> Result<Arc<dyn ArraySource>> {
         Some(name) => by_name(name).ok_or_else(|| {
             Error::request(&spec.path, format!("--format '{name}' is not a format vastview knows ({})", names()))
         })?,
-        None => detect(&spec.path, &read_head(&spec.path)?)?,
+        None => match FORMATS.iter().copied().find(|f| f.dir.is_some_and(|d| d(&spec.path))) {
+            Some(f) => f,
+            None => detect(&spec.path, &read_head(&spec.path)?)?,
+        },
     };
     (format.open)(&spec)
 }
@@ -241,7 +247,8 @@ mod tests {
     #[test]
     fn every_format_is_complete() {
         for f in FORMATS {
-            assert!(!f.extensions.is_empty() && !f.mime.is_empty() && !f.magic.is_empty(), "{}", f.name);
+            let recognised = !f.magic.is_empty() || f.dir.is_some();
+            assert!(!f.extensions.is_empty() && !f.mime.is_empty() && recognised, "{}", f.name);
             assert_eq!(by_name(f.name).map(|g| g.name), Some(f.name));
         }
         assert!(help_text().contains(".npy"));

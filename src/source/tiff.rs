@@ -37,6 +37,7 @@ pub static TIFF: FormatSpec = FormatSpec {
     // TIFF photos belong to image viewers: vastview is offered under Open With, not made the default.
     default_app: false,
     confirm: None,
+    dir: None,
     open: open_spec,
 };
 

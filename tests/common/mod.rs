@@ -14,19 +14,24 @@ pub fn python() -> String {
 /// Runs tests/oracle.py once into a fresh directory and returns (dir, manifest).
 pub fn oracle() -> &'static (PathBuf, Value) {
     static ORACLE: OnceLock<(PathBuf, Value)> = OnceLock::new();
-    ORACLE.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("vastview-oracle-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle.py");
-        let out = Command::new(python())
-            .arg(&script)
-            .arg(&dir)
-            .output()
-            .expect("run python3 (numpy and matplotlib are needed)");
-        assert!(out.status.success(), "oracle.py failed: {}", String::from_utf8_lossy(&out.stderr));
-        let text = std::fs::read_to_string(dir.join("manifest.json")).expect("manifest");
-        (dir, serde_json::from_str(&text).expect("manifest json"))
-    })
+    ORACLE.get_or_init(|| run_oracle("oracle.py", "vastview-oracle", "numpy and matplotlib"))
+}
+
+/// Runs `tests/SCRIPT DIR` (python, warnings off) into a fresh `TMP/TAG-PID` and returns (dir, the
+/// manifest.json it wrote). `needs` names the python packages for the error.
+pub fn run_oracle(script: &str, tag: &str, needs: &str) -> (PathBuf, Value) {
+    let dir = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join(script);
+    let out = Command::new(python())
+        .args(["-W", "ignore"])
+        .arg(&path)
+        .arg(&dir)
+        .output()
+        .unwrap_or_else(|e| panic!("run python3 ({needs} are needed): {e}"));
+    assert!(out.status.success(), "{script} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(dir.join("manifest.json")).expect("manifest");
+    (dir, serde_json::from_str(&text).expect("manifest json"))
 }
 
 /// The disk cache (pyramids) of plain [`vastview`] runs: one per test process, never the user's ~/.cache.
