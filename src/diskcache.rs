@@ -105,7 +105,11 @@ mod os_path {
     }
 }
 
-/// The content hash of [`Identity`]: FNV-1a over the CRC-32 of each piece read.
+/// A file's modification time in nanoseconds since the epoch (0 when the system has none).
+fn mtime_ns(meta: &std::fs::Metadata) -> u128 {
+    meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos())
+}
+
 /// Most entries [`tree_hash`] looks at (a store with more is identified by its first ones).
 const TREE_ENTRIES: usize = 1 << 20;
 
@@ -130,7 +134,7 @@ fn tree_hash(root: &Path) -> u64 {
                 stack.push(e.path());
                 continue;
             }
-            let mtime = m.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+            let mtime = mtime_ns(&m);
             h = fnv1a(&m.len().to_le_bytes(), h);
             h = fnv1a(&mtime.to_le_bytes(), h);
         }
@@ -138,6 +142,7 @@ fn tree_hash(root: &Path) -> u64 {
     h
 }
 
+/// The content hash of [`Identity`]: FNV-1a over the CRC-32 of each piece read.
 fn content_hash(file: &File, size: u64) -> std::io::Result<u64> {
     let mut h = fnv1a(&size.to_le_bytes(), 0);
     let mut buf = vec![0u8; EDGE_BYTES as usize];
@@ -171,7 +176,7 @@ impl Identity {
         let canon = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
         let file = File::open(&canon).map_err(|e| Error::io(path, e))?;
         let meta = file.metadata().map_err(|e| Error::io(path, e))?;
-        let mtime_ns = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+        let mtime_ns = mtime_ns(&meta);
         let ctime_ns = i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec());
         let content_hash = if meta.is_file() {
             content_hash(&file, meta.len()).map_err(|e| Error::io(path, e))?

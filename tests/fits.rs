@@ -69,18 +69,6 @@ fn read_kind(case: &Value) -> (&str, &'static str) {
     }
 }
 
-/// Every value of every slice of `src`, in C order.
-fn all_scalars(src: &dyn ArraySource) -> Vec<Scalar> {
-    let im = src.info().image;
-    let mut buf = RegionBuf::default();
-    let mut v = Vec::new();
-    for k in 0..im.slices {
-        src.read_region(k, im.rect(), &mut buf).expect("read");
-        v.extend(buf.scalars());
-    }
-    v
-}
-
 /// An .npy's values, exactly, read with vastview's own .npy reader (astropy's arrays are big-endian).
 fn npy_scalars(p: &Path) -> (Vec<u64>, Vec<Scalar>) {
     let src = source::open(&OpenSpec { path: p.to_path_buf(), ..Default::default() }).expect("open npy");

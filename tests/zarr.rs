@@ -29,14 +29,7 @@ fn npy(p: &Path) -> (Vec<u64>, Vec<f64>) {
 }
 
 fn all_values(src: &dyn ArraySource) -> Vec<f64> {
-    let im = src.info().image;
-    let mut buf = RegionBuf::default();
-    let mut v = Vec::new();
-    for k in 0..im.slices {
-        src.read_region(k, im.rect(), &mut buf).expect("read");
-        v.extend(buf.scalars().iter().map(|s| s.to_f64()));
-    }
-    v
+    all_scalars(src).iter().map(|s| s.to_f64()).collect()
 }
 
 fn assert_same(name: &str, got: &[f64], want: &[f64]) {

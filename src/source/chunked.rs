@@ -151,6 +151,8 @@ pub struct ChunkedArray<D: ChunkDecoder> {
     in_flight: Mutex<HashMap<Key, Arc<Slot>>>,
     decoded: AtomicU64,
     heads: AtomicU64,
+    /// The resolution levels the store keeps beside this one ([`ArraySource::native_levels`]).
+    native: Vec<(u32, Arc<dyn ArraySource>)>,
 }
 
 impl<D: ChunkDecoder> ChunkedArray<D> {
@@ -165,7 +167,14 @@ impl<D: ChunkDecoder> ChunkedArray<D> {
             in_flight: Mutex::new(HashMap::new()),
             decoded: AtomicU64::new(0),
             heads: AtomicU64::new(0),
+            native: Vec::new(),
         }
+    }
+
+    /// This array with `native` as the levels the store keeps beside it (OME-Zarr multiscales).
+    pub fn with_native_levels(mut self, native: Vec<(u32, Arc<dyn ArraySource>)>) -> ChunkedArray<D> {
+        self.native = native;
+        self
     }
 
     pub fn grid(&self) -> Grid {
@@ -339,6 +348,10 @@ impl<D: ChunkDecoder> ArraySource for ChunkedArray<D> {
 
     fn chunk_shape(&self) -> Option<(u64, u64)> {
         Some((self.grid.chunk_w, self.grid.chunk_h))
+    }
+
+    fn native_levels(&self) -> Vec<(u32, Arc<dyn ArraySource>)> {
+        self.native.clone()
     }
 
     fn cheap_head_rows(&self) -> Option<u64> {

@@ -11,10 +11,9 @@ use zarrs::plugin::{ExtensionName, ZarrVersion};
 
 use super::chunked::{Chunk, ChunkDecoder, ChunkedArray, Grid, DEFAULT_BUDGET};
 use super::registry::FormatSpec;
-use super::{ArraySource, Axis, ChannelInfo, Format, ImageShape, OpenSpec, RegionBuf, SourceInfo};
+use super::{ArraySource, Axis, ChannelInfo, Format, ImageShape, OpenSpec, SourceInfo};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::geom::Rect;
 
 /// The most bytes one decoded chunk region may take (a larger chunk is refused, not allocated).
 const MAX_CHUNK_BYTES: u64 = 1 << 30;
@@ -402,29 +401,5 @@ fn open_ome(path: &Path, dir: &Path, ome: &Value, ms: &Value) -> Result<Arc<dyn 
                 .then(|| (k, Arc::new(l) as Arc<dyn ArraySource>))
         })
         .collect();
-    Ok(Arc::new(ZarrImage { base, native }))
-}
-
-/// An OME-Zarr image: multiscale level 0, with the other datasets as native levels.
-struct ZarrImage {
-    base: ZarrArray,
-    native: Vec<(u32, Arc<dyn ArraySource>)>,
-}
-
-impl ArraySource for ZarrImage {
-    fn info(&self) -> &SourceInfo {
-        self.base.info()
-    }
-    fn read_region(&self, slice: u64, rect: Rect, out: &mut RegionBuf) -> Result<()> {
-        self.base.read_region(slice, rect, out)
-    }
-    fn sample_grid(&self, slice: u64, xs: &[u64], ys: &[u64]) -> Result<Vec<f64>> {
-        self.base.sample_grid(slice, xs, ys)
-    }
-    fn chunk_shape(&self) -> Option<(u64, u64)> {
-        self.base.chunk_shape()
-    }
-    fn native_levels(&self) -> Vec<(u32, Arc<dyn ArraySource>)> {
-        self.native.clone()
-    }
+    Ok(Arc::new(base.with_native_levels(native)))
 }

@@ -107,6 +107,18 @@ pub fn read_png(p: &Path) -> (u32, u32, Vec<u8>) {
     (info.width, info.height, buf)
 }
 
+/// Every value of every slice of `src`, in C order.
+pub fn all_scalars(src: &dyn vastview::source::ArraySource) -> Vec<vastview::source::Scalar> {
+    let im = src.info().image;
+    let mut buf = vastview::source::RegionBuf::default();
+    let mut v = Vec::new();
+    for k in 0..im.slices {
+        src.read_region(k, im.rect(), &mut buf).expect("read");
+        v.extend(buf.scalars());
+    }
+    v
+}
+
 /// An .npy the oracle wrote, read with vastview's reader: (shape, values as f64).
 pub fn read_npy(p: &Path) -> (Vec<u64>, Vec<f64>) {
     use vastview::source::ArraySource;
