@@ -186,12 +186,12 @@ pub struct InputArgs {
     /// Raw binary: byte order, little or big (a '<' or '>' in --dtype also sets it)
     #[arg(long)]
     pub endian: Option<String>,
-    /// Read the file as this format instead of detecting it (npy, tiff, fits: see --help)
+    /// Read the file as this format instead of detecting it (npy, tiff, fits, zarr, hdf5, netcdf: see --help)
     #[arg(long)]
     pub format: Option<String>,
-    /// The part of a multi-part file: a FITS HDU (number, 0 = primary, or EXTNAME) or a TIFF series number;
-    /// `FILE[2]` says the same
-    #[arg(long, alias = "series")]
+    /// The part of a multi-part file: a FITS HDU (number, 0 = primary, or EXTNAME), a TIFF series number,
+    /// an HDF5 dataset path (`/group/ds`) or a NetCDF variable (`sst`); `FILE[2]` or `FILE:/group/ds` says the same
+    #[arg(long, visible_aliases = ["series", "dataset", "variable"])]
     pub hdu: Option<String>,
 }
 

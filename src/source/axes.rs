@@ -17,11 +17,15 @@ pub struct Axis {
     /// Physical size of one step along the axis, when the file says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scale: Option<f64>,
+    /// The coordinate of each index along the axis (a NetCDF coordinate variable such as `lat`), when the
+    /// file gives one; `info --json` carries only its first and last values.
+    #[serde(skip)]
+    pub coords: Option<std::sync::Arc<[f64]>>,
 }
 
 impl Axis {
     pub fn new(name: impl Into<String>, size: u64) -> Axis {
-        Axis { name: name.into(), size, unit: None, scale: None }
+        Axis { name: name.into(), size, unit: None, scale: None, coords: None }
     }
 
     /// Whether the name marks a channel axis (`C`, `c`, `channel`, `channels`, `S` samples).
@@ -73,6 +77,36 @@ pub fn index_of(outer: &[Axis], mut slice: u64) -> Vec<u64> {
         slice /= a.size.max(1);
     }
     idx
+}
+
+/// The coordinates of data pixel (`x`, `y`) of `slice` along every axis that has coordinate values
+/// (`time 730.5 days since 2000-01-01, lat 45.25, lon -3.5`), outermost axis first; `None` when no axis has
+/// any. `channels` > 1: the last axis is an interleaved channel axis (never with coordinates).
+pub fn position_text(axes: &[Axis], channels: u64, slice: u64, x: u64, y: u64) -> Option<String> {
+    let out = outer(axes, channels);
+    let mut at = index_of(out, slice);
+    at.push(y);
+    at.push(x);
+    let parts: Vec<String> = axes
+        .iter()
+        .zip(&at)
+        .filter_map(|(a, &i)| {
+            let v = *a.coords.as_ref()?.get(i as usize)?;
+            let unit = a.unit.as_deref().map_or(String::new(), |u| format!(" {u}"));
+            Some(format!("{} {}{unit}", a.name, coord_str(v)))
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+/// A coordinate as numpy prints it, in float32 digits when the value is a float32 (most coordinate
+/// variables are), so that `45.1f32` reads `45.1`, not `45.099998474121094`.
+fn coord_str(v: f64) -> String {
+    if f64::from(v as f32) == v {
+        crate::numfmt::format_f32(v as f32)
+    } else {
+        crate::numfmt::format_f64(v)
+    }
 }
 
 /// `t=3 c=1` style text of a slice's index, or `slice N` when there is a single unnamed outer axis.

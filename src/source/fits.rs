@@ -912,7 +912,7 @@ fn axes_of(hdu: &Hdu) -> Vec<Axis> {
             let cdelt = h.float(&format!("CDELT{k}"));
             let pc = h.float(&format!("PC{k}_{k}"));
             let scale = cd.or(cdelt.map(|d| d * pc.unwrap_or(1.0))).or(pc);
-            Axis { name, size: hdu.naxis[k - 1], unit, scale }
+            Axis { name, size: hdu.naxis[k - 1], unit, scale, coords: None }
         })
         .collect()
 }

@@ -99,7 +99,14 @@ pub static NPY: FormatSpec = FormatSpec {
 };
 
 /// Every format vastview opens by detection, in the order they are tried and listed.
-pub static FORMATS: &[&FormatSpec] = &[&NPY, &super::tiff::TIFF, &super::fits::FITS, &super::zarr::ZARR];
+pub static FORMATS: &[&FormatSpec] = &[
+    &NPY,
+    &super::tiff::TIFF,
+    &super::fits::FITS,
+    &super::zarr::ZARR,
+    &super::hdf5::HDF5,
+    &super::netcdf::NETCDF,
+];
 
 /// The format named `name` (case-insensitive; `tif` is `tiff`).
 pub fn by_name(name: &str) -> Option<&'static FormatSpec> {
@@ -157,6 +164,18 @@ pub fn split_member(path: &Path) -> Option<(PathBuf, String)> {
     (!inner.is_empty() && base.is_file()).then(|| (base, inner.to_string()))
 }
 
+/// Splits `file.h5:/group/ds` (or `file.nc:sst`) into the file and the part, when the path as given does
+/// not exist but the file before the last `:` does.
+pub fn split_colon_member(path: &Path) -> Option<(PathBuf, String)> {
+    if path.exists() {
+        return None;
+    }
+    let s = path.to_str()?;
+    let (file, inner) = s.rsplit_once(':')?;
+    let base = PathBuf::from(file);
+    (!inner.is_empty() && base.is_file()).then(|| (base, inner.to_string()))
+}
+
 /// Reads the first bytes of `path` after the regular-file checks of [`super::open_file`].
 fn read_head(path: &Path) -> Result<Vec<u8>> {
     use std::io::Read;
@@ -209,11 +228,11 @@ pub fn is_point_file(path: &Path) -> bool {
 /// Opens `spec.path` with the format `--format` names, or the one detected.
 pub fn open(spec: &OpenSpec) -> Result<Arc<dyn ArraySource>> {
     let mut spec = spec.clone();
-    if let Some((base, member)) = split_member(&spec.path) {
+    if let Some((base, member)) = split_member(&spec.path).or_else(|| split_colon_member(&spec.path)) {
         if spec.member.is_some() {
             return Err(Error::request(
                 &spec.path,
-                "give the part either in brackets or with --hdu/--series, not both",
+                "give the part either in the path (brackets or FILE:PART) or with --hdu/--dataset, not both",
             ));
         }
         spec.path = base;

@@ -1,6 +1,7 @@
-//! A source that presents stored integers as their physical floating-point values, with a "no value"
-//! integer (FITS `BLANK`) as NaN: what astropy hands its users for scaled data with blanks. Used where
-//! NaN must reach every consumer (render, stats, pyramid) rather than be a display-only transform.
+//! Sources that turn "no value" markers into NaN where every consumer (render, stats, pyramid) must see
+//! it: stored integers as their physical floating-point values with a blank integer (FITS `BLANK`, CF
+//! `_FillValue` of packed data) as NaN, as astropy and netCDF4 hand them out; and float data whose fill
+//! values (CF `_FillValue`/`missing_value`) become NaN in their own dtype.
 
 use std::sync::Arc;
 
@@ -97,5 +98,86 @@ impl ArraySource for PhysicalFloat {
 
     fn sample_grid(&self, slice: u64, xs: &[u64], ys: &[u64]) -> Result<Vec<f64>> {
         Ok(self.inner.sample_grid(slice, xs, ys)?.into_iter().map(|v| self.convert(v)).collect())
+    }
+}
+
+/// `inner`'s float32/float64 values with every value equal to one of `fill` as NaN (same dtype).
+pub struct MaskedFloat {
+    inner: Arc<dyn ArraySource>,
+    info: SourceInfo,
+    fill: Vec<f64>,
+}
+
+impl MaskedFloat {
+    /// Wraps `inner` (float32 or float64, scalar) so that `fill` values read as NaN.
+    pub fn new(inner: Arc<dyn ArraySource>, fill: Vec<f64>, note: String) -> MaskedFloat {
+        let mut info = inner.info().clone();
+        info.details.push(("values".to_string(), note));
+        MaskedFloat { inner, info, fill }
+    }
+
+    fn is_fill(&self, v: f64) -> bool {
+        self.fill.iter().any(|&f| f == v)
+    }
+}
+
+impl ArraySource for MaskedFloat {
+    fn info(&self) -> &SourceInfo {
+        &self.info
+    }
+
+    fn read_region(&self, slice: u64, rect: Rect, out: &mut RegionBuf) -> Result<()> {
+        self.inner.read_region(slice, rect, out)?;
+        // The comparison is made in the stored dtype: a float32 fill of 1e20 is the float32 nearest 1e20.
+        match self.info.dtype {
+            DType::F32 => {
+                let fill: Vec<f32> = self.fill.iter().map(|&f| f as f32).collect();
+                for v in bytemuck::cast_slice_mut::<u8, f32>(out.bytes_mut()) {
+                    if fill.contains(v) {
+                        *v = f32::NAN;
+                    }
+                }
+            }
+            DType::F64 => {
+                for v in bytemuck::cast_slice_mut::<u8, f64>(out.bytes_mut()) {
+                    if self.is_fill(*v) {
+                        *v = f64::NAN;
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn chunk_shape(&self) -> Option<(u64, u64)> {
+        self.inner.chunk_shape()
+    }
+
+    fn cheap_head_rows(&self) -> Option<u64> {
+        self.inner.cheap_head_rows()
+    }
+
+    fn prefetch(&self, slice: u64, rect: Rect) {
+        self.inner.prefetch(slice, rect);
+    }
+
+    fn stream_hint(&self, sequential: bool) {
+        self.inner.stream_hint(sequential);
+    }
+
+    fn check_lent(&self) -> Result<()> {
+        self.inner.check_lent()
+    }
+
+    fn sample_grid(&self, slice: u64, xs: &[u64], ys: &[u64]) -> Result<Vec<f64>> {
+        let f32_fill: Vec<f64> = self.fill.iter().map(|&f| f64::from(f as f32)).collect();
+        let single = self.info.dtype == DType::F32;
+        Ok(self
+            .inner
+            .sample_grid(slice, xs, ys)?
+            .into_iter()
+            .map(|v| if (single && f32_fill.contains(&v)) || (!single && self.is_fill(v)) { f64::NAN } else { v })
+            .collect())
     }
 }
