@@ -751,9 +751,11 @@ fn run_command(command: Command, out: &mut dyn Write) -> Result<()> {
             let slice = resolve_slice(info, a.index.as_deref(), a.slice)?;
             let v = headless::probe_text(src.as_ref(), slice, a.x, a.y)?;
             let dtype = info.scaling.map_or(info.dtype, |s| s.physical);
+            let at = source::axes::position_text(&info.axes, info.image.channels, slice, a.x, a.y)
+                .map_or(String::new(), |t| format!("; {t}"));
             write_out(
                 out,
-                &format!("{dtype} [{}, {}] (x={}, y={}, {}): {v}\n", a.y, a.x, a.x, a.y, info.slice_label(slice)),
+                &format!("{dtype} [{}, {}] (x={}, y={}, {}{at}): {v}\n", a.y, a.x, a.x, a.y, info.slice_label(slice)),
             )
         }
         Command::Pyramid(a) => {

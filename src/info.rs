@@ -19,6 +19,16 @@ pub fn info_text(info: &SourceInfo) -> String {
         .iter()
         .map(|a| {
             let mut t = format!("{}={}", a.name, a.size);
+            if let Some(c) = a.coords.as_ref().filter(|c| !c.is_empty()) {
+                let (first, last) = (c[0], c[c.len() - 1]);
+                let u = a.unit.as_deref().map_or(String::new(), |u| format!(" {u}"));
+                t.push_str(&format!(
+                    " ({} … {}{u})",
+                    crate::source::axes::coord_str(first),
+                    crate::source::axes::coord_str(last)
+                ));
+                return t;
+            }
             match (a.scale, &a.unit) {
                 (Some(sc), Some(u)) => t.push_str(&format!(" ({} {u})", crate::numfmt::format_f64(sc))),
                 (Some(sc), None) => t.push_str(&format!(" ({})", crate::numfmt::format_f64(sc))),
@@ -106,6 +116,11 @@ pub fn info_json(info: &SourceInfo) -> serde_json::Value {
         "channels": info.image.channels,
         "details": info.details.iter().map(|(k, v)| serde_json::json!([k, v])).collect::<Vec<_>>(),
     });
+    for (k, a) in info.axes.iter().enumerate() {
+        if let Some(c) = a.coords.as_ref().filter(|c| !c.is_empty()) {
+            v["axes"][k]["coord_range"] = serde_json::json!([c[0], c[c.len() - 1]]);
+        }
+    }
     if let Some(sc) = info.scaling {
         v["scaling"] = serde_json::json!({
             "scale": sc.scale, "offset": sc.offset, "blank": sc.blank, "physical_dtype": sc.physical.name(),

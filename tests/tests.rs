@@ -13,6 +13,7 @@ mod hardening_cache;
 mod hardening_input;
 mod hardening_output;
 mod hardening_window;
+mod hdf5;
 mod library;
 mod malformed;
 mod points;

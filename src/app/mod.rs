@@ -1070,7 +1070,12 @@ impl Viewer {
             };
             match &doc.hover {
                 Some((x, y, v)) => {
-                    ui.add(egui::Label::new(egui::RichText::new(format!("x {x} y {y} = {v}")).monospace()).truncate())
+                    let info = doc.src.info();
+                    let at = crate::source::axes::position_text(&info.axes, info.image.channels, doc.slice, *x, *y)
+                        .map_or(String::new(), |t| format!(" ({t})"));
+                    ui.add(
+                        egui::Label::new(egui::RichText::new(format!("x {x} y {y}{at} = {v}")).monospace()).truncate(),
+                    )
                 }
                 None => ui.monospace("x – y –"),
             };

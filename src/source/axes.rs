@@ -18,7 +18,7 @@ pub struct Axis {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scale: Option<f64>,
     /// The coordinate of each index along the axis (a NetCDF coordinate variable such as `lat`), when the
-    /// file gives one; `info --json` carries only its first and last values.
+    /// file gives one; `info --json` carries only its first and last values (`coord_range`).
     #[serde(skip)]
     pub coords: Option<std::sync::Arc<[f64]>>,
 }
@@ -101,7 +101,7 @@ pub fn position_text(axes: &[Axis], channels: u64, slice: u64, x: u64, y: u64) -
 
 /// A coordinate as numpy prints it, in float32 digits when the value is a float32 (most coordinate
 /// variables are), so that `45.1f32` reads `45.1`, not `45.099998474121094`.
-fn coord_str(v: f64) -> String {
+pub fn coord_str(v: f64) -> String {
     if f64::from(v as f32) == v {
         crate::numfmt::format_f32(v as f32)
     } else {

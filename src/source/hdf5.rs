@@ -49,15 +49,8 @@ const MAX_LISTED: usize = 4096;
 const MAX_DEPTH: usize = 32;
 
 /// HDF5 filters `hdf5-reader` decodes: deflate, shuffle, fletcher32, szip, n-bit, scale-offset, LZ4.
-const FILTERS: [(u16, &str); 7] = [
-    (1, "deflate"),
-    (2, "shuffle"),
-    (3, "fletcher32"),
-    (4, "szip"),
-    (5, "nbit"),
-    (6, "scaleoffset"),
-    (32004, "lz4"),
-];
+const FILTERS: [(u16, &str); 7] =
+    [(1, "deflate"), (2, "shuffle"), (3, "fletcher32"), (4, "szip"), (5, "nbit"), (6, "scaleoffset"), (32004, "lz4")];
 
 /// Names of registered third-party filters people meet, for the error that refuses them.
 fn filter_name(id: u16) -> &'static str {
@@ -136,6 +129,7 @@ fn type_words(t: &Datatype) -> String {
         Some((d, _)) => d.name().to_string(),
         None => match t {
             Datatype::String { .. } => "string".into(),
+            Datatype::VarLen { kind: hdf5_reader::VarLenKind::String, .. } => "string".into(),
             Datatype::VarLen { .. } => "variable-length".into(),
             Datatype::Compound { .. } => "compound".into(),
             Datatype::Array { .. } => "array".into(),
@@ -305,17 +299,31 @@ pub fn open_hdf5(path: &Path, member: Option<&str>) -> Result<Arc<dyn ArraySourc
             Arc::new(MappedArray::new(&file, info, at)?)
         }
         _ if dtype == DType::F16 => {
-            return Err(bad(path, format!("dataset '{}' is float16 stored with chunks; vastview reads float16 HDF5 data only when contiguous", entry.path)))
+            return Err(bad(
+                path,
+                format!(
+                    "dataset '{}' is float16 stored with chunks; vastview reads float16 HDF5 data only when contiguous",
+                    entry.path
+                ),
+            ))
         }
         _ => {
             let (cw, ch) = match ds.chunks() {
-                Some(c) => (u64::from(c[n - 1]).clamp(1, shape[n - 1].max(1)), u64::from(c[n - 2]).clamp(1, shape[n - 2].max(1))),
-                None => (shape[n - 1].max(1), (STRIP_BYTES / (shape[n - 1].max(1) * esz)).clamp(1, shape[n - 2].max(1))),
+                Some(c) => (
+                    u64::from(c[n - 1]).clamp(1, shape[n - 1].max(1)),
+                    u64::from(c[n - 2]).clamp(1, shape[n - 2].max(1)),
+                ),
+                None => {
+                    (shape[n - 1].max(1), (STRIP_BYTES / (shape[n - 1].max(1) * esz)).clamp(1, shape[n - 2].max(1)))
+                }
             };
             if cw.saturating_mul(ch).saturating_mul(esz) > MAX_CHUNK_BYTES {
                 return Err(bad(
                     path,
-                    format!("chunks of {cw}x{ch} pixels are more than the {} MiB vastview decodes at once", MAX_CHUNK_BYTES >> 20),
+                    format!(
+                        "chunks of {cw}x{ch} pixels are more than the {} MiB vastview decodes at once",
+                        MAX_CHUNK_BYTES >> 20
+                    ),
                 ));
             }
             if let Some(c) = ds.chunks() {
@@ -339,7 +347,10 @@ fn is_netcdf4(h5: &Hdf5File, ds: &Dataset) -> bool {
 
 /// How a dataset's elements are stored.
 enum Layout {
-    Contiguous { address: u64, size: u64 },
+    Contiguous {
+        address: u64,
+        size: u64,
+    },
     Chunked,
     /// Compact (in the object header), unallocated or external: read through the library.
     Other(&'static str),
@@ -378,7 +389,9 @@ fn layout_of(h5: &Hdf5File, ds: &Dataset) -> (Layout, Vec<u16>) {
                         }
                     }
                     hdf5_reader::messages::layout::DataLayout::Chunked { .. } => Layout::Chunked,
-                    hdf5_reader::messages::layout::DataLayout::Compact { .. } => Layout::Other("compact (in the header)"),
+                    hdf5_reader::messages::layout::DataLayout::Compact { .. } => {
+                        Layout::Other("compact (in the header)")
+                    }
                 }
             }
             HdfMessage::FilterPipeline(p) => filters = p.filters.iter().map(|f| f.id).collect(),
@@ -450,7 +463,10 @@ impl ChunkDecoder for SlabDecoder {
         sel.push(SliceInfoElem::Slice { start: y0, end: y1, step: 1 });
         sel.push(SliceInfoElem::Slice { start: x0, end: x1, step: 1 });
         let bytes = self.read(&SliceInfo { selections: sel }).map_err(|e| {
-            Error::bad_input(&self.path, format!("reading chunk ({cy}, {cx}) of slice {group} of '{}': {e}", self.ds.name()))
+            Error::bad_input(
+                &self.path,
+                format!("reading chunk ({cy}, {cx}) of slice {group} of '{}': {e}", self.ds.name()),
+            )
         })?;
         let (w, h) = ((x1 - x0) as usize, (y1 - y0) as usize);
         if bytes.len() != w * h * self.dtype.size() {

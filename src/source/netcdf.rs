@@ -141,8 +141,11 @@ pub fn with_cf(src: Arc<dyn ArraySource>, cf: &Cf) -> Arc<dyn ArraySource> {
         return Arc::new(Rescaled { inner: src, info });
     }
     let num = |v: f64, single: bool| if single { crate::numfmt::format_f32(v as f32) } else { g(v) };
-    let what =
-        if packed { format!("unpacked as stored x {} + {}, ", num(scale, s32), num(offset, o32)) } else { String::new() };
+    let what = if packed {
+        format!("unpacked as stored x {} + {}, ", num(scale, s32), num(offset, o32))
+    } else {
+        String::new()
+    };
     let note = format!(
         "{} {what}with _FillValue {} as NaN (stored {} converted on read, as netCDF4-python does)",
         physical.name(),
@@ -191,11 +194,14 @@ impl ArraySource for Rescaled {
     }
 }
 
+/// One dimension of a variable: its name, its coordinate variable's values and their units.
+pub type NcDim = (String, Option<Arc<[f64]>>, Option<String>);
+
 /// What the NetCDF layer knows about a variable: its dimensions (name, coordinates, their units) and CF
 /// conventions.
 #[derive(Debug, Clone, Default)]
 pub struct NcMeta {
-    pub dims: Vec<(String, Option<Arc<[f64]>>, Option<String>)>,
+    pub dims: Vec<NcDim>,
     pub cf: Cf,
 }
 
@@ -207,7 +213,9 @@ impl NcMeta {
             .map(|d| {
                 let cv = nc.variable(&d.name).ok().filter(|c| c.is_coordinate_variable() && c.dtype().is_primitive());
                 let coords = cv
-                    .filter(|c| c.shape().first().is_some_and(|&n| n <= MAX_COORDS) && !matches!(c.dtype(), NcType::Char))
+                    .filter(|c| {
+                        c.shape().first().is_some_and(|&n| n <= MAX_COORDS) && !matches!(c.dtype(), NcType::Char)
+                    })
                     .and_then(|c| nc.read_variable_as_f64(&c.name).ok())
                     .map(|a| a.iter().copied().collect::<Arc<[f64]>>());
                 let unit = cv.and_then(|c| c.attribute("units")).and_then(|a| a.value.as_string());
@@ -270,7 +278,10 @@ fn dtype_of(t: &NcType) -> Option<DType> {
 }
 
 fn type_words(t: &NcType) -> String {
-    dtype_of(t).map_or_else(|| if matches!(t, NcType::Char) { "char".into() } else { "non-numeric".into() }, |d| d.name().to_string())
+    dtype_of(t).map_or_else(
+        || if matches!(t, NcType::Char) { "char".into() } else { "non-numeric".into() },
+        |d| d.name().to_string(),
+    )
 }
 
 fn open_netcdf_source(spec: &OpenSpec) -> Result<Arc<dyn ArraySource>> {
@@ -294,7 +305,10 @@ pub fn open_netcdf(path: &Path, member: Option<&str>) -> Result<Arc<dyn ArraySou
             if !is_image(v) {
                 return Err(Error::bad_input(
                     path,
-                    format!("variable {} is not an image (vastview shows numeric variables of 2 or more dimensions)", describe(v)),
+                    format!(
+                        "variable {} is not an image (vastview shows numeric variables of 2 or more dimensions)",
+                        describe(v)
+                    ),
                 ));
             }
             (v, String::new())

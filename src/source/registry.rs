@@ -99,14 +99,8 @@ pub static NPY: FormatSpec = FormatSpec {
 };
 
 /// Every format vastview opens by detection, in the order they are tried and listed.
-pub static FORMATS: &[&FormatSpec] = &[
-    &NPY,
-    &super::tiff::TIFF,
-    &super::fits::FITS,
-    &super::zarr::ZARR,
-    &super::hdf5::HDF5,
-    &super::netcdf::NETCDF,
-];
+pub static FORMATS: &[&FormatSpec] =
+    &[&NPY, &super::tiff::TIFF, &super::fits::FITS, &super::zarr::ZARR, &super::hdf5::HDF5, &super::netcdf::NETCDF];
 
 /// The format named `name` (case-insensitive; `tif` is `tiff`).
 pub fn by_name(name: &str) -> Option<&'static FormatSpec> {

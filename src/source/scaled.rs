@@ -117,7 +117,7 @@ impl MaskedFloat {
     }
 
     fn is_fill(&self, v: f64) -> bool {
-        self.fill.iter().any(|&f| f == v)
+        self.fill.contains(&v)
     }
 }
 
