@@ -17,6 +17,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 PY="${VASTVIEW_PYTHON:-python3}"
 if ! "$PY" -c "import numpy, matplotlib, PIL, tifffile, imagecodecs, colorcet, astropy, zarr" >/dev/null 2>&1; then
-  "$PY" -m pip install -q numpy matplotlib pillow tifffile imagecodecs colorcet astropy zarr  # zarr: the Zarr reader oracle; pillow, tifffile: JPEG/TIFF output tests; imagecodecs: tifffile's LZW/Zstandard/JPEG for the TIFF reader tests; colorcet: colormap tables; astropy: the FITS oracle
+  "$PY" -m pip install -q numpy matplotlib pillow tifffile imagecodecs colorcet astropy zarr h5py netCDF4  # zarr, h5py, netCDF4: the Zarr, HDF5 and NetCDF reader oracles; pillow, tifffile: JPEG/TIFF output tests; imagecodecs: tifffile's LZW/Zstandard/JPEG for the TIFF reader tests; colorcet: colormap tables; astropy: the FITS oracle
 fi
 mkdir -p -m 700 "${XDG_RUNTIME_DIR:-/tmp/vastview-xdg}"
