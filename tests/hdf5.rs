@@ -178,6 +178,30 @@ fn datasets_are_listed_and_chosen_by_path() {
 }
 
 #[test]
+fn the_parts_a_window_lists_are_the_image_datasets_and_each_opens() {
+    let (dir, m) = oracle_hdf5();
+    let h5 = Path::new(m["h5"].as_str().expect("h5"));
+    let mut got: Vec<String> = source::registry::parts(h5).into_iter().map(|p| p.member).collect();
+    let mut want = strs(&m["h5_images"]);
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "h5py's image datasets");
+    for p in source::registry::parts(h5) {
+        let spec = OpenSpec { path: h5.to_path_buf(), member: Some(p.member.clone()), ..Default::default() };
+        // Listed even when its filter is one vastview cannot decode: opening it then says so.
+        let src = match source::open(&spec) {
+            Ok(s) => s,
+            Err(e) if p.member == "/lzf_u16" && e.to_string().contains("LZF") => continue,
+            Err(e) => panic!("{}: {e}", p.member),
+        };
+        assert!(p.label.starts_with(&p.member) && p.label.contains(&source::fmt_shape(&src.info().shape)), "{p:?}");
+    }
+    let nc: Vec<String> = source::registry::parts(&dir.join("cdf1.nc")).into_iter().map(|p| p.member).collect();
+    assert_eq!(nc, strs(&m["nc_images"]));
+    assert!(source::registry::parts(&dir.join("cf_sst.npy")).is_empty(), ".npy has no parts");
+}
+
+#[test]
 fn renders_of_hdf5_equal_the_data_through_matplotlib_limits() {
     // The render path end to end: a chunked dataset renders as its values say (min/max limits, gray).
     let (dir, m) = oracle_hdf5();

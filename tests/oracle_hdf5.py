@@ -113,4 +113,11 @@ for fmt, tag in [("NETCDF3_CLASSIC", "cdf1"), ("NETCDF3_64BIT_OFFSET", "cdf2"), 
         expect(tag + "_temp", p, "temp", np.ma.filled(d["temp"][...], np.nan))
         expect(tag + "_elev", p, "elev", np.asarray(d["elev"][...]))
 
-json.dump({"cases": cases, "coords": expect_coords, "h5": h5, "nc4": nc4}, open(os.path.join(out, "manifest.json"), "w"))
+# The datasets h5py sees as images (numeric, 2 or more dimensions), for the window's list of parts.
+images = []
+with h5py.File(h5, "r") as f:
+    f.visititems(lambda n, o: images.append("/" + n) if isinstance(o, h5py.Dataset) and o.ndim >= 2
+                 and o.dtype.kind in "biuf" else None)
+with netCDF4.Dataset(os.path.join(out, "cdf1.nc")) as d:
+    nc_images = [v for v in d.variables if d[v].ndim >= 2]
+json.dump({"cases": cases, "coords": expect_coords, "h5": h5, "nc4": nc4, "h5_images": images, "nc_images": nc_images}, open(os.path.join(out, "manifest.json"), "w"))

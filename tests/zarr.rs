@@ -135,6 +135,15 @@ fn a_group_names_its_arrays_and_an_array_path_opens_it() {
     assert!(e.contains("a (10, 12) uint8") && e.contains("sub/b (20, 30) float32"), "{e}");
     let b = open_path(&g.join("sub/b"));
     assert!(all_values(b.as_ref()).iter().all(|&v| v == 1.5));
+    // The window's list of the group's parts, each opening by its path as a member; `..` is refused.
+    let parts = source::registry::parts(&g);
+    let labels: Vec<&str> = parts.iter().map(|p| p.label.as_str()).collect();
+    assert_eq!(labels, ["a (10, 12) uint8", "sub/b (20, 30) float32"]);
+    let spec = OpenSpec { path: g.clone(), member: Some("sub/b".into()), ..Default::default() };
+    assert_eq!(source::open(&spec).expect("member").info().shape, [20, 30]);
+    let spec = OpenSpec { path: g.join("sub"), member: Some("../a".into()), ..Default::default() };
+    assert!(source::open(&spec).is_err());
+    assert!(source::registry::parts(&dir.join("ome.zarr")).is_empty(), "an OME image opens as one");
 }
 
 #[test]

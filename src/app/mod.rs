@@ -261,6 +261,9 @@ pub(crate) struct Viewer {
     opts: LaunchOptions,
     doc: Option<Doc>,
     error: Option<String>,
+    /// The parts of the file last opened that open on their own (HDF5 datasets, NetCDF variables, a Zarr
+    /// group's arrays): the file, the part shown (if any), and the list for the side and error panels.
+    parts: Option<(OpenSpec, Option<String>, Vec<crate::source::registry::Part>)>,
     pub(crate) display: Display,
     pub(crate) cmap_base: String,
     pub(crate) reversed: bool,
@@ -378,6 +381,7 @@ impl Viewer {
             ctx,
             doc: None,
             error: None,
+            parts: None,
             display,
             cmap_base: base,
             reversed,
@@ -437,6 +441,14 @@ impl Viewer {
         if !spec.demo && spec.raw.is_none() && points::is_point_file(&spec.path) {
             return self.open_points(&spec.path, &crate::source::points::PointSpec::default());
         }
+        self.parts = (!spec.demo && spec.raw.is_none())
+            .then(|| {
+                let (path, written) = crate::source::registry::split_part(&spec.path);
+                let list = crate::source::registry::parts(&path);
+                let base = OpenSpec { path, member: None, ..spec.clone() };
+                (base, spec.member.clone().or(written), list)
+            })
+            .filter(|p| !p.2.is_empty());
         match source::open(spec) {
             Ok(src) => {
                 let info = src.info().clone();

@@ -220,6 +220,7 @@ impl Viewer {
         self.update_histogram(ui);
         let color = self.doc.as_ref().is_some_and(|d| d.src.info().image.is_color());
         egui::ScrollArea::vertical().show(ui, |ui| {
+            self.parts_picker(ui);
             if color {
                 // RGB(A) pixels are drawn as stored: colormap, limits, scale and gamma would do nothing.
                 ui.heading("RGB(A) image");
@@ -500,12 +501,61 @@ impl Viewer {
         });
     }
 
+    /// The file's parts that open on their own (HDF5 datasets, NetCDF variables, a Zarr group's arrays),
+    /// when there are several: choosing one opens it in place of the one shown.
+    fn parts_picker(&mut self, ui: &mut egui::Ui) {
+        let Some((base, current, list)) = &self.parts else { return };
+        if list.len() < 2 || self.doc.is_none() {
+            return;
+        }
+        // The part shown: the one asked for, else the one the format chose (`info().member`).
+        let shown = current.clone().or_else(|| self.doc.as_ref().and_then(|d| d.src.info().member.clone()));
+        let norm = |m: &str| m.trim_start_matches('/').to_string();
+        let shown = shown.map(|m| norm(&m));
+        let label = list
+            .iter()
+            .find(|p| Some(norm(&p.member)) == shown)
+            .map_or_else(|| "(choose)".to_string(), |p| p.label.clone());
+        let mut pick = None;
+        ui.heading("Dataset");
+        egui::ComboBox::from_id_salt("part").selected_text(label).width(ui.available_width()).show_ui(ui, |ui| {
+            for p in list {
+                if ui.selectable_label(Some(norm(&p.member)) == shown, &p.label).clicked() {
+                    pick = Some(p.member.clone());
+                }
+            }
+        });
+        ui.separator();
+        if let Some(m) = pick {
+            let spec = OpenSpec { member: Some(m), ..base.clone() };
+            self.open(&spec);
+        }
+    }
+
     pub(super) fn error_panel(&mut self, ui: &mut egui::Ui, err: &str) {
         ui.vertical_centered(|ui| {
             ui.add_space(60.0);
             ui.heading("Cannot open this file");
             ui.colored_label(egui::Color32::from_rgb(255, 90, 90), err);
             ui.add_space(20.0);
+            // A group or a file with several parts: open one of them from here.
+            let mut pick = None;
+            if let Some((base, _, list)) = &self.parts {
+                ui.label("Open one of its parts:");
+                egui::ScrollArea::vertical().max_height(240.0).show(ui, |ui| {
+                    for p in list {
+                        if ui.link(&p.label).clicked() {
+                            pick = Some(OpenSpec { member: Some(p.member.clone()), ..base.clone() });
+                        }
+                    }
+                });
+                ui.add_space(20.0);
+            }
+            if let Some(spec) = pick {
+                self.error = None;
+                self.open(&spec);
+                return;
+            }
             if ui.button("Open another file…").clicked() {
                 if let Some(p) = rfd::FileDialog::new().pick_file() {
                     self.open(&OpenSpec { path: p, ..Default::default() });

@@ -29,6 +29,7 @@ pub static FITS: FormatSpec = FormatSpec {
     confirm: Some(confirm),
     dir: None,
     open: open_fits_source,
+    parts: None,
 };
 
 /// The content check after the `SIMPLE  =` magic: the card's value is logical true.

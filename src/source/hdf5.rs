@@ -37,7 +37,18 @@ pub static HDF5: FormatSpec = FormatSpec {
     confirm: None,
     dir: None,
     open: open_hdf5_source,
+    parts: Some(hdf5_parts),
 };
+
+/// The image datasets of the file.
+fn hdf5_parts(path: &Path) -> Result<Vec<super::registry::Part>> {
+    let (h5, _, _) = open_file(path)?;
+    Ok(list(path, &h5)?
+        .into_iter()
+        .filter(Entry::is_image)
+        .map(|e| super::registry::Part { label: e.describe(), member: e.path })
+        .collect())
+}
 
 /// The most bytes one decoded chunk-sized read may take (a larger chunk is refused, not allocated).
 const MAX_CHUNK_BYTES: u64 = 1 << 30;

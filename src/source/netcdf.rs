@@ -31,7 +31,27 @@ pub static NETCDF: FormatSpec = FormatSpec {
     confirm: None,
     dir: None,
     open: open_netcdf_source,
+    parts: Some(netcdf_parts),
 };
+
+/// The image variables of the file.
+fn netcdf_parts(path: &Path) -> Result<Vec<super::registry::Part>> {
+    let (nc, _, _) = open_storage(path)?;
+    let vars = nc.variables().map_err(|e| Error::bad_input(path, e.to_string()))?;
+    Ok(vars
+        .iter()
+        .filter(|v| is_image(v))
+        .map(|v| super::registry::Part { label: describe(v), member: v.name.clone() })
+        .collect())
+}
+
+fn describe(v: &NcVariable) -> String {
+    format!("{} {} {}", v.name, super::fmt_shape(&v.shape()), type_words(v.dtype()))
+}
+
+fn is_image(v: &NcVariable) -> bool {
+    v.ndim() >= 2 && dtype_of(v.dtype()).is_some()
+}
 
 /// The longest coordinate variable read for the cursor readout (values, not bytes).
 const MAX_COORDS: u64 = 1 << 24;
@@ -293,9 +313,7 @@ fn open_netcdf_source(spec: &OpenSpec) -> Result<Arc<dyn ArraySource>> {
 pub fn open_netcdf(path: &Path, member: Option<&str>) -> Result<Arc<dyn ArraySource>> {
     let (nc, file, len) = open_storage(path)?;
     let vars = nc.variables().map_err(|e| Error::bad_input(path, e.to_string()))?;
-    let describe = |v: &NcVariable| format!("{} {} {}", v.name, super::fmt_shape(&v.shape()), type_words(v.dtype()));
     let listing = || vars.iter().map(describe).collect::<Vec<_>>().join(", ");
-    let is_image = |v: &NcVariable| v.ndim() >= 2 && dtype_of(v.dtype()).is_some();
     let (var, why) = match member {
         Some(m) => {
             let m = m.trim_start_matches('/');

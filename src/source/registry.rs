@@ -64,6 +64,20 @@ pub struct FormatSpec {
     pub dir: Option<fn(&Path) -> bool>,
     /// Opens the file (`spec.member` selects a part of it, if the format has parts).
     pub open: fn(&OpenSpec) -> Result<Arc<dyn ArraySource>>,
+    /// The parts of a file that open on their own as images (HDF5 datasets, NetCDF variables, the arrays of
+    /// a Zarr group), for the window's list; `None`: the format has no such parts.
+    pub parts: Option<ListParts>,
+}
+
+/// Lists a file's parts ([`FormatSpec::parts`]).
+pub type ListParts = fn(&Path) -> Result<Vec<Part>>;
+
+/// One part of a file that opens on its own: `member` goes in [`OpenSpec::member`]; `label` is for people
+/// (`/group/ds (300, 517) uint16`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    pub member: String,
+    pub label: String,
 }
 
 impl std::fmt::Debug for FormatSpec {
@@ -96,6 +110,7 @@ pub static NPY: FormatSpec = FormatSpec {
     confirm: None,
     dir: None,
     open: open_npy,
+    parts: None,
 };
 
 /// Every format vastview opens by detection, in the order they are tried and listed.
@@ -219,6 +234,28 @@ pub fn is_point_file(path: &Path) -> bool {
     probe.has_extension(&TEXT_POINT_EXTENSIONS)
 }
 
+/// The format of `path` as [`open`] finds it without `--format`.
+fn format_of(path: &Path) -> Result<&'static FormatSpec> {
+    match FORMATS.iter().copied().find(|f| f.dir.is_some_and(|d| d(path))) {
+        Some(f) => Ok(f),
+        None => detect(path, &read_head(path)?),
+    }
+}
+
+/// The file named by `path` without a part written into it (`file.h5:/ds`, `file.fits[2]`), and that part.
+pub fn split_part(path: &Path) -> (PathBuf, Option<String>) {
+    match split_member(path).or_else(|| split_colon_member(path)) {
+        Some((base, member)) => (base, Some(member)),
+        None => (path.to_path_buf(), None),
+    }
+}
+
+/// The parts of `path` that open on their own (see [`FormatSpec::parts`]); empty when its format has
+/// none or it cannot be read.
+pub fn parts(path: &Path) -> Vec<Part> {
+    format_of(path).ok().and_then(|f| f.parts).and_then(|list| list(path).ok()).unwrap_or_default()
+}
+
 /// Opens `spec.path` with the format `--format` names, or the one detected.
 pub fn open(spec: &OpenSpec) -> Result<Arc<dyn ArraySource>> {
     let mut spec = spec.clone();
@@ -236,10 +273,7 @@ pub fn open(spec: &OpenSpec) -> Result<Arc<dyn ArraySource>> {
         Some(name) => by_name(name).ok_or_else(|| {
             Error::request(&spec.path, format!("--format '{name}' is not a format vastview knows ({})", names()))
         })?,
-        None => match FORMATS.iter().copied().find(|f| f.dir.is_some_and(|d| d(&spec.path))) {
-            Some(f) => f,
-            None => detect(&spec.path, &read_head(&spec.path)?)?,
-        },
+        None => format_of(&spec.path)?,
     };
     (format.open)(&spec)
 }

@@ -39,6 +39,7 @@ pub static TIFF: FormatSpec = FormatSpec {
     confirm: None,
     dir: None,
     open: open_spec,
+    parts: None,
 };
 
 fn open_spec(spec: &OpenSpec) -> Result<Arc<dyn ArraySource>> {

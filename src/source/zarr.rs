@@ -29,7 +29,26 @@ pub static ZARR: FormatSpec = FormatSpec {
     confirm: None,
     dir: Some(is_zarr_dir),
     open: open_zarr_source,
+    parts: Some(zarr_parts),
 };
+
+/// The arrays of a group that is not an OME image (an array or an image has no parts to choose).
+fn zarr_parts(path: &Path) -> Result<Vec<super::registry::Part>> {
+    let dir = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
+    let (is_array, attrs) = node_kind(path, &dir)?;
+    let ome = attrs.get("ome").unwrap_or(&attrs);
+    if is_array || ome.get("multiscales").is_some() {
+        return Ok(Vec::new());
+    }
+    Ok(list_arrays(&dir)
+        .into_iter()
+        .filter(|(_, shape, _, _)| shape.len() >= 2)
+        .map(|(name, shape, dtype, _)| super::registry::Part {
+            label: format!("{name} {} {dtype}", super::fmt_shape(&shape)),
+            member: name,
+        })
+        .collect())
+}
 
 /// Metadata documents that make a directory a Zarr node.
 const DOCS: [&str; 4] = ["zarr.json", ".zarray", ".zgroup", ".zattrs"];
@@ -40,10 +59,17 @@ pub fn is_zarr_dir(p: &Path) -> bool {
 }
 
 fn open_zarr_source(spec: &OpenSpec) -> Result<Arc<dyn ArraySource>> {
-    if let Some(m) = &spec.member {
-        return Err(Error::request(&spec.path, format!("give a path inside the store instead of the part '{m}'")));
+    match &spec.member {
+        // An array of the group by its path inside it (the window's list), as `store.zarr/sub/array` is.
+        Some(m) => {
+            let rel = Path::new(m.trim_start_matches('/'));
+            if rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+                return Err(Error::request(&spec.path, format!("'{m}' is not a path inside the store")));
+            }
+            open_zarr(&spec.path.join(rel))
+        }
+        None => open_zarr(&spec.path),
     }
-    open_zarr(&spec.path)
 }
 
 /// The store root (the topmost ancestor directory that is still a Zarr node) and the node path of `dir`.
