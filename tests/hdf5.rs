@@ -277,3 +277,49 @@ fn damaged_files_get_one_line_and_exit_2() {
     // The user's file is untouched by all this.
     assert_eq!(std::fs::read(&h5).expect("read"), original);
 }
+
+#[test]
+fn the_window_draws_a_chunked_dataset_as_render_does() {
+    if gpu_session().is_none() {
+        return;
+    }
+    let (dir, m) = oracle_hdf5();
+    let file = format!("{}:/deep/er/gzip_shuffle_f32", m["h5"].as_str().expect("h5"));
+    let shot = dir.join("window_h5.png");
+    let look = ["--colormap", "viridis", "--limits", "-2.5,2.5"];
+    let mut args = vec![file.as_str(), "--screenshot", shot.to_str().expect("utf8"), "--window-size", "900x600"];
+    args.extend(["--zoom", "2"]);
+    args.extend(look);
+    let Some(out) = crate::window::under_xvfb(&args) else { return };
+    let err = stderr(&out);
+    assert!(out.status.success(), "window exited {:?}: {err}", out.status.code());
+    let [ox, oy, vw, vh] = crate::window::data_area(&err).unwrap_or_else(|| panic!("no data area line in: {err}"));
+    let png = dir.join("render_h5.png");
+    let mut rargs = vec!["render", file.as_str(), "--region", "0,0,190,200", "--size", "190x200"];
+    rargs.extend(look);
+    rargs.extend(["-o", png.to_str().expect("utf8")]);
+    let r = vastview(&rargs);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let (_, _, want) = read_png(&png);
+    let (sw, _, px) = read_png(&shot);
+    let (wd, h, zoom) = (190.0, 200.0, 2.0);
+    let (mut compared, mut bad) = (0, Vec::new());
+    for sy in 0..vh as u32 {
+        for sx in 0..vw as u32 {
+            let x = ((f64::from(sx) + 0.5 - vw / 2.0) / zoom + wd / 2.0).floor();
+            let y = ((f64::from(sy) + 0.5 - vh / 2.0) / zoom + h / 2.0).floor();
+            if x < 0.0 || y < 0.0 || x >= wd || y >= h {
+                continue;
+            }
+            let k = ((y * wd + x) as usize) * 4;
+            let at = (((oy as u32 + sy) * sw + ox as u32 + sx) * 4) as usize;
+            compared += 1;
+            let (g, w) = (&px[at..at + 3], &want[k..k + 3]);
+            if g.iter().zip(w).any(|(a, b)| (i32::from(*a) - i32::from(*b)).abs() > 2) && bad.len() < 5 {
+                bad.push(format!("screen ({sx},{sy}) data ({x},{y}): window {g:?}, render {w:?}"));
+            }
+        }
+    }
+    assert_eq!(compared, 190 * 200 * 4, "the whole slice is on screen at zoom 2");
+    assert!(bad.is_empty(), "window differs from render: {}", bad.join("; "));
+}
