@@ -70,11 +70,17 @@ pub fn slice_of(outer: &[Axis], idx: &[u64]) -> u64 {
 }
 
 /// The index over the outer axes of flat slice `slice`.
-pub fn index_of(outer: &[Axis], mut slice: u64) -> Vec<u64> {
-    let mut idx = vec![0; outer.len()];
-    for (k, a) in outer.iter().enumerate().rev() {
-        idx[k] = slice % a.size.max(1);
-        slice /= a.size.max(1);
+pub fn index_of(outer: &[Axis], slice: u64) -> Vec<u64> {
+    let sizes: Vec<u64> = outer.iter().map(|a| a.size).collect();
+    unflatten(&sizes, slice)
+}
+
+/// The index over axes of `sizes` (outermost first, the last varying fastest) of flat number `slice`.
+pub fn unflatten(sizes: &[u64], mut slice: u64) -> Vec<u64> {
+    let mut idx = vec![0; sizes.len()];
+    for (k, &n) in sizes.iter().enumerate().rev() {
+        idx[k] = slice % n.max(1);
+        slice /= n.max(1);
     }
     idx
 }

@@ -461,13 +461,7 @@ impl ChunkDecoder for SlabDecoder {
     }
     fn decode(&self, group: u64, cy: u64, cx: u64) -> Result<Chunk> {
         let mut sel = Vec::with_capacity(self.outer.len() + 2);
-        let mut rest = group;
-        let mut idx = vec![0; self.outer.len()];
-        for (i, &n) in self.outer.iter().enumerate().rev() {
-            idx[i] = rest % n.max(1);
-            rest /= n.max(1);
-        }
-        sel.extend(idx.iter().map(|&i| SliceInfoElem::Index(i)));
+        sel.extend(super::axes::unflatten(&self.outer, group).iter().map(|&i| SliceInfoElem::Index(i)));
         let g = self.grid;
         let (y0, x0) = (cy * g.chunk_h, cx * g.chunk_w);
         let (y1, x1) = ((y0 + g.chunk_h).min(g.height), (x0 + g.chunk_w).min(g.width));

@@ -77,17 +77,7 @@ impl Cf {
     /// The conventions from a NetCDF variable's attributes.
     pub fn from_nc(var: &NcVariable) -> Cf {
         let get = |n: &str| var.attribute(n).and_then(|a| attr_f64s(&a.value));
-        let one = |n: &str| get(n).and_then(|(v, f)| v.first().map(|&x| (x, f)));
-        let mut fill: Vec<f64> = get("_FillValue").map(|v| v.0).unwrap_or_default();
-        fill.extend(get("missing_value").map(|v| v.0).unwrap_or_default());
-        let text = |n: &str| var.attribute(n).and_then(|a| a.value.as_string());
-        Cf {
-            fill,
-            scale: one("scale_factor"),
-            offset: one("add_offset"),
-            units: text("units"),
-            long_name: text("long_name"),
-        }
+        Cf::from_attrs(get, |n| var.attribute(n).and_then(|a| a.value.as_string()))
     }
 
     /// The conventions from an HDF5 dataset's attributes (files written by h5py with CF attributes).
@@ -97,10 +87,15 @@ impl Cf {
             let f32 = matches!(a.datatype, hdf5_reader::Datatype::FloatingPoint { size: 4, .. });
             a.read_1d::<f64>().ok().or_else(|| a.read_as_f64().ok().map(|v| vec![v])).map(|v| (v, f32))
         };
+        Cf::from_attrs(get, |n| ds.attribute(n).ok().and_then(|a| a.read_string().ok()))
+    }
+
+    /// The conventions from an attribute reader: `get` gives a numeric attribute's values and whether it
+    /// is float32, `text` a text attribute.
+    fn from_attrs(get: impl Fn(&str) -> Option<(Vec<f64>, bool)>, text: impl Fn(&str) -> Option<String>) -> Cf {
         let one = |n: &str| get(n).and_then(|(v, f)| v.first().map(|&x| (x, f)));
         let mut fill: Vec<f64> = get("_FillValue").map(|v| v.0).unwrap_or_default();
         fill.extend(get("missing_value").map(|v| v.0).unwrap_or_default());
-        let text = |n: &str| ds.attribute(n).ok().and_then(|a| a.read_string().ok());
         Cf {
             fill,
             scale: one("scale_factor"),
