@@ -346,6 +346,14 @@ pub fn open_netcdf(path: &Path, member: Option<&str>) -> Result<Arc<dyn ArraySou
     let shape = var.shape();
     let n = shape.len();
     let esz = dtype.size() as u64;
+    // Sizes from the header are checked against the file before anything is allocated or multiplied.
+    let total = shape.iter().try_fold(esz, |acc, &d| acc.checked_mul(d));
+    if total.is_none_or(|t| t > len) {
+        return Err(Error::bad_input(
+            path,
+            format!("variable '{}' of shape {shape:?} is more bytes than the file holds ({len})", var.name),
+        ));
+    }
     let slices: u64 = shape[..n - 2].iter().product();
     let image = ImageShape { slices, height: shape[n - 2], width: shape[n - 1], channels: 1 };
     let version = match nc.format() {
@@ -378,6 +386,17 @@ pub fn open_netcdf(path: &Path, member: Option<&str>) -> Result<Arc<dyn ArraySou
         }
         // Each record holds the variable's slices for one index of the record dimension, back to back.
         let per_record: u64 = shape[1..n - 2].iter().product();
+        let last = shape[0].checked_sub(1).and_then(|r| r.checked_mul(var.record_size));
+        let end = last.and_then(|l| l.checked_add(var.data_offset)?.checked_add(per_record.checked_mul(plane)?));
+        if shape[0] > 0 && end.is_none_or(|e| e > len) {
+            return Err(Error::bad_input(
+                path,
+                format!(
+                    "variable '{}': {} records of {} bytes lie past the end of the file ({len})",
+                    var.name, shape[0], var.record_size
+                ),
+            ));
+        }
         let mut planes = Vec::with_capacity(slices as usize);
         for r in 0..shape[0] {
             for k in 0..per_record {

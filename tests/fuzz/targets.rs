@@ -19,8 +19,20 @@ use vastview::source::{self, ArraySource, RegionBuf};
 use super::engine::{self, havoc, mutate_bytes, replace_digits_or_insert, Outcome, Rng, Target, INTERESTING};
 
 /// The names of all targets, in the order `all` runs them.
-pub const ALL: [&str; 10] =
-    ["npy", "npy_points", "raw", "text_points", "points_raw", "flags", "pyramid_cache", "index_cache", "fits", "tiff"];
+pub const ALL: [&str; 12] = [
+    "npy",
+    "npy_points",
+    "raw",
+    "text_points",
+    "points_raw",
+    "flags",
+    "pyramid_cache",
+    "index_cache",
+    "fits",
+    "tiff",
+    "hdf5",
+    "netcdf",
+];
 
 /// Makes the target called `name`, with its scratch files under `dir`.
 pub fn make(name: &str, dir: &Path) -> Option<Box<dyn Target>> {
@@ -37,6 +49,8 @@ pub fn make(name: &str, dir: &Path) -> Option<Box<dyn Target>> {
         "index_cache" => Box::new(IndexCache::new(&d)),
         "fits" => Box::new(Fits { file: d.join("in.fits") }),
         "tiff" => Box::new(Tiff { file: d.join("in.tif") }),
+        "hdf5" => Box::new(Container { name: "hdf5", file: d.join("in.h5") }),
+        "netcdf" => Box::new(Container { name: "netcdf", file: d.join("in.nc") }),
         _ => return None,
     })
 }
@@ -78,7 +92,11 @@ fn exercise_image(src: &dyn ArraySource) -> Outcome {
     let (w, h, n) = (im.width, im.height, im.slices);
     // The stored bytes must be exactly what the layout says (a file too short is an error, not a map
     // that faults).
-    let esz = info.dtype.size() as u64;
+    // A FITS image converted on read (BLANK with BSCALE: stored int32 shown as float64) stores BITPIX's width.
+    let bitpix = info.extra.get("header").and_then(|h| h.as_array()).and_then(|cards| {
+        cards.iter().find(|c| c.get("key").and_then(|k| k.as_str()) == Some("BITPIX"))?.get("value")?.as_i64()
+    });
+    let esz = bitpix.map_or(info.dtype.size() as u64, |b| b.unsigned_abs() / 8);
     let elems = info.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).expect("element count of an opened file");
     assert!(info.header_size + elems * esz <= info.file_size, "{info:?}: data runs past the end of the file");
     let mut buf = RegionBuf::default();
@@ -1261,6 +1279,49 @@ impl Target for Tiff {
         let mut r = exercise_chunked(&src)?;
         for lv in src.levels().map_err(err)?.iter().skip(1) {
             r.push_str(&exercise_chunked(lv.as_ref())?);
+        }
+        Ok(r)
+    }
+}
+
+// HDF5 and NetCDF: superblocks, object headers, B-trees, chunk indexes, filters, CF attributes.
+
+/// An HDF5 or NetCDF file (seeds: `fuzz/corpus/hdf5/`, `fuzz/corpus/netcdf/`, h5py/netCDF4-written) opened
+/// by detection, its parts (datasets, variables) listed, and up to three of them opened and read like TIFF.
+struct Container {
+    name: &'static str,
+    file: PathBuf,
+}
+
+impl Target for Container {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn mutate(&self, rng: &mut Rng, v: &mut Vec<u8>, corpus: &[Vec<u8>]) {
+        // Mostly byte havoc; sometimes an interesting number over a 4- or 8-byte field (sizes, addresses).
+        if rng.below(3) == 0 && v.len() > 8 {
+            let at = rng.below(v.len() - 8);
+            let x = *rng.pick(&INTERESTING);
+            let wide = rng.below(2) == 0;
+            let bytes = (x as u64).to_le_bytes();
+            for (k, b) in bytes.iter().take(if wide { 8 } else { 4 }).enumerate() {
+                v[at + k] = *b;
+            }
+        } else {
+            havoc(rng, v, corpus);
+        }
+    }
+    fn run(&mut self, input: &[u8]) -> Outcome {
+        write(&self.file, input)?;
+        let parts = source::registry::parts(&self.file);
+        let mut r = format!("{} parts; ", parts.len().min(4));
+        // The label stays a class (part count and shapes), not the parts' names, which mutation varies.
+        let members: Vec<Option<String>> =
+            if parts.is_empty() { vec![None] } else { parts.into_iter().take(3).map(|p| Some(p.member)).collect() };
+        for member in members {
+            let spec = source::OpenSpec { path: self.file.clone(), member, ..Default::default() };
+            let src = source::open(&spec).map_err(err)?;
+            r.push_str(&exercise_chunked(src.as_ref())?);
         }
         Ok(r)
     }
