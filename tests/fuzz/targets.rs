@@ -1303,7 +1303,7 @@ impl Target for Container {
             let at = rng.below(v.len() - 8);
             let x = *rng.pick(&INTERESTING);
             let wide = rng.below(2) == 0;
-            let bytes = (x as u64).to_le_bytes();
+            let bytes = x.to_le_bytes();
             for (k, b) in bytes.iter().take(if wide { 8 } else { 4 }).enumerate() {
                 v[at + k] = *b;
             }
