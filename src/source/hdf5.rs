@@ -263,7 +263,7 @@ pub fn open_hdf5(path: &Path, member: Option<&str>) -> Result<Arc<dyn ArraySourc
     let shape = ds.shape().to_vec();
     let n = shape.len();
     let esz = dtype.size() as u64;
-    if shape.iter().try_fold(esz, |acc, &d| acc.checked_mul(d)).is_none() {
+    if super::shape_bytes(&shape, esz).is_none() {
         return Err(bad(path, format!("dataset shape {shape:?} is more bytes than a 64-bit size can hold")));
     }
     let slices: u64 = shape[..n - 2].iter().product();

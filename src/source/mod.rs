@@ -458,6 +458,12 @@ pub(crate) fn image_shape(path: &Path, shape: &[u64], dtype: DType) -> Result<Im
     })
 }
 
+/// The bytes an array of `shape` with `esz`-byte elements takes, or `None` when that overflows 64 bits
+/// (checked before any size from a header is multiplied, allocated or compared with the file).
+pub(crate) fn shape_bytes(shape: &[u64], esz: u64) -> Option<u64> {
+    shape.iter().try_fold(esz, |acc, &d| acc.checked_mul(d))
+}
+
 /// numpy's spelling of a shape: `(3,)`, `(20000, 20000)`.
 pub fn fmt_shape(shape: &[u64]) -> String {
     match shape {

@@ -347,7 +347,7 @@ pub fn open_netcdf(path: &Path, member: Option<&str>) -> Result<Arc<dyn ArraySou
     let n = shape.len();
     let esz = dtype.size() as u64;
     // Sizes from the header are checked against the file before anything is allocated or multiplied.
-    let total = shape.iter().try_fold(esz, |acc, &d| acc.checked_mul(d));
+    let total = super::shape_bytes(&shape, esz);
     if total.is_none_or(|t| t > len) {
         return Err(Error::bad_input(
             path,

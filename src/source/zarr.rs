@@ -286,7 +286,7 @@ fn open_array(path: &Path, dir: &Path, ome: Option<OmeMeta>) -> Result<ZarrArray
         return Err(Error::bad_input(path, format!("the array has {n} dimension(s); vastview shows 2 or more")));
     }
     let esz = dtype.size() as u64;
-    if shape.iter().try_fold(esz, |acc, &d| acc.checked_mul(d)).is_none() {
+    if super::shape_bytes(&shape, esz).is_none() {
         return Err(Error::bad_input(path, format!("shape {shape:?} is more bytes than a 64-bit size can hold")));
     }
     let chunks: Vec<u64> = a
